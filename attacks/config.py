@@ -1,0 +1,112 @@
+"""Attack settings, their validation, and how a method name composes the step pieces."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from attacks.directions import DEFAULT_C, DirectionFn, blob_direction_fn, gradient_direction
+from attacks.losses import LOSSES
+from attacks.precision import COMPUTE_DTYPES
+from attacks.steps import LinfStep, quantized_unit, sign_unit
+
+METHODS = ("fgsm", "pgd", "pqgd", "blob", "blob_qg")
+# Methods whose direction couples the examples of a group (regrouped every round).
+GROUPED_METHODS = ("blob", "blob_qg")
+QUANTIZED_METHODS = ("pqgd", "blob_qg")
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """Everything that defines one attack run (not the model or the data).
+
+    Attributes:
+      method: fgsm | pgd | pqgd | blob | blob_qg.
+      epsilon: L-inf radius, > 0 (pixels are in [0, 1]).
+      steps: iterations, >= 1 (FGSM: 1).
+      step_size: ``a`` per step, > 0 (FGSM: ``epsilon``).
+      b: quantization level >= 1; required by pqgd and blob_qg, optional for fgsm
+        (quantized FGSM), not accepted by pgd and blob (whose step is the sign).
+      loss: xent | cw.
+      random_start: start from ``clip(x_nat + U(-eps, eps), 0, 1)`` (FGSM: never).
+      batch_size: images per compiled call; for BLOB the group size M of the kernel term.
+      steps_per_group: BLOB steps between regroupings of the whole set.
+      c: BLOB kernel weight (default 1.1 for xent, 10 for cw).
+      compute_dtype: float32 | bfloat16 for the model's forward and backward passes.
+      xla: "auto" (on where a GPU is visible), "on" or "off".
+    """
+
+    method: str
+    epsilon: float
+    steps: int | None = None
+    step_size: float | None = None
+    b: float | None = None
+    loss: str = "xent"
+    random_start: bool = True
+    batch_size: int = 200
+    steps_per_group: int = 10
+    c: float | None = None
+    compute_dtype: str = "float32"
+    xla: str | bool = "auto"
+
+    def __post_init__(self):
+        _check(self.method in METHODS, f"unknown method {self.method!r}; known: {', '.join(METHODS)}")
+        _check(self.loss in LOSSES, f"unknown loss {self.loss!r}; known: {', '.join(LOSSES)}")
+        _check(self.compute_dtype in COMPUTE_DTYPES,
+               f"compute_dtype must be one of {', '.join(COMPUTE_DTYPES)}, got {self.compute_dtype!r}")
+        _check(_positive(self.epsilon), f"epsilon must be a finite number > 0, got {self.epsilon}")
+        _check(self.xla in ("auto", "on", "off", True, False), f"xla must be auto, on or off, got {self.xla!r}")
+        _check(isinstance(self.batch_size, int) and self.batch_size >= 1,
+               f"batch_size must be an integer >= 1, got {self.batch_size}")
+        _check(isinstance(self.steps_per_group, int) and self.steps_per_group >= 1,
+               f"steps_per_group must be an integer >= 1, got {self.steps_per_group}")
+        if self.method == "fgsm":
+            _check(self.steps in (None, 1), f"fgsm takes exactly one step, got steps={self.steps}")
+            _check(self.step_size in (None, self.epsilon),
+                   f"fgsm's step size is epsilon, got step_size={self.step_size}")
+        else:
+            _check(isinstance(self.steps, int) and self.steps >= 1,
+                   f"steps must be an integer >= 1, got {self.steps}")
+            _check(_positive(self.step_size), f"step_size must be a finite number > 0, got {self.step_size}")
+        if self.method in QUANTIZED_METHODS:
+            _check(self.b is not None, f"{self.method} needs the quantization level b (>= 1)")
+        if self.method in ("pgd", "blob"):
+            _check(self.b is None, f"{self.method} steps with the sign; use "
+                   f"{'pqgd' if self.method == 'pgd' else 'blob_qg'} for a quantization level b")
+        if self.b is not None:
+            _check(_positive(self.b) and self.b >= 1, f"b must be >= 1, got {self.b}")
+        if self.c is not None:
+            _check(self.method in GROUPED_METHODS, f"c (the kernel weight) applies to blob and blob_qg only")
+            _check(math.isfinite(self.c) and self.c >= 0, f"c must be a finite number >= 0, got {self.c}")
+
+    def resolved(self) -> AttackConfig:
+        """The same attack with FGSM's implied settings and BLOB's default c filled in."""
+        if self.method == "fgsm":
+            return replace(self, steps=1, step_size=self.epsilon, random_start=False)
+        if self.method in GROUPED_METHODS and self.c is None:
+            return replace(self, c=DEFAULT_C[self.loss])
+        return self
+
+    @property
+    def grouped(self) -> bool:
+        return self.method in GROUPED_METHODS
+
+    def step_rule(self) -> LinfStep:
+        """Sign or quantized unit step: the single piece that makes an attack 'quantized'."""
+        cfg = self.resolved()
+        unit = sign_unit() if cfg.b is None else quantized_unit(cfg.b)
+        return LinfStep(epsilon=cfg.epsilon, step_size=cfg.step_size, unit=unit)
+
+    def direction(self) -> DirectionFn:
+        """Plain gradient, or the BLOB kernel-interaction direction."""
+        cfg = self.resolved()
+        return blob_direction_fn(cfg.c) if cfg.grouped else gradient_direction()
+
+
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value) and value > 0
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
