@@ -4,11 +4,11 @@ Takes a Keras model and numpy arrays; knows no file formats. The step rule (sign
 quantized, ``attacks.steps``) and the direction (gradient or BLOB, ``attacks.directions``)
 are the two swappable pieces; ``attacks.engine.StepRunner`` is the one compiled loop.
 """
-from attacks.api import RestartState, attack, perturb, predict, run_restart
+from attacks.api import RestartState, attack, make_runner, perturb, predict, run_restart
 from attacks.config import METHODS, AttackConfig
 from attacks.directions import blob_direction
 from attacks.losses import LOSSES, per_example_loss
 from attacks.quantize import quantize
 
-__all__ = ["AttackConfig", "LOSSES", "METHODS", "RestartState", "attack", "blob_direction",
+__all__ = ["AttackConfig", "LOSSES", "METHODS", "RestartState", "attack", "blob_direction", "make_runner",
            "per_example_loss", "perturb", "predict", "quantize", "run_restart"]

@@ -81,7 +81,7 @@ def attack(model: keras.Model, x: np.ndarray, y: np.ndarray, config: AttackConfi
         raise ValueError(f"restarts must be an integer >= 1, got {restarts}")
     if x_start is not None:
         x_start = validate_start(x_start, x, config.epsilon)
-    runner = _runner(model, config)
+    runner = make_runner(model, config)
     state = resume if resume is not None else RestartState(
         x_adv=np.empty_like(x), broken=np.zeros(len(x), dtype=bool))
     if len(state.broken) != len(x):
@@ -190,7 +190,8 @@ def validate_start(x_start, x: np.ndarray, epsilon: float) -> np.ndarray:
     return x_start
 
 
-def _runner(model: keras.Model, config: AttackConfig) -> StepRunner:
+def make_runner(model: keras.Model, config: AttackConfig) -> StepRunner:
+    """The compiled step loop for ``config`` on ``model`` (bfloat16 copy made if asked)."""
     cfg = config.resolved()
     return StepRunner(model_in_dtype(model, cfg.compute_dtype), cfg.loss, cfg.step_rule(),
                       cfg.direction(), xla=resolve_xla(cfg.xla))

@@ -19,7 +19,8 @@ def quantize(g: ArrayOrTensor, b: float) -> ArrayOrTensor:
       Same type, shape and dtype as ``g``: ``zeta(b * g / M)`` with ``M = max |g|`` of the
       example, where ``zeta(v) = sign(v)`` if ``|v| < 1`` else ``round(v)`` (half to even,
       as numpy and TensorFlow round). An example whose gradient is all zero maps to zeros.
-      Values are integers in ``[-b, b]`` stored in ``g``'s dtype.
+      Values are integers in ``[-b, b]`` stored in ``g``'s dtype. Subnormal gradient
+      components (< 1.2e-38 in float32) count as zero in TensorFlow's CPU kernels.
     """
     if b < 1:
         raise ValueError(f"quantization level b must be >= 1, got {b}")
@@ -33,13 +34,16 @@ def quantize_tensor(g: tf.Tensor, b: float | tf.Tensor) -> tf.Tensor:
     reduce_axes = list(range(1, g.shape.rank)) if g.shape.rank > 1 else None
     m = tf.reduce_max(tf.abs(g), axis=reduce_axes, keepdims=True)
     b = tf.cast(b, g.dtype)
-    # Dividing by 1 where M == 0 leaves the zero gradient at zero instead of 0/0 = NaN.
-    v = (b * g) / tf.where(m > 0, m, tf.ones_like(m))
-    return tf.where(tf.abs(v) < 1, tf.sign(v), tf.round(v))
+    # Dividing by 1 where M == 0 leaves the zero gradient at zero instead of 0/0 = NaN;
+    # normalising before scaling by b keeps huge gradients from overflowing to inf.
+    v = b * (g / tf.where(m > 0, m, tf.ones_like(m)))
+    # sign(g) == sign(v) exactly, and it survives v underflowing to a subnormal (which the
+    # CPU kernels flush to zero) when one component is ~1e38 times smaller than the max.
+    return tf.where(tf.abs(v) < 1, tf.sign(g), tf.round(v))
 
 
 def _quantize_numpy(g: np.ndarray, b: float) -> np.ndarray:
     reduce_axes = tuple(range(1, g.ndim)) if g.ndim > 1 else None
     m = np.max(np.abs(g), axis=reduce_axes, keepdims=True)
-    v = (g.dtype.type(b) * g) / np.where(m > 0, m, g.dtype.type(1))
-    return np.where(np.abs(v) < 1, np.sign(v), np.round(v)).astype(g.dtype, copy=False)
+    v = g.dtype.type(b) * (g / np.where(m > 0, m, g.dtype.type(1)))
+    return np.where(np.abs(v) < 1, np.sign(g), np.round(v)).astype(g.dtype, copy=False)

@@ -1,0 +1,48 @@
+"""File formats of the MNIST Adversarial Examples Challenge: TF1 checkpoints and IDX data.
+
+No attack math lives here; Keras layer definitions live in ``models``.
+"""
+from mnist_challenge_compat.errors import CompatError
+from mnist_challenge_compat.checkpoint import latest_checkpoint
+from mnist_challenge_compat.checkpoint import load_model
+from mnist_challenge_compat.checkpoint import restore_optimizer
+from mnist_challenge_compat.checkpoint import save_checkpoint
+from mnist_challenge_compat.checkpoint import tf1_variable_map
+from mnist_challenge_compat.data import dataset_source
+from mnist_challenge_compat.data import load_dataset
+
+__all__ = [
+    "CompatError",
+    "load_model",
+    "save_checkpoint",
+    "restore_optimizer",
+    "latest_checkpoint",
+    "tf1_variable_map",
+    "load_dataset",
+    "dataset_source",
+]
+
+# Challenge config.json and submissions (run_attack is a program: not imported here).
+from mnist_challenge_compat.config import CONFIG_TO_FLAGS
+from mnist_challenge_compat.config import config_to_flag_values
+from mnist_challenge_compat.config import read_challenge_config
+from mnist_challenge_compat.config import write_challenge_config
+from mnist_challenge_compat.submission import SubmissionError
+from mnist_challenge_compat.submission import check_submission
+from mnist_challenge_compat.submission import leaderboard_row
+from mnist_challenge_compat.submission import load_submission
+from mnist_challenge_compat.submission import save_array_atomic
+from mnist_challenge_compat.submission import write_leaderboard
+
+__all__ += [
+    "CONFIG_TO_FLAGS",
+    "config_to_flag_values",
+    "read_challenge_config",
+    "write_challenge_config",
+    "SubmissionError",
+    "check_submission",
+    "leaderboard_row",
+    "load_submission",
+    "save_array_atomic",
+    "write_leaderboard",
+]
