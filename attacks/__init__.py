@@ -5,10 +5,11 @@ quantized, ``attacks.steps``) and the direction (gradient or BLOB, ``attacks.dir
 are the two swappable pieces; ``attacks.engine.StepRunner`` is the one compiled loop.
 """
 from attacks.api import RestartState, attack, make_runner, perturb, predict, run_restart
+from attacks.runs import RunsState, attack_runs
 from attacks.config import METHODS, AttackConfig
 from attacks.directions import blob_direction
 from attacks.losses import LOSSES, per_example_loss
 from attacks.quantize import quantize
 
-__all__ = ["AttackConfig", "LOSSES", "METHODS", "RestartState", "attack", "blob_direction", "make_runner",
+__all__ = ["AttackConfig", "LOSSES", "METHODS", "RestartState", "RunsState", "attack", "attack_runs", "blob_direction", "make_runner",
            "per_example_loss", "perturb", "predict", "quantize", "run_restart"]

@@ -69,12 +69,14 @@ def perturb(model: keras.Model, x: np.ndarray, y: np.ndarray, *, method: str, ep
 def attack(model: keras.Model, x: np.ndarray, y: np.ndarray, config: AttackConfig, *,
            restarts: int = 1, seed: Seed = None, x_start: np.ndarray | None = None,
            resume: RestartState | None = None,
-           on_restart: Callable[[RestartState], None] | None = None) -> RestartState:
+           on_restart: Callable[[RestartState], None] | None = None,
+           on_progress: Callable[[int], None] | None = None) -> RestartState:
     """Runs ``restarts`` restarts of ``config`` and merges them per example.
 
     Restart ``r`` draws its randomness from ``np.random.default_rng([*seed, r])``, so a run
     resumed from ``resume`` (the state after its first ``resume.completed`` restarts) ends
-    exactly as an uninterrupted one. ``on_restart`` sees the state after every restart.
+    exactly as an uninterrupted one. ``on_restart`` sees the state after every restart;
+    ``on_progress`` the example-steps done so far in the current restart, after each group.
     """
     x, y = validate_inputs(x, y, model)
     if not (isinstance(restarts, int) and restarts >= 1):
@@ -87,8 +89,8 @@ def attack(model: keras.Model, x: np.ndarray, y: np.ndarray, config: AttackConfi
     if len(state.broken) != len(x):
         raise ValueError(f"resume state holds {len(state.broken)} examples, the data {len(x)}")
     for r in range(state.completed, restarts):
-        rng = np.random.default_rng([*_seed_words(seed), r])
-        x_adv = run_restart(runner, config, x, y, rng, x_start)
+        rng = np.random.default_rng([*seed_words(seed), r])
+        x_adv = run_restart(runner, config, x, y, rng, x_start, on_progress)
         merge_restart(state, x_adv, predict(model, x_adv, config.batch_size) == y)
         if on_restart is not None:
             on_restart(state)
@@ -96,7 +98,8 @@ def attack(model: keras.Model, x: np.ndarray, y: np.ndarray, config: AttackConfi
 
 
 def run_restart(runner: StepRunner, config: AttackConfig, x: np.ndarray, y: np.ndarray,
-                rng: np.random.Generator, x_start: np.ndarray | None = None) -> np.ndarray:
+                rng: np.random.Generator, x_start: np.ndarray | None = None,
+                on_progress: Callable[[int], None] | None = None) -> np.ndarray:
     """One restart: start point, then all steps on groups of the set; ``(N, 784)`` float32."""
     cfg = config.resolved()
     rule = cfg.step_rule()
@@ -106,8 +109,12 @@ def run_restart(runner: StepRunner, config: AttackConfig, x: np.ndarray, y: np.n
         x_adv = rule.random_perturb(x, rng)
     else:
         x_adv = x.copy()
+    done = 0
     for idx, n in group_schedule(len(x), cfg, rng):
         x_adv[idx] = runner.run(x_adv[idx], x[idx], y[idx], n)
+        done += len(idx) * n
+        if on_progress is not None:
+            on_progress(done)
     return x_adv
 
 
@@ -197,7 +204,8 @@ def make_runner(model: keras.Model, config: AttackConfig) -> StepRunner:
                       cfg.direction(), xla=resolve_xla(cfg.xla))
 
 
-def _seed_words(seed: Seed) -> list[int]:
+def seed_words(seed: Seed) -> list[int]:
+    """A seed as a list of ints for ``np.random.default_rng`` (fresh entropy for None)."""
     if seed is None:
         return list(np.random.SeedSequence().generate_state(2))
     if isinstance(seed, (int, np.integer)):

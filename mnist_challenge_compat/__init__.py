@@ -46,3 +46,8 @@ __all__ += [
     "save_array_atomic",
     "write_leaderboard",
 ]
+
+from mnist_challenge_compat.run_state import load_state
+from mnist_challenge_compat.run_state import save_state
+
+__all__ += ["load_state", "save_state"]

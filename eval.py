@@ -1,0 +1,93 @@
+"""Attack a challenge checkpoint and write the MNIST Challenge's files.
+
+    python eval.py                                   # built-in default: PGD-40 on the shipped
+                                                     # robust MNIST model, first 1,000 test images
+    python eval.py --attack=pqgd --b=100 --steps=200 --restarts=50 --num_examples=10000 \\
+        --model_dir=models/secret --output_dir=runs/secret_pqgd
+    python eval.py --config=config.json              # a challenge config.json; flags win
+
+Writes ``attack.npy``, ``pred.npy``, ``results.json`` and ``leaderboard.md`` to ``--output_dir``;
+rerunning an interrupted command resumes it from the last finished restart.
+"""
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import sys  # noqa: E402
+
+from absl import app, flags  # noqa: E402
+
+from workflow.cli import EXIT_INTERRUPTED, fail, one_line_flags_parser  # noqa: E402
+
+PROGRAM = "eval.py"
+FLAGS = flags.FLAGS
+
+flags.DEFINE_enum("attack", "pgd", ["fgsm", "pgd", "pqgd", "blob", "blob_qg"], "Attack method.")
+flags.DEFINE_float("b", None, "Quantization level (>= 1) for pqgd, blob_qg and quantized fgsm.")
+flags.DEFINE_float("epsilon", 0.3, "L-inf radius (pixels in [0, 1]).")
+flags.DEFINE_integer("steps", 40, "Attack iterations (the challenge's k).")
+flags.DEFINE_float("step_size", 0.01, "Step size a.")
+flags.DEFINE_enum("loss", "xent", ["xent", "cw"], "Attack loss.")
+flags.DEFINE_bool("random_start", True, "Start from a uniform random point of the eps-ball.")
+flags.DEFINE_integer("restarts", 1, "Restarts, merged per example.")
+flags.DEFINE_integer("runs", 1, "Independent runs (reports worst and average accuracy).")
+flags.DEFINE_integer("batch_size", 200, "Images per compiled call; the BLOB group size.")
+flags.DEFINE_integer("steps_per_group", 10, "BLOB steps between regroupings.")
+flags.DEFINE_float("c", None, "BLOB kernel weight (default 1.1 for xent, 10 for cw).")
+flags.DEFINE_integer("num_examples", 1000, "Attack the first N test images.")
+flags.DEFINE_string("model_dir", None, "Challenge model directory or checkpoint prefix "
+                    "(default: the shipped robust model of --dataset).")
+flags.DEFINE_enum("arch", None, ["madry_mnist", "daa_fashion"], "Architecture (default: inferred).")
+flags.DEFINE_enum("dataset", "mnist", ["mnist", "fashion_mnist"], "Test set.")
+flags.DEFINE_string("data_dir", None, "Folder with the four IDX files (MNIST_data layout).")
+flags.DEFINE_string("output_dir", "runs/eval", "Where outputs and the resumable state go.")
+flags.DEFINE_string("attack_path", "attack.npy", "Adversarial images file (relative: in output_dir).")
+flags.DEFINE_integer("seed", 0, "Random seed; same seed, same images.")
+flags.DEFINE_enum("xla", "auto", ["auto", "on", "off"], "XLA compilation (auto: on with a GPU).")
+flags.DEFINE_enum("compute_dtype", "float32", ["float32", "bfloat16"], "Attack forward/backward dtype.")
+flags.DEFINE_string("submitted_by", "qg-attacks", "The leaderboard row's 'Submitted by'.")
+flags.DEFINE_string("config", None, "A challenge config.json; its keys set flags not given explicitly.")
+
+flags.register_validator("epsilon", lambda v: v > 0, "--epsilon must be > 0")
+flags.register_validator("steps", lambda v: v >= 1, "--steps must be >= 1")
+flags.register_validator("step_size", lambda v: v > 0, "--step_size must be > 0")
+flags.register_validator("b", lambda v: v is None or v >= 1, "--b must be >= 1")
+flags.register_validator("restarts", lambda v: v >= 1, "--restarts must be >= 1")
+flags.register_validator("runs", lambda v: v >= 1, "--runs must be >= 1")
+flags.register_validator("batch_size", lambda v: v >= 1, "--batch_size must be >= 1")
+flags.register_validator("steps_per_group", lambda v: v >= 1, "--steps_per_group must be >= 1")
+flags.register_validator("num_examples", lambda v: v is None or v >= 1, "--num_examples must be >= 1")
+flags.register_validator("c", lambda v: v is None or v >= 0, "--c must be >= 0")
+flags.register_multi_flags_validator(
+    ["attack", "b"], lambda f: f["attack"] not in ("pqgd", "blob_qg") or f["b"] is not None,
+    "--attack=pqgd and --attack=blob_qg need --b (the quantization level, >= 1)")
+
+
+def settings_from_flags():
+    """EvalSettings from the flags, a --config file filling the flags not given explicitly."""
+    from mnist_challenge_compat.config import (EVAL_CONFIG_TO_FLAGS, config_to_flag_values,
+                                               read_challenge_config)
+    from workflow import EvalSettings
+    values = {name: FLAGS[name].value for name in EvalSettings.__dataclass_fields__}
+    if FLAGS.config:
+        from_config = config_to_flag_values(read_challenge_config(FLAGS.config), EVAL_CONFIG_TO_FLAGS)
+        values.update({k: v for k, v in from_config.items() if not FLAGS[k].present})
+    return EvalSettings(**values)
+
+
+def main(argv):
+    if len(argv) > 1:
+        fail(PROGRAM, f"unexpected arguments: {' '.join(argv[1:])}")
+    from mnist_challenge_compat import CompatError
+    from workflow import run_evaluation
+    from workflow.evaluate import Interrupted
+    try:
+        run_evaluation(settings_from_flags())
+    except Interrupted:
+        sys.exit(EXIT_INTERRUPTED)
+    except (CompatError, ValueError) as err:
+        fail(PROGRAM, str(err))
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=one_line_flags_parser(PROGRAM))

@@ -1,0 +1,132 @@
+"""eval.py end to end, as a user runs it: outputs, the challenge's rules, resume, errors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mnist_challenge_compat import check_submission, load_dataset, load_submission
+from tests.tf1_reference import TF1Model, make_tf1_checkpoint
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+
+
+def _eval(*args, **kw):
+    return subprocess.run([sys.executable, "eval.py", *args], cwd=REPO, env=ENV, capture_output=True,
+                          text=True, timeout=600, **kw)
+
+
+def _our_lines(stderr: str) -> list[str]:
+    """stderr without TensorFlow's own start-up log lines."""
+    return [l for l in stderr.splitlines() if l.startswith("eval.py")]
+
+
+@pytest.fixture(scope="module")
+def challenge_checkpoint(tmp_path_factory, secret_meta):
+    out = tmp_path_factory.mktemp("ckpt")
+    return out, make_tf1_checkpoint(secret_meta, out, seed=7)
+
+
+def test_pgd_on_200_images_passes_the_rules_and_matches_the_real_graph(challenge_checkpoint, secret_meta,
+                                                                       mnist_dir, tmp_path):
+    model_dir, prefix = challenge_checkpoint
+    out = tmp_path / "pgd"
+    res = _eval(f"--model_dir={model_dir}", f"--data_dir={mnist_dir}", "--num_examples=200",
+                "--steps=10", f"--output_dir={out}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    x_nat, y = load_dataset("mnist", "test", mnist_dir)
+    x_adv = load_submission(out / "attack.npy")
+    assert x_adv.dtype == np.float32 and x_adv.shape == (200, 784)
+    check_submission(x_adv, x_nat[:200], 0.3, num_examples=200)
+    results = json.loads((out / "results.json").read_text())
+    with TF1Model(secret_meta, prefix) as tf1:
+        real_pred = tf1.logits(x_adv).argmax(1)
+        real_clean = tf1.logits(x_nat[:200]).argmax(1)
+    assert results["adversarial_accuracy"] == pytest.approx(np.mean(real_pred == y[:200]))
+    assert results["clean_accuracy"] == pytest.approx(np.mean(real_clean == y[:200]))
+    np.testing.assert_array_equal(np.load(out / "pred.npy", allow_pickle=False), real_pred)
+    for key in ("settings", "model", "data", "run_accuracies", "restart_accuracies", "wall_time_s",
+                "example_steps_per_s", "versions", "worst_accuracy", "average_accuracy"):
+        assert key in results
+    assert set(results["model"]["checkpoint_sha256"]) == {"checkpoint-99900.index",
+                                                          "checkpoint-99900.data-00000-of-00001"}
+    assert "| Attack | Submitted by | Accuracy | Submission Date |" in (out / "leaderboard.md").read_text()
+    assert "run 1/1 restart 1/1 done" in res.stdout and "example-steps/s" in res.stdout
+
+
+def test_sigterm_after_first_restart_then_rerun_is_bit_identical(challenge_checkpoint, tmp_path):
+    model_dir, _ = challenge_checkpoint
+    args = [f"--model_dir={model_dir}", "--num_examples=400", "--steps=15", "--restarts=3",
+            "--attack=blob_qg", "--b=100"]
+    proc = subprocess.Popen([sys.executable, "eval.py", *args, f"--output_dir={tmp_path / 'cut'}"],
+                            cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "restart 1/3 done" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 130, "".join(seen) + rest
+    assert "rerun the same command to resume" in rest
+    assert (tmp_path / "cut" / "state.npz").exists()
+    assert not (tmp_path / "cut" / "attack.npy").exists()
+    resumed = _eval(*args, f"--output_dir={tmp_path / 'cut'}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming after 1 restart(s)" in resumed.stdout
+    assert "restart 1/3 done" not in resumed.stdout and "restart 3/3 done" in resumed.stdout
+    whole = _eval(*args, f"--output_dir={tmp_path / 'whole'}")
+    assert whole.returncode == 0
+    a = np.load(tmp_path / "cut" / "attack.npy", allow_pickle=False)
+    b = np.load(tmp_path / "whole" / "attack.npy", allow_pickle=False)
+    np.testing.assert_array_equal(a, b)
+    ra = json.loads((tmp_path / "cut" / "results.json").read_text())
+    rb = json.loads((tmp_path / "whole" / "results.json").read_text())
+    assert ra["restart_accuracies"] == rb["restart_accuracies"]
+
+
+def test_challenge_config_sets_the_flags_and_explicit_flags_win(challenge_checkpoint, shared_data, tmp_path):
+    model_dir, _ = challenge_checkpoint
+    config = shared_data / "mnist_challenge" / "config.json"
+    res = _eval(f"--config={config}", f"--model_dir={model_dir}", "--num_examples=40",
+                f"--output_dir={tmp_path}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    settings = json.loads((tmp_path / "results.json").read_text())["settings"]
+    official = json.loads(config.read_text())
+    assert settings["epsilon"] == official["epsilon"] == 0.3
+    assert settings["steps"] == official["k"] == 40
+    assert settings["step_size"] == official["a"]
+    assert settings["random_start"] is official["random_start"] is True
+    assert settings["loss"] == official["loss_func"]
+    assert settings["batch_size"] == official["eval_batch_size"]
+    assert settings["attack_path"] == official["store_adv_path"]
+    assert settings["num_examples"] == 40 and settings["model_dir"] == str(model_dir)
+
+
+@pytest.mark.parametrize("flag,needle", [
+    ("--epsilon=0", "--epsilon must be > 0"), ("--steps=0", "--steps must be >= 1"),
+    ("--b=0.5", "--b must be >= 1"), ("--attack=pgdd", "attack"), ("--attack=pqgd", "need --b"),
+    ("--runs=0", "--runs must be >= 1"),
+])
+def test_bad_flags_exit_nonzero_with_one_line(flag, needle):
+    res = _eval(flag)
+    assert res.returncode != 0
+    assert "Traceback" not in res.stderr
+    msg = [l for l in res.stderr.splitlines() if needle in l]
+    assert msg, res.stderr[-1000:]
+
+
+def test_missing_model_and_foreign_state_are_one_line_errors(challenge_checkpoint, tmp_path):
+    res = _eval(f"--model_dir={tmp_path / 'nope'}", f"--output_dir={tmp_path / 'o'}")
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert len(_our_lines(res.stderr)) == 1 and "nope" in _our_lines(res.stderr)[0]
+    model_dir, _ = challenge_checkpoint
+    common = [f"--model_dir={model_dir}", "--num_examples=20", "--steps=2", f"--output_dir={tmp_path / 'o'}"]
+    assert _eval(*common).returncode == 0
+    res = _eval(*common[:-2], "--steps=3", common[-1])
+    assert res.returncode == 1 and "other settings" in _our_lines(res.stderr)[0]

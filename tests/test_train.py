@@ -1,0 +1,201 @@
+"""train.py end to end, as a program: resume exactness, checkpoints in the real TF1 graphs,
+learning, ``--config`` handling and one-line errors. Real data only (``mnist_dir``)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import attacks
+import models
+from mnist_challenge_compat import latest_checkpoint, load_dataset, load_model
+from mnist_challenge_compat.checkpoint import read_global_step
+from tests.tf1_reference import TF1Model, meta_for, restore_model_vars
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TRAIN = REPO_ROOT / "train.py"
+# TensorFlow's C++ start-up logging, which is not ours and ignores TF_CPP_MIN_LOG_LEVEL.
+TF_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWEF]\d{4} \d\d:\d\d:\d\d)")
+
+
+def train_args(mnist_dir: Path, model_dir: Path, **overrides) -> list[str]:
+    """A tiny but adversarial run: 500 real training images (10 batches per epoch, so 30
+    steps cross two epoch boundaries), PGD-2, eps warm-up over 10 steps."""
+    values = dict(data_dir=mnist_dir, model_dir=model_dir, num_train_examples=500, k=2,
+                  a=0.1, epsilon=0.3, epsilon_warmup_steps=10, learning_rate=1e-3,
+                  num_checkpoint_steps=10, num_output_steps=5, random_seed=7)
+    values.update(overrides)
+    return [f"--{name}={value}" for name, value in values.items()]
+
+
+def run_train(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, str(TRAIN), *args], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def our_stderr_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.strip() and not TF_NOISE.match(line)]
+
+
+def checkpoint_tensors(prefix: str) -> dict[str, np.ndarray]:
+    reader = tf.train.load_checkpoint(prefix)
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def assert_same_checkpoint(a: str, b: str) -> None:
+    ta, tb = checkpoint_tensors(a), checkpoint_tensors(b)
+    assert sorted(ta) == sorted(tb)
+    for name in ta:
+        np.testing.assert_allclose(ta[name], tb[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def interrupt_after(args: list[str], marker: str, timeout: float = 120) -> int:
+    """Runs train.py, sends SIGTERM once a stdout line contains ``marker``; returns rc."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.Popen([sys.executable, str(TRAIN), *args], cwd=REPO_ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        for line in proc.stdout:
+            if marker in line:
+                proc.send_signal(signal.SIGTERM)
+                break
+        proc.stdout.read()
+        return proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, mnist_dir) -> str:
+    """30 steps in one go; the prefix of its final checkpoint."""
+    model_dir = tmp_path_factory.mktemp("uninterrupted")
+    result = run_train(train_args(mnist_dir, model_dir, max_num_training_steps=30))
+    assert result.returncode == 0, result.stderr[-2000:]
+    prefix = latest_checkpoint(model_dir)
+    assert prefix is not None and read_global_step(prefix) == 30
+    return prefix
+
+
+def test_resume_after_stop_and_signal_equals_uninterrupted_run(tmp_path, mnist_dir,
+                                                               uninterrupted):
+    # 1) 15 steps, then the same command with a larger max continues from checkpoint-15.
+    first = run_train(train_args(mnist_dir, tmp_path, max_num_training_steps=15))
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert read_global_step(latest_checkpoint(tmp_path)) == 15
+    # 2) SIGTERM mid-run: a checkpoint of the steps done so far, exit status 128 + 15.
+    rc = interrupt_after(train_args(mnist_dir, tmp_path, max_num_training_steps=30,
+                                    num_output_steps=1), marker="step 17/")
+    assert rc == 128 + signal.SIGTERM
+    stopped_at = read_global_step(latest_checkpoint(tmp_path))
+    assert 15 < stopped_at < 30
+    # 3) The same command again finishes the run.
+    last = run_train(train_args(mnist_dir, tmp_path, max_num_training_steps=30))
+    assert last.returncode == 0, last.stderr[-2000:]
+    assert "resuming from" in last.stdout and f"at step {stopped_at}" in last.stdout
+    assert "step 0/30" not in last.stdout
+    resumed = latest_checkpoint(tmp_path)
+    assert read_global_step(resumed) == 30
+    # Weights AND Adam slots / beta powers equal those of the uninterrupted run.
+    assert_same_checkpoint(resumed, uninterrupted)
+
+
+@pytest.mark.parametrize("arch", ["madry_mnist", "daa_fashion"])
+def test_training_checkpoints_restore_in_the_real_tf1_graph(tmp_path, mnist_dir, shared_data,
+                                                            arch):
+    result = run_train(train_args(mnist_dir, tmp_path, arch=arch, max_num_training_steps=3,
+                                  k=1, num_train_examples=150))
+    assert result.returncode == 0, result.stderr[-2000:]
+    prefix = latest_checkpoint(tmp_path)
+    x, _ = load_dataset("mnist", "test", mnist_dir)
+    x = x[:64]
+    expected = np.asarray(load_model(prefix, arch=arch)(x))
+    meta = meta_for(arch, shared_data)
+    with restore_model_vars(meta, prefix) as graph:
+        np.testing.assert_allclose(graph.logits(x), expected, rtol=1e-4, atol=1e-4)
+    # The graph's own Saver (optimizer slots, beta powers, global_step) restores it too.
+    stored = checkpoint_tensors(prefix)
+    with TF1Model(meta, prefix) as graph:
+        np.testing.assert_allclose(graph.logits(x), expected, rtol=1e-4, atol=1e-4)
+        assert int(graph.variable_value("global_step")) == 3
+        np.testing.assert_allclose(graph.variable_value("beta1_power"), 0.9 ** 4, rtol=1e-6)
+        np.testing.assert_array_equal(graph.variable_value("Variable/Adam"),
+                                      stored["Variable/Adam"])
+        assert np.any(stored["Variable/Adam_1"] > 0)
+
+
+def adversarial_accuracy(model, x, y, epsilon: float) -> float:
+    config = attacks.AttackConfig(method="pgd", epsilon=epsilon, steps=10,
+                                  step_size=epsilon / 4, batch_size=250)
+    return attacks.attack(model, x, y, config, seed=0).accuracy
+
+
+def test_short_training_improves_adversarial_accuracy(tmp_path, mnist_dir):
+    epsilon = 0.1
+    result = run_train(train_args(mnist_dir, tmp_path, num_train_examples=10000,
+                                  max_num_training_steps=200, epsilon=epsilon, k=2, a=0.05,
+                                  epsilon_warmup_steps=50, num_checkpoint_steps=1000,
+                                  num_output_steps=100), timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    x, y = load_dataset("mnist", "test", mnist_dir)
+    x, y = x[:500], y[:500]
+    untrained = adversarial_accuracy(models.build_model("madry_mnist", seed=7), x, y, epsilon)
+    trained_model = load_model(tmp_path)
+    trained = adversarial_accuracy(trained_model, x, y, epsilon)
+    clean = float(np.mean(attacks.predict(trained_model, x) == y))
+    assert untrained < 0.2
+    assert clean > 0.8
+    assert trained > untrained + 0.3, (untrained, trained, clean)
+
+
+def test_challenge_config_is_honoured_and_explicit_flags_win(tmp_path, mnist_dir,
+                                                             shared_data):
+    config = shared_data / "mnist_challenge" / "config.json"
+    result = run_train([f"--config={config}", f"--model_dir={tmp_path}",
+                        f"--data_dir={mnist_dir}", "--max_num_training_steps=2", "--k=1",
+                        "--num_train_examples=100"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    written = json.loads((tmp_path / "config.json").read_text())
+    # From the challenge file:
+    assert written["epsilon"] == 0.3 and written["a"] == 0.01
+    assert written["random_seed"] == 4557077 and written["num_checkpoint_steps"] == 300
+    assert written["training_batch_size"] == 50 and written["loss_func"] == "xent"
+    assert written["random_start"] is True
+    # Given on the command line:
+    assert written["k"] == 1 and written["max_num_training_steps"] == 2
+    assert written["model_dir"] == str(tmp_path)
+    assert read_global_step(latest_checkpoint(tmp_path)) == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--k=-1"], "--k"),
+    (["--dataset=cifar10"], "--dataset"),
+    (["--training_batch_size=0"], "--training_batch_size"),
+    (["--learning_rate=0"], "learning_rate"),
+    (["--epsilon=0.3", "--k=5", "--a=0"], "--a must be > 0"),
+    (["--config=/nonexistent/config.json"], "file not found"),
+    (["--data_dir=/nonexistent/mnist"], "does not exist"),
+    (["--num_train_examples=10", "--training_batch_size=50"], "fewer than one batch"),
+    (["stray_argument"], "unexpected arguments"),
+])
+def test_bad_flags_and_missing_data_fail_in_one_line(tmp_path, mnist_dir, args, message):
+    defaults = [f"--model_dir={tmp_path / 'run'}"]
+    if not any(a.startswith("--data_dir") for a in args):
+        defaults.append(f"--data_dir={mnist_dir}")
+    result = run_train(defaults + args)
+    assert result.returncode != 0
+    lines = our_stderr_lines(result.stderr)
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("train.py: error:") and message in lines[0], lines[0]
+    assert "Traceback" not in result.stderr
+    assert latest_checkpoint(tmp_path / "run") is None

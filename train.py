@@ -1,0 +1,467 @@
+"""Madry et al. adversarial training in TF2 that writes MNIST Challenge checkpoints.
+
+Every step: PGD-``k`` adversarial examples of the batch (the attack engine's compiled step
+loop, the challenge's random start, loss ``loss_func``, the model's current weights), then
+ONE Adam step on the SUMMED cross-entropy of the adversarial batch, as the challenge's
+``train.py``. Checkpoints are TF1 challenge checkpoints with Adam slots
+(``mnist_challenge_compat.save_checkpoint``); re-running the same command resumes from the
+newest one and continues the exact same sequence of batches and random starts, because all
+per-step randomness derives from ``(random_seed, step)``.
+
+Example (the shipped MNIST model, see ``models/pretrained/madry_mnist/MODEL_CARD.md``)::
+
+    python train.py --dataset mnist --data_dir ../shared/data/mnist --model_dir runs/mnist \\
+        --max_num_training_steps 6000 --k 10 --a 0.05 --learning_rate 1e-3 \\
+        --epsilon_warmup_steps 1200
+
+Flags are named like the training keys of the challenge's ``config.json``; ``--config``
+reads such a file and flags given explicitly on the command line win over it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+DATASETS = ("mnist", "fashion_mnist")
+DEFAULT_ARCH = {"mnist": "madry_mnist", "fashion_mnist": "daa_fashion"}
+ARCHS = ("madry_mnist", "daa_fashion")
+
+# --- flags named like the challenge config.json training keys --------------------------------
+flags.DEFINE_integer("random_seed", 4557077, "Seed of the initial weights, the data order and "
+                     "the random starts (all per-step randomness derives from (seed, step)).",
+                     lower_bound=0)
+flags.DEFINE_integer("max_num_training_steps", 100000, "Total training steps (Adam updates).",
+                     lower_bound=0)
+flags.DEFINE_integer("num_output_steps", 100, "Print a progress line every this many steps.",
+                     lower_bound=1)
+flags.DEFINE_integer("num_summary_steps", 100, "Write TensorBoard summaries every this many "
+                     "steps.", lower_bound=1)
+flags.DEFINE_integer("num_checkpoint_steps", 300, "Write a checkpoint every this many steps "
+                     "(and always at the end).", lower_bound=1)
+flags.DEFINE_integer("training_batch_size", 50, "Examples per training step.", lower_bound=1)
+flags.DEFINE_float("epsilon", 0.3, "L-inf radius of the training attack (pixels in [0, 1]); "
+                   "0 = natural training.", lower_bound=0.0)
+flags.DEFINE_integer("k", 40, "PGD steps per training batch; 0 = natural training.",
+                     lower_bound=0)
+flags.DEFINE_float("a", 0.01, "PGD step size.", lower_bound=0.0)
+flags.DEFINE_boolean("random_start", True, "Start PGD at clip(x + U(-eps, eps), 0, 1).")
+flags.DEFINE_enum("loss_func", "xent", ["xent", "cw"], "Loss the training attack maximises "
+                  "(the model always minimises cross-entropy).")
+flags.DEFINE_string("model_dir", None, "Checkpoints, summaries and config.json go here "
+                    "(default: runs/<dataset>_adv_train).")
+# --- flags of this script only -----------------------------------------------------------------
+flags.DEFINE_enum("dataset", "mnist", list(DATASETS), "Training set.")
+flags.DEFINE_string("data_dir", None, "Folder with the IDX files of the training split "
+                    "(default: Debian's Fashion-MNIST, else tensorflow_datasets).")
+flags.DEFINE_enum("arch", None, list(ARCHS), "Architecture (default: madry_mnist for mnist, "
+                  "daa_fashion for fashion_mnist).")
+flags.DEFINE_string("config", None, "A challenge config.json; its training keys set the flags "
+                    "of the same names unless given on the command line.")
+flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate.", lower_bound=0.0)
+flags.DEFINE_integer("epsilon_warmup_steps", 0, "Raise the training epsilon linearly over "
+                     "this many steps: eps * min(1, (step + 1) / warmup); 0 = off.",
+                     lower_bound=0)
+flags.DEFINE_integer("num_train_examples", None, "Use only the first this many training "
+                     "examples (default: all).", lower_bound=1)
+
+# Config keys that --config sets (challenge training keys plus this script's extras, which
+# train.py itself writes into model_dir/config.json so that a run can be repeated from it).
+EXTRA_CONFIG_KEYS = ("dataset", "data_dir", "arch", "learning_rate", "epsilon_warmup_steps",
+                     "num_train_examples")
+ADAM_EPSILON = 1e-8  # tf.compat.v1.train.AdamOptimizer's default (Keras' default is 1e-7)
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A problem with the settings or the data; printed as one line, exit status 1."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective training settings (flags merged with ``--config``)."""
+
+    random_seed: int
+    max_num_training_steps: int
+    num_output_steps: int
+    num_summary_steps: int
+    num_checkpoint_steps: int
+    training_batch_size: int
+    epsilon: float
+    k: int
+    a: float
+    random_start: bool
+    loss_func: str
+    model_dir: str
+    dataset: str
+    data_dir: str | None
+    arch: str
+    learning_rate: float
+    epsilon_warmup_steps: int
+    num_train_examples: int | None
+
+    @property
+    def adversarial(self) -> bool:
+        """False for natural training (``k == 0`` or ``epsilon == 0``)."""
+        return self.k > 0 and self.epsilon > 0
+
+    def config_values(self) -> dict[str, Any]:
+        """The settings as ``config.json`` keys (None values left out)."""
+        return {key: value for key, value in dataclasses.asdict(self).items()
+                if value is not None}
+
+
+# --------------------------------------------------------------------------- settings
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl flags parser that reports a bad flag in ONE line (exit status 2)."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as err:
+        print(f"train.py: error: {err}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def apply_config_file(path: str) -> list[str]:
+    """Sets every flag named by a key of the challenge ``config.json`` at ``path`` that was not
+    given on the command line (``FLAGS[name].present``); returns the names set.
+
+    Raises:
+        CompatError: the file is missing or malformed.
+        UsageError: a value the flag rejects.
+    """
+    from mnist_challenge_compat.config import (TRAIN_CONFIG_TO_FLAGS, config_to_flag_values,
+                                                read_challenge_config)
+    config = read_challenge_config(path)
+    mapping = dict(TRAIN_CONFIG_TO_FLAGS, **{key: key for key in EXTRA_CONFIG_KEYS})
+    applied = []
+    for name, value in config_to_flag_values(config, mapping).items():
+        if FLAGS[name].present:
+            continue
+        try:
+            parsed = value if value is None else FLAGS[name].parser.parse(value)
+            setattr(FLAGS, name, parsed)  # runs the flag's validators
+        except (flags.Error, ValueError, TypeError) as err:
+            raise UsageError(f"config {path}: key '{name}': {err}") from None
+        applied.append(name)
+    return applied
+
+
+def settings_from_flags() -> Settings:
+    """Builds :class:`Settings` from the (config-merged) flags and checks their combination."""
+    dataset = FLAGS.dataset
+    values = {field.name: getattr(FLAGS, field.name) for field in dataclasses.fields(Settings)}
+    values["arch"] = FLAGS.arch or DEFAULT_ARCH[dataset]
+    values["model_dir"] = FLAGS.model_dir or os.path.join("runs", f"{dataset}_adv_train")
+    settings = Settings(**values)
+    if settings.adversarial and not settings.a > 0:
+        raise UsageError(f"--a must be > 0 for adversarial training (k={settings.k}, "
+                         f"epsilon={settings.epsilon})")
+    if not math.isfinite(settings.epsilon) or not math.isfinite(settings.a):
+        raise UsageError("--epsilon and --a must be finite")
+    if not (math.isfinite(settings.learning_rate) and settings.learning_rate > 0):
+        raise UsageError(f"--learning_rate must be > 0, got {settings.learning_rate}")
+    return settings
+
+
+# --------------------------------------------------------------------------- data and randomness
+
+def load_training_data(settings: Settings) -> tuple["np.ndarray", "np.ndarray"]:
+    """Training images ``(N, 784)`` float32 in [0, 1] and labels ``(N,)`` int64, file order,
+    capped to ``num_train_examples``; at least one full batch.
+
+    Raises:
+        CompatError: missing or malformed data files.
+        UsageError: fewer examples than one batch.
+    """
+    from mnist_challenge_compat import load_dataset
+    x, y = load_dataset(settings.dataset, "train", settings.data_dir)
+    if settings.num_train_examples is not None:
+        x, y = x[:settings.num_train_examples], y[:settings.num_train_examples]
+    if len(x) < settings.training_batch_size:
+        raise UsageError(f"{settings.dataset}/train: {len(x)} examples, fewer than one batch "
+                         f"of {settings.training_batch_size}")
+    return x, y
+
+
+def batch_indices(step: int, n_examples: int, batch_size: int, seed: int) -> "np.ndarray":
+    """Example indices ``(batch_size,)`` int64 of training step ``step`` (0-based).
+
+    Like the challenge's ``DataSubset.get_next_batch``: each epoch is a fresh permutation
+    (here ``default_rng([seed, epoch])``), cut into ``n_examples // batch_size`` batches; the
+    remainder of an epoch is dropped. A pure function of its arguments, so a resumed run
+    sees exactly the batches an uninterrupted one sees.
+    """
+    import numpy as np
+    per_epoch = n_examples // batch_size
+    epoch, position = divmod(step, per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(n_examples)
+    return order[position * batch_size:(position + 1) * batch_size]
+
+
+def step_rng(seed: int, step: int) -> "np.random.Generator":
+    """The random generator of training step ``step``'s random start (independent of the
+    data order's generators, which use 2-word seeds)."""
+    import numpy as np
+    return np.random.default_rng([seed, step, 1])
+
+
+def epsilon_at(settings: Settings, step: int) -> float:
+    """Training epsilon at step ``step``: ``eps * min(1, (step + 1) / warmup)``; > 0."""
+    if settings.epsilon_warmup_steps <= 0:
+        return settings.epsilon
+    return settings.epsilon * min(1.0, (step + 1) / settings.epsilon_warmup_steps)
+
+
+# --------------------------------------------------------------------------- compiled pieces
+
+class AdversarialTrainer:
+    """The model, its Adam optimizer, the attack's compiled step loop and the compiled update.
+
+    The attack's epsilon lives in a ``tf.Variable`` so that the warm-up changes it without
+    retracing the compiled PGD chunks.
+    """
+
+    def __init__(self, model, settings: Settings):
+        import keras
+        import tensorflow as tf
+        self.model = model
+        self.settings = settings
+        self.optimizer = keras.optimizers.Adam(learning_rate=settings.learning_rate,
+                                               epsilon=ADAM_EPSILON)
+        self.optimizer.build(model.trainable_variables)
+        self.epsilon = tf.Variable(max(settings.epsilon, 1e-12), dtype=tf.float32,
+                                   trainable=False, name="train_epsilon")
+        self.runner = self._make_runner() if settings.adversarial else None
+        self._update = tf.function(self._update_fn, reduce_retracing=True)
+        self._evaluate = tf.function(self._evaluate_fn, reduce_retracing=True)
+
+    def _attack_config(self, epsilon: float):
+        from attacks import AttackConfig
+        s = self.settings
+        return AttackConfig(method="pgd", epsilon=epsilon, steps=s.k, step_size=s.a,
+                            loss=s.loss_func, random_start=s.random_start,
+                            batch_size=s.training_batch_size)
+
+    def _make_runner(self):
+        """``attacks.make_runner`` with the step rule's epsilon replaced by the variable."""
+        from attacks.engine import StepRunner, resolve_xla
+        cfg = self._attack_config(self.settings.epsilon).resolved()
+        rule = dataclasses.replace(cfg.step_rule(), epsilon=self.epsilon)
+        return StepRunner(self.model, cfg.loss, rule, cfg.direction(), xla=resolve_xla(cfg.xla))
+
+    def adversarial_batch(self, x: "np.ndarray", y: "np.ndarray", step: int) -> "np.ndarray":
+        """PGD-k examples ``(B, 784)`` float32 in [0, 1] of the clean batch ``x`` at ``step``."""
+        if self.runner is None:
+            return x
+        eps = epsilon_at(self.settings, step)
+        self.epsilon.assign(eps)
+        if self.settings.random_start:
+            x_start = self._attack_config(eps).step_rule().random_perturb(
+                x, step_rng(self.settings.random_seed, step))
+        else:
+            x_start = x
+        return self.runner.run(x_start, x, y, self.settings.k)
+
+    def _update_fn(self, x, y):
+        import tensorflow as tf
+        with tf.GradientTape() as tape:
+            logits = self.model(x, training=True)
+            xent = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=y, logits=logits))
+        variables = self.model.trainable_variables
+        grads = tape.gradient(xent, variables)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1), y), tf.float32))
+        return xent, correct
+
+    def _evaluate_fn(self, x, y):
+        import tensorflow as tf
+        logits = self.model(x, training=False)
+        xent = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=y, logits=logits))
+        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1), y), tf.float32))
+        return xent, correct
+
+    def update(self, x_adv: "np.ndarray", y: "np.ndarray") -> tuple[float, float]:
+        """One Adam step on the summed xent of ``x_adv``; returns the batch's mean xent and
+        accuracy BEFORE the step."""
+        xent, correct = self._update(x_adv, y)
+        return float(xent) / len(y), float(correct) / len(y)
+
+    def evaluate(self, x: "np.ndarray", y: "np.ndarray") -> tuple[float, float]:
+        """Mean xent and accuracy of the current model on a batch."""
+        xent, correct = self._evaluate(x, y)
+        return float(xent) / len(y), float(correct) / len(y)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+def restore_or_build(settings: Settings):
+    """``(model, step, prefix)``: the newest checkpoint in ``model_dir`` (weights; Adam slots
+    are restored by :func:`restore_adam`), or a fresh model at step 0 (prefix None)."""
+    import models
+    from mnist_challenge_compat import latest_checkpoint, load_model
+    from mnist_challenge_compat.checkpoint import read_global_step
+    prefix = latest_checkpoint(settings.model_dir)
+    if prefix is None:
+        return models.build_model(settings.arch, seed=settings.random_seed), 0, None
+    return load_model(prefix, arch=settings.arch), read_global_step(prefix), prefix
+
+
+def save(trainer: AdversarialTrainer, settings: Settings, step: int) -> str:
+    """Writes ``checkpoint-<step>`` with Adam slots into ``model_dir``; returns the prefix."""
+    from mnist_challenge_compat import save_checkpoint
+    return save_checkpoint(trainer.model, settings.model_dir, step, optimizer=trainer.optimizer)
+
+
+def write_run_config(settings: Settings) -> None:
+    """``model_dir/config.json``: the effective settings, as the challenge copies its config."""
+    from mnist_challenge_compat.config import write_challenge_config
+    os.makedirs(settings.model_dir, exist_ok=True)
+    write_challenge_config(os.path.join(settings.model_dir, "config.json"),
+                           settings.config_values())
+
+
+# --------------------------------------------------------------------------- the loop
+
+class StopRequest:
+    """Records SIGINT / SIGTERM so the loop can checkpoint and stop after the current step."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame) -> None:  # noqa: ARG002
+        self.signum = signum
+
+
+def progress_line(step: int, settings: Settings, nat_acc: float, adv_acc: float,
+                  examples_per_s: float, seconds_per_step: float) -> str:
+    """One progress line: step, batch accuracies (%), throughput, ETA."""
+    remaining = (settings.max_num_training_steps - step) * seconds_per_step
+    eta = time.strftime("%H:%M:%S", time.gmtime(max(0.0, remaining)))
+    return (f"step {step}/{settings.max_num_training_steps}  nat acc {100 * nat_acc:.1f}%  "
+            f"adv acc {100 * adv_acc:.1f}%  eps {epsilon_at(settings, step):.4f}  "
+            f"{examples_per_s:.0f} ex/s  ETA {eta}")
+
+
+def train(settings: Settings, log: Callable[[str], None] = print) -> int:
+    """Runs (or resumes) training to ``max_num_training_steps``; returns the exit status
+    (0, or 128 + signal number when stopped by SIGINT / SIGTERM after checkpointing)."""
+    import tensorflow as tf
+    from mnist_challenge_compat import restore_optimizer
+    x_train, y_train = load_training_data(settings)
+    model, step, prefix = restore_or_build(settings)
+    trainer = AdversarialTrainer(model, settings)
+    if prefix is not None:
+        restore_optimizer(trainer.optimizer, model, prefix)
+        log(f"resuming from {prefix} at step {step}")
+    write_run_config(settings)
+    writer = tf.summary.create_file_writer(settings.model_dir)
+    stop = StopRequest()
+    stop.install()
+    try:
+        step = run_steps(trainer, settings, x_train, y_train, step, writer, stop, log)
+    finally:
+        stop.restore()
+        writer.close()
+    if prefix is None or step > read_step_of(prefix):
+        log(f"saved {save(trainer, settings, step)}")
+    if stop.signum is not None:
+        log(f"stopped by signal {stop.signum} at step {step}")
+        return 128 + stop.signum
+    return 0
+
+
+def read_step_of(prefix: str) -> int:
+    """The step of a checkpoint prefix ``.../checkpoint-<step>``."""
+    return int(prefix.rsplit("-", 1)[1])
+
+
+def write_scalars(writer, step: int, values: dict[str, float]) -> None:
+    """TensorBoard scalar summaries at ``step``.
+
+    Written with the core ``tf.summary.write`` and the scalars plugin's metadata (what
+    ``tf.summary.scalar`` writes), so no ``tensorboard`` package is needed to write them.
+    """
+    import tensorflow as tf
+    metadata = tf.compat.v1.SummaryMetadata(
+        plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars"))
+    with writer.as_default(step=step):
+        for tag, value in values.items():
+            tf.summary.write(tag, tf.constant(value, tf.float32), metadata=metadata)
+
+
+def run_steps(trainer: AdversarialTrainer, settings: Settings, x_train, y_train, step: int,
+              writer, stop: StopRequest, log: Callable[[str], None]) -> int:
+    """Training steps from ``step`` until the end or a stop request; returns the step count
+    reached (number of Adam updates done)."""
+    import tensorflow as tf
+    n, bs = len(x_train), settings.training_batch_size
+    started, interval_start, interval_steps = time.time(), time.time(), 0
+    first = step
+    while step < settings.max_num_training_steps and stop.signum is None:
+        idx = batch_indices(step, n, bs, settings.random_seed)
+        x, y = x_train[idx], y_train[idx]
+        x_adv = trainer.adversarial_batch(x, y, step)
+        report = step % settings.num_output_steps == 0
+        summarise = step % settings.num_summary_steps == 0
+        if report or summarise:
+            xent_nat, acc_nat = trainer.evaluate(x, y)
+        xent_adv, acc_adv = trainer.update(x_adv, y)
+        if summarise:
+            write_scalars(writer, step, {"accuracy_adv_train": acc_adv,
+                                         "accuracy_nat_train": acc_nat,
+                                         "xent_adv_train": xent_adv,
+                                         "xent_nat_train": xent_nat})
+        if report:
+            elapsed = time.time() - interval_start
+            per_step = (time.time() - started) / max(1, step + 1 - first)
+            rate = interval_steps * bs / elapsed if interval_steps else (bs / max(elapsed, 1e-9))
+            log(progress_line(step, settings, acc_nat, acc_adv, rate, per_step))
+            interval_start, interval_steps = time.time(), 0
+        step += 1
+        interval_steps += 1
+        if step % settings.num_checkpoint_steps == 0 and step < settings.max_num_training_steps:
+            save(trainer, settings, step)
+    return step
+
+
+def main(argv: list[str]) -> int:
+    """Entry point: merge flags and ``--config``, train, one-line errors."""
+    if len(argv) > 1:
+        print(f"train.py: error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
+        return EXIT_USAGE
+    from mnist_challenge_compat import CompatError
+    try:
+        if FLAGS.config:
+            apply_config_file(FLAGS.config)
+        settings = settings_from_flags()
+        return train(settings, log=lambda line: print(line, flush=True))
+    except (CompatError, UsageError) as err:
+        print(f"train.py: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=parse_flags)
