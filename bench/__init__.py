@@ -1,0 +1,1 @@
+"""Throughput and correctness benchmarks against peer PGD implementations (see RESULTS.md)."""
