@@ -26,7 +26,10 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:  # TensorFlow and numpy are imported lazily: flag errors stay fast.
+    import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -74,6 +77,14 @@ flags.DEFINE_integer("epsilon_warmup_steps", 0, "Raise the training epsilon line
                      lower_bound=0)
 flags.DEFINE_integer("num_train_examples", None, "Use only the first this many training "
                      "examples (default: all).", lower_bound=1)
+
+flags.register_validator("learning_rate", lambda lr: lr is not None and 0 < lr < math.inf,
+                         message="--learning_rate must be a finite number > 0")
+flags.register_validator("epsilon", lambda eps: eps is not None and eps < math.inf,
+                         message="--epsilon must be finite")
+flags.register_multi_flags_validator(
+    ["k", "epsilon", "a"], lambda v: v["k"] == 0 or v["epsilon"] == 0 or 0 < v["a"] < math.inf,
+    message="--a must be a finite number > 0 for adversarial training (k > 0, epsilon > 0)")
 
 # Config keys that --config sets (challenge training keys plus this script's extras, which
 # train.py itself writes into model_dir/config.json so that a run can be repeated from it).

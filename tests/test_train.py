@@ -182,7 +182,7 @@ def test_challenge_config_is_honoured_and_explicit_flags_win(tmp_path, mnist_dir
     (["--dataset=cifar10"], "--dataset"),
     (["--training_batch_size=0"], "--training_batch_size"),
     (["--learning_rate=0"], "learning_rate"),
-    (["--epsilon=0.3", "--k=5", "--a=0"], "--a must be > 0"),
+    (["--epsilon=0.3", "--k=5", "--a=0"], "--a must be a finite number > 0"),
     (["--config=/nonexistent/config.json"], "file not found"),
     (["--data_dir=/nonexistent/mnist"], "does not exist"),
     (["--num_train_examples=10", "--training_batch_size=50"], "fewer than one batch"),

@@ -1,0 +1,77 @@
+"""The shipped adversarially trained checkpoints (``models/pretrained/<arch>``).
+
+Each must be a plain challenge checkpoint (no optimizer slots) that ``load_model`` reads AND
+that the REAL published TF1 graph restores with equal logits, and its clean accuracy on the
+first 1,000 real test images must agree with its model card.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from attacks import predict
+from mnist_challenge_compat import latest_checkpoint, load_dataset, load_model
+from mnist_challenge_compat.checkpoint import is_model_variable_name
+from tests.tf1_reference import meta_for, restore_model_vars
+
+PRETRAINED = Path(__file__).resolve().parents[2] / "models" / "pretrained"
+
+# arch -> (dataset, epsilon trained at, minimum clean accuracy on the first 1,000 test images)
+SHIPPED = {
+    "madry_mnist": ("mnist", 0.3, 0.96),
+    "daa_fashion": ("fashion_mnist", 0.1, 0.78),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(SHIPPED))
+def shipped(request) -> tuple[str, Path, str]:
+    """(arch, model directory, checkpoint prefix) of one shipped model."""
+    arch = request.param
+    model_dir = PRETRAINED / arch
+    prefix = latest_checkpoint(model_dir)
+    if prefix is None:
+        pytest.fail(f"{model_dir}: no checkpoint (state file 'checkpoint' + .index/.data)")
+    return arch, model_dir, prefix
+
+
+def first_test_images(dataset: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    x, y = load_dataset(dataset, "test")
+    return x[:n], y[:n]
+
+
+def test_shipped_checkpoint_has_model_variables_only(shipped):
+    _, model_dir, prefix = shipped
+    names = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
+    assert all(is_model_variable_name(n) or n == "global_step" for n in names), sorted(names)
+    assert sorted(p.name for p in model_dir.glob("*.index")) == [Path(prefix).name + ".index"]
+
+
+def test_real_tf1_graph_restores_the_shipped_checkpoint(shipped, shared_data):
+    arch, _, prefix = shipped
+    dataset = SHIPPED[arch][0]
+    x, _ = first_test_images(dataset, 200)
+    keras_logits = np.asarray(load_model(prefix, arch=arch)(x))
+    with restore_model_vars(meta_for(arch, shared_data), prefix) as graph:
+        np.testing.assert_allclose(graph.logits(x), keras_logits, rtol=1e-4, atol=1e-4)
+
+
+def test_config_and_card_describe_the_model(shipped):
+    arch, model_dir, _ = shipped
+    _, epsilon, _ = SHIPPED[arch]
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["epsilon"] == pytest.approx(epsilon)
+    assert config["arch"] == arch
+    card = (model_dir / "MODEL_CARD.md").read_text()
+    assert "python train.py" in card and "PGD-40" in card
+
+
+def test_clean_accuracy_matches_the_card(shipped):
+    arch, model_dir, _ = shipped
+    dataset, _, minimum = SHIPPED[arch]
+    x, y = first_test_images(dataset, 1000)
+    accuracy = float(np.mean(predict(load_model(model_dir), x) == y))
+    assert accuracy >= minimum
