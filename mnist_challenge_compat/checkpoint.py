@@ -226,7 +226,7 @@ def _resolve_prefix(path: str | os.PathLike) -> str:
 
 
 def _check_data_shards(prefix: str) -> None:
-    """Every ``<prefix>.data-XXXXX-of-NNNNN`` shard must exist (the index reads without them)."""
+    """Every data shard ``<prefix>.data-<i>-of-<n>`` must exist (the index reads without them)."""
     shards = glob.glob(glob.escape(prefix) + ".data-*-of-*")
     if not shards:
         raise CompatError(f"{prefix}.data-00000-of-00001: checkpoint data file is missing")
