@@ -3,6 +3,7 @@
 No attack math lives here; Keras layer definitions live in ``models``.
 """
 from mnist_challenge_compat.errors import CompatError
+from mnist_challenge_compat.checkpoint import checkpoint_sha256
 from mnist_challenge_compat.checkpoint import latest_checkpoint
 from mnist_challenge_compat.checkpoint import load_model
 from mnist_challenge_compat.checkpoint import restore_optimizer
@@ -17,6 +18,7 @@ __all__ = [
     "save_checkpoint",
     "restore_optimizer",
     "latest_checkpoint",
+    "checkpoint_sha256",
     "tf1_variable_map",
     "load_dataset",
     "dataset_source",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import glob
+import hashlib
 import os
 import re
 import uuid
@@ -223,6 +224,25 @@ def _resolve_prefix(path: str | os.PathLike) -> str:
     if not os.path.exists(path) and not glob.glob(glob.escape(path) + ".*"):
         raise CompatError(f"{path}: no such model directory or checkpoint prefix")
     raise CompatError(f"{path}: not a checkpoint ({path}.index does not exist)")
+
+
+def checkpoint_sha256(path: str | os.PathLike) -> dict[str, str]:
+    """sha256 of a checkpoint's ``.index`` and data files (not the ``.meta``), by file name.
+
+    ``path`` is a model directory (its latest checkpoint) or a checkpoint prefix; the digests
+    identify the weights, e.g. in results files and as part of cache keys.
+    """
+    prefix = _resolve_prefix(path)
+    digests = {}
+    for name in sorted(glob.glob(glob.escape(prefix) + ".*")):
+        if name.endswith(".meta") or not os.path.isfile(name):
+            continue
+        try:
+            with open(name, "rb") as f:
+                digests[os.path.basename(name)] = hashlib.file_digest(f, "sha256").hexdigest()
+        except OSError as err:
+            raise CompatError(f"{name}: cannot read checkpoint file ({_first_line(err)})") from None
+    return digests
 
 
 def _check_data_shards(prefix: str) -> None:

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import hashlib
 import json
 import os
 import platform
-import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -23,11 +21,12 @@ import numpy as np
 
 import attacks
 from attacks import AttackConfig, RunsState, attack_runs, predict
-from mnist_challenge_compat import (CompatError, check_submission, dataset_source, latest_checkpoint,
-                                    leaderboard_row, load_dataset, load_model, load_state,
+from mnist_challenge_compat import (CompatError, check_submission, checkpoint_sha256,
+                                    dataset_source, latest_checkpoint, leaderboard_row, load_dataset, load_model, load_state,
                                     save_array_atomic, save_state, write_leaderboard)
 from mnist_challenge_compat.submission import write_file_atomic
 from workflow.progress import ProgressPrinter, format_duration
+from workflow.signals import Interrupted, raise_on_termination
 
 STATE_FILE = "state.npz"
 RESULTS_FILE = "results.json"
@@ -75,10 +74,6 @@ class EvalSettings:
                             compute_dtype=self.compute_dtype, xla=self.xla)
 
 
-class Interrupted(Exception):
-    """SIGINT or SIGTERM arrived; the last finished restart is saved."""
-
-
 def default_model_dir(dataset: str = "mnist") -> Path:
     """The robust model shipped with the project for ``dataset``."""
     return SHIPPED_MODELS / DEFAULT_ARCH_BY_DATASET[dataset]
@@ -100,7 +95,7 @@ def run_evaluation(settings: EvalSettings, log: Callable[[str], None] = print) -
     x, y = x_all[:n], y_all[:n]
     out = Path(settings.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    checkpoint_files = _checkpoint_digests(model_dir)
+    checkpoint_files = checkpoint_sha256(model_dir)
     fingerprint = _fingerprint(settings, config, checkpoint_files, n)
     state, elapsed_before = _load_or_new_state(out / STATE_FILE, fingerprint)
 
@@ -127,7 +122,7 @@ def run_evaluation(settings: EvalSettings, log: Callable[[str], None] = print) -
         merged = current.current.accuracy if current.current else current.run_accuracies[-1]
         progress.restart_finished(run, restart, restart_acc, merged, per_restart)
 
-    with _signals_raise_interrupted():
+    with raise_on_termination():
         try:
             state = attack_runs(model, x, y, config, runs=settings.runs,
                                 restarts=settings.restarts, seed=settings.seed, resume=state,
@@ -196,18 +191,6 @@ def _num_examples(requested: int | None, available: int) -> int:
     if not 1 <= requested <= available:
         raise ValueError(f"num_examples must be in [1, {available}], got {requested}")
     return requested
-
-
-def _checkpoint_digests(model_dir: Path) -> dict[str, str]:
-    """sha256 of the checkpoint's ``.index`` and data files, by file name."""
-    prefix = latest_checkpoint(model_dir) if model_dir.is_dir() else str(model_dir)
-    digests = {}
-    for path in sorted(Path(prefix).parent.glob(Path(prefix).name + ".*")):
-        if path.suffix == ".meta":
-            continue
-        with open(path, "rb") as f:
-            digests[path.name] = hashlib.file_digest(f, "sha256").hexdigest()
-    return digests
 
 
 def _fingerprint(settings: EvalSettings, config: AttackConfig, checkpoint_files, n) -> dict:
@@ -284,25 +267,3 @@ class _LogStream:
 
     def flush(self) -> None:
         sys.stdout.flush()
-
-
-class _signals_raise_interrupted:
-    """Within the block, SIGINT and SIGTERM raise :class:`Interrupted` in the main thread."""
-
-    def __enter__(self):
-        self._old = {}
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old[sig] = signal.signal(sig, self._raise)
-            except ValueError:  # not the main thread: leave signals alone
-                pass
-        return self
-
-    @staticmethod
-    def _raise(signum, frame):
-        raise Interrupted(signal.Signals(signum).name)
-
-    def __exit__(self, *exc):
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-        return False
