@@ -1,0 +1,153 @@
+"""What every experiment command shares: flags, the model and data, computing cells, errors."""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import keras
+import numpy as np
+from absl import flags
+
+from attacks import predict
+from experiments.cells import CellResult, CellSpec, run_cell, stored_attacks
+from experiments.plan import SETUPS
+from mnist_challenge_compat import CompatError, checkpoint_sha256, load_dataset, load_model
+from workflow.cli import EXIT_INTERRUPTED, fail, one_line_flags_parser
+from workflow.evaluate import default_model_dir
+from workflow.progress import format_duration
+from workflow.signals import Interrupted, raise_on_termination
+
+FLAGS = flags.FLAGS
+
+
+def define_flags(*, runs: int = 5, restarts: int | None = None) -> None:
+    """The flags every command takes (``restarts`` only where restarts are merged)."""
+    flags.DEFINE_integer("num_examples", None, "First N test images (default: 300 for MNIST, "
+                         "200 for Fashion-MNIST; the paper uses all 10000).", lower_bound=1)
+    flags.DEFINE_integer("runs", runs, "Independent runs (Worst/Avg are over these).",
+                         lower_bound=1)
+    flags.DEFINE_integer("restarts", 1 if restarts is None else restarts,
+                         "Random restarts merged per example within a run.", lower_bound=1)
+    flags.DEFINE_string("output_dir", "results", "Where the markdown, PNG and JSON go.")
+    flags.DEFINE_string("cache_dir", None, "Where computed cells are kept (resume, sharing "
+                        "between commands); default <output_dir>/cells.")
+    flags.DEFINE_integer("seed", 0, "Seed of all attacks' randomness.", lower_bound=0)
+    flags.DEFINE_integer("batch_size", 200, "Images per compiled call; BLOB's group size M.",
+                         lower_bound=1)
+    flags.DEFINE_string("mnist_model_dir", None, "MNIST challenge checkpoint (directory or "
+                        "prefix); default: the shipped robust model.")
+    flags.DEFINE_string("fashion_model_dir", None, "Fashion-MNIST checkpoint (daa_fashion "
+                        "architecture); default: the shipped robust model.")
+    flags.DEFINE_string("mnist_data_dir", None, "MNIST_data folder; default: the shipped test set.")
+    flags.DEFINE_string("fashion_data_dir", None, "Fashion-MNIST IDX folder; default: Debian's "
+                        "dataset-fashion-mnist or tensorflow-datasets.")
+
+
+@dataclass
+class Target:
+    """A model and its first ``N`` test images.
+
+    Attributes:
+      x: ``(N, 784)`` float32 in [0, 1]; y: ``(N,)`` int64.
+      digest: sha256 over the checkpoint files' sha256s (part of every cell's key).
+    """
+
+    dataset: str
+    model: keras.Model
+    model_dir: str
+    x: np.ndarray
+    y: np.ndarray
+    digest: str
+    checkpoint_sha256: dict
+
+    @property
+    def clean_accuracy(self) -> float:
+        return float(np.mean(predict(self.model, self.x) == self.y))
+
+
+def load_target(dataset: str, num_examples: int | None = None) -> Target:
+    """The model and data of ``dataset`` given the model/data flags."""
+    model_dir = getattr(FLAGS, f"{_flag_prefix(dataset)}_model_dir") or str(default_model_dir(dataset))
+    data_dir = getattr(FLAGS, f"{_flag_prefix(dataset)}_data_dir")
+    n = SETUPS[dataset].default_examples if num_examples is None else num_examples
+    x_all, y_all = load_dataset(dataset, "test", data_dir)
+    if n > len(x_all):
+        raise ValueError(f"num_examples must be at most {len(x_all)} for {dataset}, got {n}")
+    digests = checkpoint_sha256(model_dir)
+    model = load_model(model_dir, arch="madry_mnist" if dataset == "mnist" else "daa_fashion")
+    digest = hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()
+    return Target(dataset=dataset, model=model, model_dir=model_dir, x=x_all[:n], y=y_all[:n],
+                  digest=digest, checkpoint_sha256=digests)
+
+
+def _flag_prefix(dataset: str) -> str:
+    return "mnist" if dataset == "mnist" else "fashion"
+
+
+def cache_dir() -> Path:
+    return Path(FLAGS.cache_dir or Path(FLAGS.output_dir) / "cells")
+
+
+def compute(jobs: Sequence[tuple[Target, CellSpec, int]],
+            log: Callable[[str], None] = print) -> dict[CellSpec, CellResult]:
+    """Computes every ``(target, cell, attacks)`` job (resuming stored work), with progress.
+
+    Prints one line per finished segment: the cell, attack k/K, example-steps/s and the ETA
+    of everything still to do in this command.
+    """
+    store = cache_dir()
+    todo = 0
+    for target, spec, attacks in jobs:
+        todo += max(0, attacks - stored_attacks(spec, store, target.digest)) \
+            * spec.num_examples * spec.steps
+    log(f"{len(jobs)} cell(s); {todo:,} example-steps to compute (stored cells in {store})")
+    started = time.perf_counter()
+    done = 0
+
+    def on_segment(spec: CellSpec, k: int, j: int, example_steps: int, attacks: int) -> None:
+        nonlocal done
+        done += example_steps
+        rate = done / max(1e-9, time.perf_counter() - started)
+        eta = format_duration((todo - done) / rate) if rate > 0 else "?"
+        log(f"{spec.dataset} {spec.label} eps={spec.epsilon:g}: attack {k + 1}/{attacks} "
+            f"at step {spec.milestones[j]}/{spec.steps} | {rate:,.0f} example-steps/s, "
+            f"{rate / spec.steps:,.1f} examples/s | ETA {eta}")
+
+    results = {}
+    with raise_on_termination():
+        for target, spec, attacks in jobs:
+            results[spec] = run_cell(
+                spec, target.model, target.x, target.y, attacks=attacks, cache_dir=store,
+                model_digest=target.digest,
+                on_segment=lambda s, k, j, e, a=attacks: on_segment(s, k, j, e, a))
+    return results
+
+
+def run_command(program: str, body: Callable[[], None]) -> None:
+    """Runs a command's body: one-line errors (exit 1), interruption saved (exit 130)."""
+    try:
+        body()
+    except Interrupted:
+        print(f"{program}: interrupted; finished segments are saved in {cache_dir()}, rerun the "
+              f"same command to resume", file=sys.stderr, flush=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except (CompatError, ValueError, KeyError, OSError, ImportError) as err:
+        fail(program, err)
+
+
+def flags_parser(program: str):
+    return one_line_flags_parser(program)
+
+
+def unique(jobs: Iterable[tuple[Target, CellSpec, int]]) -> list[tuple[Target, CellSpec, int]]:
+    """Jobs with one entry per cell, asking for the most attacks any duplicate asked for."""
+    best: dict[CellSpec, tuple[Target, CellSpec, int]] = {}
+    for target, spec, attacks in jobs:
+        if spec not in best or best[spec][2] < attacks:
+            best[spec] = (target, spec, attacks)
+    return list(best.values())

@@ -1,0 +1,21 @@
+"""Figure 2 analog: histograms of sign, raw and quantized (b = 10, 100, 200, 1000) gradients of
+the MNIST model, with +-eps/a marked.
+
+Usage: python -m experiments.figure2 [--num_examples=N] [--runs=R] [--restarts=K] [--output_dir=results]
+
+Writes results/figure2.md, results/figure2.json and results/figure2.png. Finished attacks are kept in results/cells/: an interrupted
+run resumes where it stopped, and commands that share a setting share the work.
+"""
+from absl import app
+
+from experiments import cli
+
+cli.define("figure2")
+
+
+def main(argv):
+    cli.main("figure2", argv)
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=cli.flags_parser("figure2"))

@@ -1,0 +1,21 @@
+"""Figure 4 analog: average accuracy vs number of steps (20-100) on MNIST, PGD vs PQGD (b = 100,
+500, 1000).
+
+Usage: python -m experiments.figure4 [--num_examples=N] [--runs=R] [--restarts=K] [--output_dir=results]
+
+Writes results/figure4.md, results/figure4.json and results/figure4.png. Finished attacks are kept in results/cells/: an interrupted
+run resumes where it stopped, and commands that share a setting share the work.
+"""
+from absl import app
+
+from experiments import cli
+
+cli.define("figure4")
+
+
+def main(argv):
+    cli.main("figure4", argv)
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=cli.flags_parser("figure4"))

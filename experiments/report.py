@@ -1,0 +1,80 @@
+"""Writing the artifacts: markdown tables, JSON numbers and PNG figures, each atomically."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Sequence
+
+from mnist_challenge_compat.submission import write_file_atomic
+
+
+def machine() -> str:
+    """``"AMD EPYC ... (2 cores)"``: the CPU model and the cores this process may use."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{name} ({cores} cores)"
+
+
+def display_path(path: str | Path) -> str:
+    """``path`` relative to the working directory when it lies below it, else absolute."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(resolved)
+
+
+def pct(value: float) -> str:
+    """``0.8733`` -> ``"87.33"``."""
+    return f"{100 * value:.2f}"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_file_atomic(path, lambda f: f.write(text.encode()))
+    return path
+
+
+def write_json(path: str | Path, data) -> Path:
+    return write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def pyplot():
+    """matplotlib's pyplot on the non-interactive Agg backend, or a one-line error."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError("figures need matplotlib: pip install -e '.[experiments]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Saves a matplotlib figure as PNG atomically and closes it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    pyplot().close(fig)
+    write_file_atomic(path, lambda f: f.write(buffer.getvalue()))
+    return path

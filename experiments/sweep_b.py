@@ -1,0 +1,20 @@
+"""Section 4.5 analog: PQGD on MNIST with b from 1 to 5000, at 20 and 100 steps.
+
+Usage: python -m experiments.sweep_b [--num_examples=N] [--runs=R] [--restarts=K] [--output_dir=results]
+
+Writes results/sweep_b.md, results/sweep_b.json and results/sweep_b.png. Finished attacks are kept in results/cells/: an interrupted
+run resumes where it stopped, and commands that share a setting share the work.
+"""
+from absl import app
+
+from experiments import cli
+
+cli.define("sweep_b")
+
+
+def main(argv):
+    cli.main("sweep_b", argv)
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=cli.flags_parser("sweep_b"))

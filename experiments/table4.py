@@ -1,0 +1,21 @@
+"""Table 4 analog: Fashion-MNIST at its training eps 0.1, 100 steps, no restarts; PGD, PQGD, BLOB,
+BLOB_QG with b in 100, 200, 500, 1000.
+
+Usage: python -m experiments.table4 [--num_examples=N] [--runs=R] [--restarts=K] [--output_dir=results]
+
+Writes results/table4.md, results/table4.json. Finished attacks are kept in results/cells/: an interrupted
+run resumes where it stopped, and commands that share a setting share the work.
+"""
+from absl import app
+
+from experiments import cli
+
+cli.define("table4")
+
+
+def main(argv):
+    cli.main("table4", argv)
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=cli.flags_parser("table4"))

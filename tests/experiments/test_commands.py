@@ -1,0 +1,176 @@
+"""The experiment commands end to end, as a user runs them: outputs, sharing, resume, errors."""
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+import attacks
+from mnist_challenge_compat import load_dataset, load_model
+from workflow.evaluate import default_model_dir
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+N, RUNS = 6, 2
+
+
+def _run(command, *args, **kw):
+    return subprocess.run([sys.executable, "-m", f"experiments.{command}", *map(str, args)],
+                          cwd=REPO, env=ENV, capture_output=True, text=True, timeout=900, **kw)
+
+
+def _errors(command, stderr):
+    return [line for line in stderr.splitlines() if line.startswith(f"{command}:")]
+
+
+@pytest.fixture(scope="module")
+def table2_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    proc = _run("table2", f"--num_examples={N}", f"--runs={RUNS}", f"--output_dir={out}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return out
+
+
+def _pgd_outcomes(model, x, y, attack):
+    """PGD-200 from the start the cells use for attack ``attack``, computed independently."""
+    x_adv = attacks.perturb(model, x, y, method="pgd", epsilon=0.3, steps=200, step_size=0.01,
+                            seed=[0, attack, 0])
+    return attacks.predict(model, x_adv) == y
+
+
+def test_table2_reports_each_runs_accuracy_of_the_attack_it_names(table2_dir):
+    data = json.loads((table2_dir / "table2.json").read_text())
+    rows = {r["attack"]: r for r in data["rows"]}
+    assert list(rows) == ["PGD", "PQGD_100", "PQGD_200", "BLOB", "BLOB_QG_100", "BLOB_QG_200"]
+    model = load_model(default_model_dir("mnist"))
+    x, y = load_dataset("mnist", "test")
+    x, y = x[:N], y[:N]
+    expected = [_pgd_outcomes(model, x, y, k).mean() for k in range(RUNS)]
+    np.testing.assert_allclose(rows["PGD"]["run_accuracies"], expected)
+    for row in rows.values():
+        assert row["worst"] == min(row["run_accuracies"])
+        assert row["avg"] == pytest.approx(np.mean(row["run_accuracies"]))
+    text = (table2_dir / "table2.md").read_text()
+    assert "| PGD |" in text and "200 steps, no restarts" in text and f"first {N} official" in text
+
+
+def test_table3_merges_restarts_per_example_reusing_table2s_attacks(table2_dir):
+    proc = _run("table3", f"--num_examples={N}", "--runs=1", f"--restarts={RUNS}",
+                f"--output_dir={table2_dir}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "0 example-steps to compute" in proc.stdout  # every cell came from Table 2's runs
+    rows = {r["attack"]: r for r in json.loads((table2_dir / "table3.json").read_text())["rows"]}
+    model = load_model(default_model_dir("mnist"))
+    x, y = load_dataset("mnist", "test")
+    merged = np.logical_and.reduce([_pgd_outcomes(model, x[:N], y[:N], k) for k in range(RUNS)])
+    assert rows["PGD"]["run_accuracies"] == [pytest.approx(merged.mean())]
+    assert f"{RUNS} random restarts merged per example" in (table2_dir / "table3.md").read_text()
+
+
+def test_an_interrupted_command_exits_130_and_resumes_to_the_same_table(table2_dir, tmp_path):
+    args = [sys.executable, "-m", "experiments.table2", f"--num_examples={N}", f"--runs={RUNS}",
+            f"--output_dir={tmp_path}"]
+    proc = subprocess.Popen(args, cwd=REPO, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if "PQGD_100 eps=0.3: attack 1/2 at step 20/200" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    proc.stdout.read()
+    assert proc.wait(timeout=300) == 130
+    assert "rerun the same command to resume" in proc.stderr.read()
+    resumed = _run("table2", f"--num_examples={N}", f"--runs={RUNS}", f"--output_dir={tmp_path}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    first_line = resumed.stdout.splitlines()[1]
+    assert "example-steps to compute" in first_line and not first_line.startswith("6 cell(s); 14,400")
+    a = json.loads((table2_dir / "table2.json").read_text())["rows"]
+    b = json.loads((tmp_path / "table2.json").read_text())["rows"]
+    assert [r["run_accuracies"] for r in a] == [r["run_accuracies"] for r in b]
+
+
+def test_figure2_histograms_count_the_models_real_gradients(tmp_path):
+    import tensorflow as tf
+    proc = _run("figure2", "--num_examples=20", f"--output_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "figure2.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    reps = json.loads((tmp_path / "figure2.json").read_text())["representations"]
+    model = load_model(default_model_dir("mnist"))
+    x, y = load_dataset("mnist", "test")
+    xt = tf.constant(x[:20])
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(y[:20], model(xt)))
+    g = tape.gradient(loss, xt).numpy()
+    assert reps["sign"]["zero"] == pytest.approx(np.mean(g == 0))
+    assert reps["sign"]["abs_gt_1"] == 0 and reps["sign"]["max_abs"] == 1
+    for b in (10, 100, 200, 1000):
+        r = reps[f"quantized b={b}"]
+        assert r["max_abs"] == b  # the largest component of every image maps to b
+        assert r["zero"] == pytest.approx(np.mean(g == 0))  # zeta keeps exact zeros only
+    assert reps["quantized b=10"]["abs_gt_eps_over_a"] == 0  # 10 < eps/a = 30
+
+
+def _zip_dir(path, files):
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_secret_model_command_downloads_verifies_extracts_and_runs_tables_2_and_3(tmp_path):
+    shipped = default_model_dir("mnist")
+    files = {f"secret/{p.name}": p.read_bytes() for p in shipped.glob("checkpoint-6000.*")}
+    files["secret/checkpoint"] = ('model_checkpoint_path: "checkpoint-6000"\n'
+                                  'all_model_checkpoint_paths: "checkpoint-6000"\n')
+    digest = _zip_dir(tmp_path / "secret.zip", files)
+    out, downloads = tmp_path / "out", tmp_path / "dl"
+    proc = _run("secret_model", f"--url=file://{tmp_path / 'secret.zip'}", f"--sha256={digest}",
+                f"--download_dir={downloads}", f"--output_dir={out}", "--num_examples=4",
+                "--runs=1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"sha256 {digest} (verified)" in proc.stdout
+    assert (downloads / "secret" / "checkpoint-6000.index").read_bytes() == files["secret/checkpoint-6000.index"]
+    for name in ("table2", "table3"):
+        data = json.loads((out / f"{name}.json").read_text())
+        assert data["model"]["model_dir"].endswith("dl/secret")
+        assert data["model"]["clean_accuracy"] == 1.0  # the shipped model gets the first 4 right
+
+
+def test_secret_model_command_refuses_a_wrong_digest_and_a_path_escaping_zip(tmp_path):
+    _zip_dir(tmp_path / "secret.zip", {"secret/checkpoint": "x"})
+    proc = _run("secret_model", f"--url=file://{tmp_path / 'secret.zip'}",
+                f"--download_dir={tmp_path / 'a'}", f"--output_dir={tmp_path / 'o'}")
+    lines = _errors("secret_model", proc.stderr)
+    assert proc.returncode == 1 and len(lines) == 1 and "14eea09c" in lines[0]
+    assert not (tmp_path / "a" / "secret").exists()
+    digest = _zip_dir(tmp_path / "evil.zip", {"../evil.txt": "x", "secret/checkpoint": "x"})
+    proc = _run("secret_model", f"--url=file://{tmp_path / 'evil.zip'}", f"--sha256={digest}",
+                f"--download_dir={tmp_path / 'b'}", f"--output_dir={tmp_path / 'o'}")
+    lines = _errors("secret_model", proc.stderr)
+    assert proc.returncode == 1 and len(lines) == 1 and "evil.txt" in lines[0]
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "b" / "secret").exists()
+
+
+@pytest.mark.parametrize("command,args,message", [
+    ("table2", ["--num_examples=0"], "num_examples"),
+    ("table4", ["--num_examples=20000"], "at most 10000"),
+    ("figure3", ["--runs=x"], "runs"),
+    ("run_all", ["--only=table9"], "--only takes names from"),
+    ("table2", ["surplus"], "unexpected arguments"),
+])
+def test_bad_flags_give_one_line_and_exit_1(command, args, message, tmp_path):
+    proc = _run(command, *args, f"--output_dir={tmp_path}")
+    lines = _errors(command, proc.stderr)
+    assert proc.returncode == 1 and len(lines) == 1 and message in lines[0], proc.stderr[-1000:]
+
+
+def test_figures_without_matplotlib_name_the_extra_to_install(monkeypatch):
+    from experiments.report import pyplot
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ImportError, match=r"pip install -e '\.\[experiments\]'"):
+        pyplot()
