@@ -23,7 +23,6 @@ import dataclasses
 import math
 import os
 import signal
-import sys
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
@@ -34,6 +33,8 @@ if TYPE_CHECKING:  # TensorFlow and numpy are imported lazily: flag errors stay 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
+
+from workflow.cli import fail, one_line_flags_parser  # noqa: E402
 
 FLAGS = flags.FLAGS
 DATASETS = ("mnist", "fashion_mnist")
@@ -91,8 +92,6 @@ flags.register_multi_flags_validator(
 EXTRA_CONFIG_KEYS = ("dataset", "data_dir", "arch", "learning_rate", "epsilon_warmup_steps",
                      "num_train_examples")
 ADAM_EPSILON = 1e-8  # tf.compat.v1.train.AdamOptimizer's default (Keras' default is 1e-7)
-EXIT_ERROR = 1
-EXIT_USAGE = 2
 
 
 class UsageError(Exception):
@@ -134,15 +133,6 @@ class Settings:
 
 
 # --------------------------------------------------------------------------- settings
-
-def parse_flags(argv: list[str]) -> list[str]:
-    """absl flags parser that reports a bad flag in ONE line (exit status 2)."""
-    try:
-        return FLAGS(argv)
-    except flags.Error as err:
-        print(f"train.py: error: {err}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
-
 
 def apply_config_file(path: str) -> list[str]:
     """Sets every flag named by a key of the challenge ``config.json`` at ``path`` that was not
@@ -461,8 +451,7 @@ def run_steps(trainer: AdversarialTrainer, settings: Settings, x_train, y_train,
 def main(argv: list[str]) -> int:
     """Entry point: merge flags and ``--config``, train, one-line errors."""
     if len(argv) > 1:
-        print(f"train.py: error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
-        return EXIT_USAGE
+        fail("train.py", f"unexpected arguments: {' '.join(argv[1:])}")
     from mnist_challenge_compat import CompatError
     try:
         if FLAGS.config:
@@ -470,9 +459,8 @@ def main(argv: list[str]) -> int:
         settings = settings_from_flags()
         return train(settings, log=lambda line: print(line, flush=True))
     except (CompatError, UsageError) as err:
-        print(f"train.py: error: {err}", file=sys.stderr)
-        return EXIT_ERROR
+        fail("train.py", err)
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=parse_flags)
+    app.run(main, flags_parser=one_line_flags_parser("train.py"))

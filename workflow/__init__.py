@@ -1,9 +1,19 @@
 """Wiring shared by the command-line scripts: resumable evaluation runs and their outputs.
 
 Connects ``mnist_challenge_compat`` (files) with ``attacks`` (math); the absl scripts
-(``eval.py``, ``experiments/``) only parse flags and call in here.
+(``eval.py``, ``train.py``, ``experiments/``) only parse flags and call in here.
+Importing the package is cheap (``workflow.cli`` needs no TensorFlow); the names below load
+their modules on first use.
 """
-from workflow.evaluate import EvalSettings, default_model_dir, run_evaluation
-from workflow.progress import ProgressPrinter
+import importlib
 
-__all__ = ["EvalSettings", "ProgressPrinter", "default_model_dir", "run_evaluation"]
+_LAZY = {"EvalSettings": "workflow.evaluate", "default_model_dir": "workflow.evaluate",
+         "run_evaluation": "workflow.evaluate", "ProgressPrinter": "workflow.progress"}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'workflow' has no attribute {name!r}")
