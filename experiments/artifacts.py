@@ -24,6 +24,8 @@ from experiments.report import (display_path, machine, markdown_table, pct, pypl
 from experiments.stats import paired_difference, run_spread, wilson_interval
 
 DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
+# The sign-step attack each quantized attack replaces the step of (PQGD vs PGD, BLOB_QG vs BLOB).
+SIGN_COUNTERPART = {"pqgd": "pgd", "blob_qg": "blob"}
 
 
 @dataclass(frozen=True)
@@ -135,26 +137,33 @@ def _table_artifact(name: str, title: str, dataset: str, methods, steps: int, ru
         specs = cells(sizes)
         outcomes = {c: results[c].outcomes(steps, sizes.runs, sizes.restarts) for c in specs}
         base = outcomes[specs[0]]  # PGD: the first method of every table
+        sign_step = {c.method: c for c in specs if c.b is None}
         rows, records = [], []
         for label, c in zip(_labels(methods), specs):
             acc = outcomes[c].mean(axis=1)
             low, high, sd = run_spread(acc)
             w_low, w_high = wilson_interval(float(acc.mean()), n)
             diff = paired_difference(outcomes[c], base)
+            counterpart = sign_step.get(SIGN_COUNTERPART.get(c.method))
+            vs_sign = None if counterpart is None else paired_difference(outcomes[c],
+                                                                         outcomes[counterpart])
             rows.append([label, pct(acc.min()), pct(acc.mean()),
                          f"[{pct(w_low)}, {pct(w_high)}]", f"{pct(low)}-{pct(high)}",
-                         "-" if c == specs[0] else diff.points()])
+                         "-" if c == specs[0] else diff.points(),
+                         "-" if vs_sign is None else vs_sign.points()])
             records.append({"attack": label, "method": c.method, "b": c.b,
                             "run_accuracies": acc.tolist(), "worst": float(acc.min()),
                             "avg": float(acc.mean()), "avg_wilson95": [w_low, w_high],
-                            "run_sd": sd, "diff_vs_pgd": vars(diff)})
+                            "run_sd": sd, "diff_vs_pgd": vars(diff),
+                            "diff_vs_sign_counterpart": None if vs_sign is None else vars(vs_sign)})
         restart_text = ("no restarts" if sizes.restarts == 1 else
                         f"{sizes.restarts} random restarts merged per example")
         text = (f"# {title}\n\n{_setting(dataset)}, {steps} steps, {restart_text}; "
                 f"{sizes.runs} independent run(s) per attack (Worst = lowest run, Avg = mean).\n\n"
                 f"{_model_line(target)}\n\n"
                 + markdown_table(["Attack", "Worst (%)", "Avg (%)", "Avg 95% CI", "Spread",
-                                  "Avg - PGD (points) [95% CI]"], rows)
+                                  "Avg - PGD (points) [95% CI]",
+                                  "Avg - its sign-step attack [95% CI]"], rows)
                 + f"\n{_noise_note(n, sizes.runs)}\n"
                 + _footer(_command(name, sizes, ARTIFACTS[name]), results, specs))
         data = {"artifact": name, "title": title, "steps": steps, "runs": sizes.runs,
@@ -360,7 +369,7 @@ def _figure2_render(targets, results, sizes, out):
                  "abs_gt_1": float(np.mean(av > 1)), "abs_gt_eps_over_a": float(np.mean(av > limit)),
                  "max_abs": float(av.max()), "mean_abs": float(av.mean())}
         data["representations"][name] = stats
-        rows.append([name, pct(stats["zero"]), pct(stats["abs_le_1"]), pct(stats["abs_gt_1"]),
+        rows.append([name.replace("|", "\\|"), pct(stats["zero"]), pct(stats["abs_le_1"]), pct(stats["abs_gt_1"]),
                      pct(stats["abs_gt_eps_over_a"]), f"{stats['mean_abs']:.3g}",
                      f"{stats['max_abs']:.3g}"])
     png = save_figure(fig, out / "figure2.png")
@@ -369,8 +378,9 @@ def _figure2_render(targets, results, sizes, out):
             f"+-eps/a = +-{limit:g}; a single step of a*q moves a pixel past the eps-ball (so the "
             f"projection clips it) where |q| > eps/a.\n\n![figure 2](figure2.png)\n\n"
             f"{_model_line(target)}\n\n"
-            + markdown_table(["representation", "zero (%)", "0 < |v| <= 1 (%)", "|v| > 1 (%)",
-                              f"|v| > eps/a = {limit:g} (%)", "mean |v|", "max |v|"], rows)
+            + markdown_table(["representation", "zero (%)", "0 < abs(v) <= 1 (%)",
+                              "abs(v) > 1 (%)", f"abs(v) > eps/a = {limit:g} (%)", "mean abs(v)",
+                              "max abs(v)"], rows)
             + f"\nGenerated {_dt.date.today().isoformat()} on {machine()} by `python -m experiments.figure2"
             + (f" --num_examples={sizes.num_examples}" if sizes.num_examples else "") + "`.\n")
     return [write_text(out / "figure2.md", text), write_json(out / "figure2.json", data), png]

@@ -55,6 +55,11 @@ def test_table2_reports_each_runs_accuracy_of_the_attack_it_names(table2_dir):
     for row in rows.values():
         assert row["worst"] == min(row["run_accuracies"])
         assert row["avg"] == pytest.approx(np.mean(row["run_accuracies"]))
+    for quantized, sign in (("PQGD_100", "PGD"), ("BLOB_QG_200", "BLOB")):
+        diff = rows[quantized]["diff_vs_sign_counterpart"]
+        assert diff["mean"] == pytest.approx(rows[quantized]["avg"] - rows[sign]["avg"])
+        assert diff["low"] <= diff["mean"] <= diff["high"]
+    assert rows["BLOB"]["diff_vs_sign_counterpart"] is None
     text = (table2_dir / "table2.md").read_text()
     assert "| PGD |" in text and "200 steps, no restarts" in text and f"first {N} official" in text
 
