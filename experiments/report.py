@@ -8,7 +8,7 @@ import platform
 from pathlib import Path
 from typing import Sequence
 
-from mnist_challenge_compat.submission import write_file_atomic
+from mnist_challenge_compat.atomic import write_file_atomic
 
 
 def machine() -> str:

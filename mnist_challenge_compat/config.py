@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping
 
 from mnist_challenge_compat.errors import CompatError
-from mnist_challenge_compat.submission import write_file_atomic
+from mnist_challenge_compat.atomic import write_file_atomic
 
 __all__ = [
     "CONFIG_TO_FLAGS",

@@ -32,7 +32,7 @@ from typing import BinaryIO, Callable
 from mnist_challenge_compat.checkpoint import (STATE_FILE, _check_data_shards, _resolve_prefix,
                                                latest_checkpoint)
 from mnist_challenge_compat.errors import CompatError
-from mnist_challenge_compat.submission import write_file_atomic
+from mnist_challenge_compat.atomic import write_file_atomic
 
 __all__ = [
     "DEFAULT_MAX_BYTES",

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from mnist_challenge_compat.errors import CompatError
-from mnist_challenge_compat.submission import write_file_atomic
+from mnist_challenge_compat.atomic import write_file_atomic
 
 _META_KEY = "__meta__"
 

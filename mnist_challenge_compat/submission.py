@@ -12,15 +12,14 @@ atomically: a reader sees either the old file or the complete new one, never a p
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import math
 import os
-import secrets
-from typing import BinaryIO, Callable, Iterable
+from typing import BinaryIO, Iterable
 
 import numpy as np
 
+from mnist_challenge_compat.atomic import write_file_atomic
 from mnist_challenge_compat.errors import CompatError
 
 __all__ = [
@@ -53,70 +52,8 @@ class SubmissionError(CompatError):
 
 
 # ---------------------------------------------------------------------------------------------
-# Atomic writes.
+# Atomic writes of arrays (``write_file_atomic`` lives in ``atomic.py``).
 # ---------------------------------------------------------------------------------------------
-
-def _open_temp_beside(path: str) -> tuple[int, str]:
-    """Creates a new hidden temp file in ``path``'s directory; returns ``(fd, temp_path)``.
-
-    Created with mode 0o666 so that the process umask applies as for a normal ``open``.
-    """
-    directory, base = os.path.split(os.path.abspath(path))
-    while True:
-        tmp = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
-        try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
-        except FileExistsError:
-            continue
-
-
-def _fsync_directory(directory: str) -> None:
-    """Makes a rename durable (POSIX); silently skipped where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_file_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
-    """Writes a file atomically: temp file in the same directory, fsync, ``os.replace``.
-
-    Args:
-        path: the final file name (used exactly, no extension added).
-        write: called once with the temp file opened in binary mode; writes the content.
-
-    If ``write`` (or anything else) fails, the temp file is removed and an existing file at
-    ``path`` is left untouched; nothing partial ever appears under ``path``.
-
-    Raises:
-        CompatError: the file cannot be created, written or renamed (``OSError``).
-        Whatever ``write`` raises, other than ``OSError``, propagates unchanged.
-    """
-    name = os.fspath(path)
-    try:
-        fd, tmp = _open_temp_beside(name)
-    except OSError as err:
-        raise CompatError(f"cannot write {name}: {err.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, name)
-    except BaseException as err:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(err, OSError):
-            raise CompatError(f"cannot write {name}: {err.strerror or err}") from None
-        raise
-    _fsync_directory(os.path.dirname(os.path.abspath(name)))
-
 
 def save_array_atomic(path: str | os.PathLike, array: np.ndarray) -> None:
     """Saves ``array`` in ``.npy`` format to exactly ``path``, atomically.

@@ -24,7 +24,7 @@ from attacks import AttackConfig, RunsState, attack_runs, predict
 from mnist_challenge_compat import (CompatError, check_submission, checkpoint_sha256,
                                     dataset_source, latest_checkpoint, leaderboard_row, load_dataset, load_model, load_state,
                                     save_array_atomic, save_state, write_leaderboard)
-from mnist_challenge_compat.submission import write_file_atomic
+from mnist_challenge_compat.atomic import write_file_atomic
 from workflow.progress import ProgressPrinter, format_duration
 from workflow.signals import Interrupted, raise_on_termination
 
