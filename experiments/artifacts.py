@@ -183,6 +183,12 @@ def _labels(methods) -> list[str]:
 # Figures 3 and 4 and the b sweep: accuracy curves of PGD and PQGD.
 # ---------------------------------------------------------------------------------------------
 
+def _run_range(accs: np.ndarray, avg: np.ndarray) -> np.ndarray:
+    """Error bars from the mean to the lowest and highest run, in points (never negative:
+    the mean of equal runs can differ from them in the last bit)."""
+    return 100 * np.maximum(0.0, np.stack([avg - accs.min(axis=1), accs.max(axis=1) - avg]))
+
+
 def _figure3_jobs(targets, sizes):
     return [(targets[ds], c, sizes.runs * sizes.restarts) for ds in plan.FIGURE3_EPSILONS
             for c in plan.figure3_specs(ds, sizes.n(ds), sizes.seed, sizes.batch_size)]
@@ -205,8 +211,8 @@ def _figure3_render(targets, results, sizes, out):
         for label, (m, b) in zip(labels, plan.FIGURE3_METHODS):
             accs = np.array([outcome[(eps, m, b)].mean(axis=1) for eps in epsilons])
             avg = accs.mean(axis=1)
-            ax.errorbar(epsilons, 100 * avg, yerr=[100 * (avg - accs.min(1)), 100 * (accs.max(1) - avg)],
-                        marker="o", capsize=3, label=label)
+            ax.errorbar(epsilons, 100 * avg, yerr=_run_range(accs, avg), marker="o", capsize=3,
+                        label=label)
             panel[label] = {"epsilon": list(epsilons), "avg": avg.tolist(),
                             "run_accuracies": accs.tolist()}
         ax.set(title=f"{DATASET_NAMES[ds]} (first {n} test images), 100 steps",
@@ -252,8 +258,8 @@ def _figure4_render(targets, results, sizes, out):
     for label, c in zip(labels, specs):
         accs = np.array([outcome[(c, s)].mean(axis=1) for s in steps])
         avg = accs.mean(axis=1)
-        ax.errorbar(steps, 100 * avg, yerr=[100 * (avg - accs.min(1)), 100 * (accs.max(1) - avg)],
-                    marker="o", capsize=3, label=label)
+        ax.errorbar(steps, 100 * avg, yerr=_run_range(accs, avg), marker="o", capsize=3,
+                    label=label)
         data["curves"][label] = {"avg": avg.tolist(), "run_accuracies": accs.tolist(),
                                  "diff_vs_pgd": [vars(paired_difference(outcome[(c, s)],
                                                                         outcome[(specs[0], s)]))
