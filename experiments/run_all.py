@@ -1,4 +1,4 @@
-"""Every table and figure with the default sizes (about 70 min on a 2-core CPU).
+"""Every table and figure with the default sizes (77 min measured on a 2-core CPU).
 
 Usage: python -m experiments.run_all [--num_examples=N] [--runs=R] [--restarts=K] [--only=table2,figure4]
 
