@@ -7,7 +7,7 @@ from absl import flags
 
 from experiments import common
 from experiments.artifacts import ARTIFACTS, Sizes, produce
-from workflow.cli import fail
+from workflow.cli import fail, one_line_flags_parser
 
 FLAGS = flags.FLAGS
 
@@ -39,4 +39,5 @@ def main(name: str, argv: Sequence[str]) -> None:
 
 
 def flags_parser(name: str):
-    return common.flags_parser(name)
+    """absl flags parser printing a bad flag as one ``name: ...`` line, exit 1."""
+    return one_line_flags_parser(name)

@@ -1,13 +1,14 @@
 """What every experiment command shares: flags, the model and data, computing cells, errors."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
@@ -17,7 +18,7 @@ from attacks import predict
 from experiments.cells import CellResult, CellSpec, run_cell, stored_attacks
 from experiments.plan import SETUPS
 from mnist_challenge_compat import CompatError, checkpoint_sha256, load_dataset, load_model
-from workflow.cli import EXIT_INTERRUPTED, fail, one_line_flags_parser
+from workflow.cli import EXIT_INTERRUPTED, fail
 from workflow.evaluate import default_model_dir
 from workflow.progress import format_duration
 from workflow.signals import Interrupted, raise_on_termination
@@ -65,7 +66,7 @@ class Target:
     digest: str
     checkpoint_sha256: dict
 
-    @property
+    @functools.cached_property
     def clean_accuracy(self) -> float:
         return float(np.mean(predict(self.model, self.x) == self.y))
 
@@ -138,16 +139,3 @@ def run_command(program: str, body: Callable[[], None]) -> None:
         sys.exit(EXIT_INTERRUPTED)
     except (CompatError, ValueError, KeyError, OSError, ImportError) as err:
         fail(program, err)
-
-
-def flags_parser(program: str):
-    return one_line_flags_parser(program)
-
-
-def unique(jobs: Iterable[tuple[Target, CellSpec, int]]) -> list[tuple[Target, CellSpec, int]]:
-    """Jobs with one entry per cell, asking for the most attacks any duplicate asked for."""
-    best: dict[CellSpec, tuple[Target, CellSpec, int]] = {}
-    for target, spec, attacks in jobs:
-        if spec not in best or best[spec][2] < attacks:
-            best[spec] = (target, spec, attacks)
-    return list(best.values())

@@ -349,6 +349,7 @@ def _open_zip(zip_path: Path) -> zipfile.ZipFile:
         return zipfile.ZipFile(zip_path)
     except OSError as err:
         raise CompatError(f"{zip_path}: cannot read ({_one_line(err.strerror or err)})") from None
+    # zipfile raises NotImplementedError for compression methods it does not support.
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, NotImplementedError,
             EOFError) as err:
         raise CompatError(f"{zip_path}: not a zip file or corrupt ({_one_line(err)})") from None
@@ -391,6 +392,7 @@ def safe_extract(zip_path: str | os.PathLike, dest_dir: str | os.PathLike, *,
         except CompatError:
             _remove_extracted(files, dirs)
             raise
+        # NotImplementedError: a member's compression method that zipfile does not support.
         except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, RuntimeError,
                 NotImplementedError) as err:
             _remove_extracted(files, dirs)
