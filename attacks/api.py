@@ -8,7 +8,8 @@ import keras
 import numpy as np
 
 from attacks.config import AttackConfig
-from attacks.engine import StepRunner, resolve_xla
+from attacks.engine import StepRunner, gpu_available, resolve_xla
+from attacks.fast_backward import with_fast_input_gradient
 from attacks.precision import model_in_dtype
 
 Seed = int | Sequence[int] | None
@@ -197,10 +198,19 @@ def validate_start(x_start, x: np.ndarray, epsilon: float) -> np.ndarray:
     return x_start
 
 
+def attack_model(model: keras.Model, compute_dtype: str = "float32") -> keras.Model:
+    """The model the step loop differentiates: ``model`` computing in ``compute_dtype``
+    (``attacks.precision``) and, on CPU, with the faster input-gradient kernels of
+    ``attacks.fast_backward`` (same logits, same gradients up to float summation order;
+    GPUs keep their own kernels, where the rewrite is not measured)."""
+    copy = model_in_dtype(model, compute_dtype)
+    return copy if gpu_available() else with_fast_input_gradient(copy)
+
+
 def make_runner(model: keras.Model, config: AttackConfig) -> StepRunner:
-    """The compiled step loop for ``config`` on ``model`` (bfloat16 copy made if asked)."""
+    """The compiled step loop for ``config`` on ``model`` (see :func:`attack_model`)."""
     cfg = config.resolved()
-    return StepRunner(model_in_dtype(model, cfg.compute_dtype), cfg.loss, cfg.step_rule(),
+    return StepRunner(attack_model(model, cfg.compute_dtype), cfg.loss, cfg.step_rule(),
                       cfg.direction(), xla=resolve_xla(cfg.xla))
 
 

@@ -1,4 +1,4 @@
-"""Where one attack step's time goes (batch 200 by default), and the A/B of the engine change.
+"""Where one attack step's time goes (batch 200 by default), and the A/B of the backward kernels.
 
     python -m bench.profile_step --model_dir DIR --data_dir DIR [--pause_pid PID] \\
         --out bench/profile_cpu.json
@@ -8,15 +8,14 @@ Times, per compute dtype, with one warm-up and the median of --repeats:
   gradient     forward + input gradient of the summed xent (tf.function; no sign / clip)
   engine_step  our compiled step loop (StepRunner.run of 20 steps) / 20
   kernels      each conv / matmul of forward and backward-to-input alone (float32 only)
-and `perturb` end to end (1,000 images, PGD-20) with the engine of git HEAD vs the working tree.
+  *_fast       the replacements attacks.fast_backward uses for conv1 and fc1 backward-to-input
+and `perturb` end to end (1,000 images, PGD-20) with TensorFlow's stock backward kernels vs
+attacks.fast_backward (float32; bfloat16 models are not rewritten, so its two rows agree).
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -24,10 +23,11 @@ import tensorflow as tf
 
 import attacks
 import attacks.api
-from attacks.precision import model_in_dtype
+from attacks.fast_backward import conv2d_input_gradient
 from bench.flops import STEP_FLOP
 from bench.throughput import paused
 from mnist_challenge_compat import load_dataset, load_model
+from mnist_challenge_compat.atomic import write_file_atomic
 
 
 def med_time(fn, repeats):
@@ -56,7 +56,7 @@ def main(argv=None):
     out = {"batch": bs, "per_example_step_us": {}}
     with paused(args.pause_pid):
         for dtype in ("float32", "bfloat16"):
-            m = model_in_dtype(model, dtype)
+            m = attacks.attack_model(model, dtype)
             fwd = tf.function(lambda x: m(x, training=False))
 
             @tf.function
@@ -89,24 +89,22 @@ def main(argv=None):
             "conv2_bwd_input": lambda: tf.nn.conv2d_transpose(g2, w[2], [bs, 14, 14, 32], 1, "SAME"),
             "fc1_fwd": lambda: a2 @ w[4],
             "fc1_bwd_input": lambda: tf.matmul(a3, w[4], transpose_b=True),
+            # what attacks.fast_backward computes instead of the two slow ones above
+            "conv1_bwd_input_fast": lambda: conv2d_input_gradient(g1, w[0], (28, 28), "same"),
+            "fc1_bwd_input_fast": lambda: tf.einsum("...j,ij->...i", a3, w[4]),
         }
         kern = {}
         for k, f in ops.items():
             tf_f = tf.function(f)
             kern[k] = 1e6 * med_time(lambda: tf_f().numpy(), args.repeats) / bs
         out["kernels_float32_us_per_example"] = kern
-        out["kernels_sum_us"] = sum(kern.values())
-        # A/B: perturb end to end with HEAD's engine vs the working tree's
-        src = subprocess.run(["git", "show", "HEAD:attacks/engine.py"], capture_output=True,
-                             text=True, check=True).stdout
-        spec = importlib.util.spec_from_loader("engine_head", loader=None)
-        head = importlib.util.module_from_spec(spec)
-        exec(compile(src, "engine_head.py", "exec"), head.__dict__)
+        # A/B: perturb end to end with TensorFlow's stock backward kernels vs fast_backward
         xs, ys = x_all[:1000], y_all[:1000].astype(np.int64)
         ab = {}
-        for label, runner_cls in (("head", head.StepRunner), ("working_tree", attacks.api.StepRunner)):
-            saved = attacks.api.StepRunner
-            attacks.api.StepRunner = runner_cls
+        for label, view in (("stock_kernels", lambda m: m),
+                            ("fast_backward", attacks.api.with_fast_input_gradient)):
+            saved = attacks.api.with_fast_input_gradient
+            attacks.api.with_fast_input_gradient = view
             try:
                 for dtype in ("float32", "bfloat16"):
                     t = med_time(lambda: attacks.perturb(
@@ -115,11 +113,11 @@ def main(argv=None):
                         args.repeats)
                     ab[f"{label}/{dtype}"] = 1000 * 20 / t
             finally:
-                attacks.api.StepRunner = saved
+                attacks.api.with_fast_input_gradient = saved
         out["perturb_example_steps_per_s"] = ab
     out["step_flop"] = STEP_FLOP
     print(json.dumps(out, indent=1))
-    json.dump(out, open(args.out, "w"), indent=1)
+    write_file_atomic(args.out, lambda f: f.write(json.dumps(out, indent=1).encode()))
 
 
 if __name__ == "__main__":

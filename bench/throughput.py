@@ -35,6 +35,7 @@ import attacks
 from bench.flops import STEP_FLOP, matmul_peak
 from bench.peers import PEERS, make_peer
 from mnist_challenge_compat import load_dataset, load_model
+from mnist_challenge_compat.atomic import write_file_atomic
 
 OURS = {"pgd": None, "pqgd": 100.0, "blob": None, "blob_qg": 100.0}
 
@@ -97,6 +98,10 @@ def timed(fn, repeats, pause_pid):
 
 def accuracy(model, x_adv, y, bs=500):
     return float(np.mean(attacks.api.predict(model, x_adv, bs) == y))
+
+
+def write_json(path, obj):
+    write_file_atomic(path, lambda f: f.write(json.dumps(obj, indent=1).encode()))
 
 
 def machine():
@@ -170,7 +175,7 @@ def main(argv=None):
             except Exception as e:  # a peer that cannot run is a measured failure
                 result["failures"][f"{name}@{bs}"] = f"{type(e).__name__}: {e}"[:2000]
                 print(f"{name} FAILED at batch {bs}: {type(e).__name__}: {e}", flush=True)
-        json.dump(result, open(args.out, "w"), indent=1)
+        write_json(args.out, result)  # after every batch size: a crash keeps what was measured
 
     for row in result["rows"]:
         ref = [r for r in result["rows"] if r["impl"] == "ours_pgd" and r["dtype"] == "float32"
@@ -217,7 +222,7 @@ def main(argv=None):
         checks["dtype_accuracy"] = {"n": len(xa), "steps": args.acc_steps, "random_start_seed": 0,
                                     **acc}
         print("checks:", json.dumps(checks, indent=1), flush=True)
-    json.dump(result, open(args.out, "w"), indent=1)
+    write_json(args.out, result)
     print("wrote", args.out)
 
 

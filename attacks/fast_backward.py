@@ -1,0 +1,191 @@
+"""A view of a model whose input gradient runs on faster CPU kernels, with the same values.
+
+Two of TensorFlow's CPU backward-to-input kernels are slow for the layer shapes of the
+challenge CNNs (2-core AVX-512 CPU, batch 200, microseconds per example; see bench/RESULTS.md):
+
+- ``Conv2DBackpropInput`` of a convolution with few input channels (1 for grayscale):
+  91 us. The same values as one matmul of the upstream gradient with the kernel, followed by
+  ``k_h * k_w`` shifted sums: 31 us.
+- ``MatMul(transpose_b=True)`` of a Dense layer's 3136 x 1024 kernel: 55 us. With the kernel
+  transposed explicitly first (``einsum``, which grappler does not fold back): 39 us.
+
+The forward ops are Keras' own, so logits are bit-identical; the input gradient differs only
+by the order of float32 summation (relative 1e-7 on the challenge model). Kernel and bias
+gradients are TensorFlow's stock ones. Only float32 layers are rewritten: in bfloat16 the
+shifted sums would round every partial sum, and the stock bfloat16 kernels are not the
+bottleneck (+3% measured).
+"""
+from __future__ import annotations
+
+import weakref
+
+import keras
+import tensorflow as tf
+
+# Input channels up to which the matmul + shifted sums beat Conv2DBackpropInput: the matmul
+# output holds k_h * k_w * C_in values per output pixel, so it only pays for small C_in.
+MAX_CONV_INPUT_CHANNELS = 4
+
+_VIEWS = weakref.WeakKeyDictionary()
+
+
+def with_fast_input_gradient(model: keras.Model) -> keras.Model:
+    """``model`` with eligible Conv2D / Dense layers wrapped (see module docstring).
+
+    The returned model shares every variable with ``model`` (training ``model`` changes it
+    too), is made once per model and reused, and is for calling and differentiating only
+    (it cannot be serialised). ``model`` itself is returned when no layer is eligible, or
+    when it is not a functional / sequential Keras model.
+    """
+    try:
+        cached = _VIEWS.get(model)
+    except TypeError:  # not weakly referenceable
+        cached = None
+    if cached is not None:
+        return cached
+    view = _rewrite(model)
+    try:
+        _VIEWS[model] = view
+    except TypeError:
+        pass
+    return view
+
+
+def _rewrite(model: keras.Model) -> keras.Model:
+    if not any(_wrapper_for(layer) is not None for layer in model.layers):
+        return model
+
+    def clone(layer):
+        wrapper = _wrapper_for(layer)
+        return wrapper(layer) if wrapper is not None else layer  # same layer: shared weights
+
+    try:
+        return keras.models.clone_model(model, clone_function=clone)
+    except ValueError:  # subclassed model: no graph of layers to rewrite
+        return model
+
+
+def _wrapper_for(layer):
+    if getattr(layer, "compute_dtype", None) != "float32":
+        return None
+    if type(layer) is keras.layers.Conv2D and _conv_eligible(layer):
+        return FastInputGradConv2D
+    if type(layer) is keras.layers.Dense and _dense_eligible(layer):
+        return FastInputGradDense
+    return None
+
+
+def _conv_eligible(conv) -> bool:
+    return (conv.data_format == "channels_last" and tuple(conv.strides) == (1, 1)
+            and tuple(conv.dilation_rate) == (1, 1) and conv.groups == 1
+            and conv.padding in ("same", "valid") and conv.built
+            and conv.kernel.shape[2] <= MAX_CONV_INPUT_CHANNELS)
+
+
+def _dense_eligible(dense) -> bool:
+    return (dense.built and getattr(dense, "quantization_mode", None) is None
+            and not getattr(dense, "lora_enabled", False))
+
+
+def _same_padding(size: int) -> tuple[int, int]:
+    """TensorFlow's SAME padding at stride 1: the odd pixel goes after."""
+    return (size - 1) // 2, size - 1 - (size - 1) // 2
+
+
+def conv2d_input_gradient(dy: tf.Tensor, kernel: tf.Tensor, input_hw: tuple[int, int],
+                          padding: str) -> tf.Tensor:
+    """Gradient of a stride-1 NHWC convolution with respect to its input.
+
+    Args:
+      dy: ``(B, H_out, W_out, C_out)`` upstream gradient.
+      kernel: ``(k_h, k_w, C_in, C_out)``.
+      input_hw: ``(H, W)`` of the convolution's input.
+      padding: ``"same"`` or ``"valid"``.
+    Returns:
+      ``(B, H, W, C_in)``: ``dx[h, w] = sum_{i, j} t[i, j][h + p_top - i, w + p_left - j]``
+      with ``t[i, j] = dy @ kernel[i, j]^T`` (zero outside the output), i.e. the transposed
+      convolution written as one matmul and ``k_h * k_w`` shifted sums.
+    """
+    kh, kw, c_in, c_out = kernel.shape
+    h, w = input_hw
+    ph = _same_padding(kh) if padding == "same" else (0, 0)
+    pw = _same_padding(kw) if padding == "same" else (0, 0)
+    batch = tf.shape(dy)[0]
+    h_out, w_out = dy.shape[1], dy.shape[2]
+    taps = tf.matmul(tf.reshape(dy, [-1, c_out]), tf.reshape(kernel, [kh * kw * c_in, c_out]),
+                     transpose_b=True)
+    # (k_h, k_w, B, H_out, W_out, C_in): each tap a contiguous image to shift.
+    taps = tf.transpose(tf.reshape(taps, [batch, h_out, w_out, kh, kw, c_in]),
+                        [3, 4, 0, 1, 2, 5])
+    # Zero-pad so that every shifted window below is in range (k - 1 - p on each side).
+    taps = tf.pad(taps, [[0, 0], [0, 0], [0, 0], [kh - 1 - ph[0], kh - 1 - ph[1]],
+                         [kw - 1 - pw[0], kw - 1 - pw[1]], [0, 0]])
+    rows = []
+    for i in range(kh):
+        row = tf.add_n([taps[i, j, :, :, kw - 1 - j:kw - 1 - j + w] for j in range(kw)])
+        rows.append(row[:, kh - 1 - i:kh - 1 - i + h])
+    return tf.add_n(rows)
+
+
+class FastInputGradConv2D(keras.layers.Layer):
+    """Calls a Keras ``Conv2D`` (its own forward op and weights) with the input gradient of
+    :func:`conv2d_input_gradient`. Input ``(B, H, W, C_in)``, output as the wrapped layer."""
+
+    def __init__(self, conv: keras.layers.Conv2D):
+        super().__init__(name=f"{conv.name}_fast_backward", dtype=conv.dtype_policy)
+        self.conv = conv
+
+    def call(self, inputs):
+        conv = self.conv
+        padding = conv.padding
+        strides = [1, 1, 1, 1]
+
+        @tf.custom_gradient
+        def convolve(x, kernel):
+            def grad(dy):
+                dx = conv2d_input_gradient(dy, kernel, (x.shape[1], x.shape[2]), padding)
+                dk = tf.raw_ops.Conv2DBackpropFilter(
+                    input=x, filter_sizes=tf.shape(kernel), out_backprop=dy, strides=strides,
+                    padding=padding.upper())
+                return dx, dk
+            return conv.convolution_op(x, kernel), grad
+
+        outputs = convolve(inputs, tf.convert_to_tensor(conv.kernel))
+        if conv.use_bias:  # as Keras' BaseConv.call
+            outputs = keras.ops.add(outputs, keras.ops.reshape(conv.bias, (1, 1, 1, conv.filters)))
+        return conv.activation(outputs) if conv.activation is not None else outputs
+
+    def compute_output_shape(self, input_shape):
+        return self.conv.compute_output_shape(input_shape)
+
+
+class FastInputGradDense(keras.layers.Layer):
+    """Calls a Keras ``Dense`` (its own weights) with the input gradient computed against an
+    explicitly transposed kernel. Input ``(..., d_in)``, output as the wrapped layer."""
+
+    def __init__(self, dense: keras.layers.Dense):
+        super().__init__(name=f"{dense.name}_fast_backward", dtype=dense.dtype_policy)
+        self.dense = dense
+
+    def call(self, inputs):
+        dense = self.dense
+
+        @tf.custom_gradient
+        def project(x, kernel):
+            def grad(dy):
+                # einsum transposes the kernel before its matmul; MatMul(transpose_b=True)
+                # on the (d_in, d_out) kernel is the slow kernel this layer avoids.
+                dx = tf.einsum("...j,ij->...i", dy, kernel)
+                d_in, d_out = kernel.shape
+                dk = tf.matmul(tf.reshape(x, [-1, d_in]), tf.reshape(dy, [-1, d_out]),
+                               transpose_a=True)
+                return dx, dk
+            return keras.ops.matmul(x, kernel), grad  # Keras' own forward op
+
+        outputs = project(inputs, tf.convert_to_tensor(dense.kernel))
+        if dense.bias is not None:  # as Keras' Dense.call
+            outputs = keras.ops.add(outputs, dense.bias)
+        return dense.activation(outputs) if dense.activation is not None else outputs
+
+    def compute_output_shape(self, input_shape):
+        return self.dense.compute_output_shape(input_shape)
