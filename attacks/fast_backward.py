@@ -44,10 +44,11 @@ def with_fast_input_gradient(model: keras.Model) -> keras.Model:
     if cached is not None:
         return cached
     view = _rewrite(model)
-    try:
-        _VIEWS[model] = view
-    except TypeError:
-        pass
+    if view is not model:  # caching the model as its own value would keep it alive forever
+        try:
+            _VIEWS[model] = view
+        except TypeError:
+            pass
     return view
 
 

@@ -8,8 +8,9 @@ One command (see bench/RESULTS.md):
     python -m bench.throughput --quick            # smoke run: 200 images, batch 200, 2 repeats
 
 Every implementation attacks the same N real test images with the same weights, eps 0.3,
-step 0.01, 20 steps, random start OFF (identical work). Per (implementation, batch size): one
-warm-up call, then the median of ``--repeats`` timed calls; the figure is example-steps/s =
+step 0.01, 20 steps, random start OFF (identical work). Per batch size, every implementation
+gets one warm-up call, then ``--repeats`` interleaved rounds time each of them once (the
+starting one rotates); the figure is the median, as example-steps/s =
 N * steps / median seconds. Achieved GFLOP/s uses the analytic count in ``bench/flops.py``
 (55.54 MFLOP per example-step) against a float32 (and bfloat16) ``tf.matmul`` peak measured
 in the same run. ``--pause_pid`` SIGSTOPs another process (e.g. a background training) only
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import functools
 import json
 import os
 import platform
@@ -86,14 +88,48 @@ def paused(pid):
 
 
 def timed(fn, repeats, pause_pid):
+    """One warm-up call, then ``repeats`` timed calls: ``(last output, seconds per call)``."""
+    outs, times = timed_round_robin({0: fn}, repeats, pause_pid)
+    return outs[0], times[0]
+
+
+def timed_round_robin(fns, repeats, pause_pid, on_failure=None, label=""):
+    """Times several implementations in interleaved rounds.
+
+    Every callable gets one warm-up call (tracing, graph building, oneDNN primitive caches),
+    then ``repeats`` rounds each time every callable once, the starting one rotating from
+    round to round: a slow drift of the machine (another tenant, memory state left by the
+    previous implementation) then affects every implementation alike instead of the ones
+    that happened to run during it. A callable that raises is reported to ``on_failure(key,
+    exception)`` (re-raised when there is none) and dropped.
+    Returns ``(outputs, times)``: dicts keyed like ``fns``.
+    """
+    fns = dict(fns)
+    outs, times = {}, {k: [] for k in fns}
+
+    def call(key, timing):
+        t = time.perf_counter()
+        try:
+            outs[key] = fns[key]()
+        except Exception as e:
+            if on_failure is None:
+                raise
+            on_failure(f"{key[0] if isinstance(key, tuple) else key}@{label}", e)
+            del fns[key]
+            outs.pop(key, None)
+            times.pop(key, None)
+            return
+        if timing:
+            times[key].append(time.perf_counter() - t)
+
     with paused(pause_pid):
-        out = fn()  # warm-up (tracing, graph building, oneDNN primitive caches)
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            out = fn()
-            times.append(time.perf_counter() - t)
-    return out, times
+        for key in list(fns):
+            call(key, timing=False)
+        for r in range(repeats):
+            keys = list(fns)
+            for key in keys[r % len(keys):] + keys[:r % len(keys)] if keys else []:
+                call(key, timing=True)
+    return outs, times
 
 
 def accuracy(model, x_adv, y, bs=500):
@@ -142,6 +178,10 @@ def main(argv=None):
           f"{result['peak_bfloat16']['peak_gflops']:.0f} GFLOP/s", flush=True)
     outputs = {}
 
+    def fail(key, e):
+        result["failures"][key] = f"{type(e).__name__}: {e}"[:2000]
+        print(f"{key} FAILED: {type(e).__name__}: {e}", flush=True)
+
     def record(impl, dtype, bs, times, x_adv):
         med = float(np.median(times))
         rate = len(x) * steps / med
@@ -156,25 +196,25 @@ def main(argv=None):
               flush=True)
 
     for bs in batches:
+        fns = {}
         for dtype in dtypes:
             for method in args.ours.split(","):
                 if bs != args.main_batch and method not in args.ours_all_batches.split(","):
                     continue
-                fn = lambda: attacks.perturb(  # noqa: E731
-                    model, x, y, method=method, epsilon=eps, steps=steps, step_size=a,
-                    b=OURS[method], random_start=False, seed=0, batch_size=bs,
+                fns[(f"ours_{method}", dtype)] = functools.partial(
+                    attacks.perturb, model, x, y, method=method, epsilon=eps, steps=steps,
+                    step_size=a, b=OURS[method], random_start=False, seed=0, batch_size=bs,
                     compute_dtype=dtype, xla=args.xla)
-                x_adv, times = timed(fn, args.repeats, args.pause_pid)
-                record(f"ours_{method}", dtype, bs, times, x_adv)
         for name in peers:
             try:
-                peer = make_peer(name, model)
-                x_adv, times = timed(lambda: peer(x, y, eps, a, steps, bs), args.repeats,
-                                     args.pause_pid)
-                record(name, "float32", bs, times, x_adv)
+                fns[(name, "float32")] = functools.partial(make_peer(name, model), x, y, eps, a,
+                                                           steps, bs)
             except Exception as e:  # a peer that cannot run is a measured failure
-                result["failures"][f"{name}@{bs}"] = f"{type(e).__name__}: {e}"[:2000]
-                print(f"{name} FAILED at batch {bs}: {type(e).__name__}: {e}", flush=True)
+                fail(f"{name}@{bs}", e)
+        outs, times = timed_round_robin(fns, args.repeats, args.pause_pid, on_failure=fail,
+                                        label=f"batch {bs}")
+        for (impl, dtype), x_adv in outs.items():
+            record(impl, dtype, bs, times[(impl, dtype)], x_adv)
         write_json(args.out, result)  # after every batch size: a crash keeps what was measured
 
     for row in result["rows"]:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -94,6 +95,21 @@ def cache_dir() -> Path:
     return Path(FLAGS.cache_dir or Path(FLAGS.output_dir) / "cells")
 
 
+def remaining_seconds(todo: Counter, done: Counter, spent: Counter) -> float | None:
+    """Seconds left: each dataset's remaining example-steps at its own measured rate (the
+    models differ ~2x in cost per step); a dataset not yet measured at the overall rate.
+    ``None`` before anything was measured."""
+    total_spent = sum(spent.values())
+    if not total_spent or not sum(done.values()):
+        return None
+    overall = sum(done.values()) / total_spent
+    left = 0.0
+    for dataset, n in todo.items():
+        rate = done[dataset] / spent[dataset] if done[dataset] and spent[dataset] else overall
+        left += max(0, n - done[dataset]) / rate
+    return left
+
+
 def compute(jobs: Sequence[tuple[Target, CellSpec, int]],
             log: Callable[[str], None] = print) -> dict[CellSpec, CellResult]:
     """Computes every ``(target, cell, attacks)`` job (resuming stored work), with progress.
@@ -102,22 +118,28 @@ def compute(jobs: Sequence[tuple[Target, CellSpec, int]],
     of everything still to do in this command.
     """
     store = cache_dir()
-    todo = 0
+    todo: Counter = Counter()
     for target, spec, attacks in jobs:
-        todo += max(0, attacks - stored_attacks(spec, store, target.digest)) \
+        todo[spec.dataset] += max(0, attacks - stored_attacks(spec, store, target.digest)) \
             * spec.num_examples * spec.steps
-    log(f"{len(jobs)} cell(s); {todo:,} example-steps to compute (stored cells in {store})")
-    started = time.perf_counter()
-    done = 0
+    log(f"{len(jobs)} cell(s); {sum(todo.values()):,} example-steps to compute "
+        f"(stored cells in {store})")
+    done: Counter = Counter()
+    spent: Counter = Counter()
+    last = time.perf_counter()
 
     def on_segment(spec: CellSpec, k: int, j: int, example_steps: int, attacks: int) -> None:
-        nonlocal done
-        done += example_steps
-        rate = done / max(1e-9, time.perf_counter() - started)
-        eta = format_duration((todo - done) / rate) if rate > 0 else "?"
+        nonlocal last
+        now = time.perf_counter()
+        done[spec.dataset] += example_steps
+        spent[spec.dataset] += now - last
+        last = now
+        rate = done[spec.dataset] / max(1e-9, spent[spec.dataset])
+        eta = remaining_seconds(todo, done, spent)
         log(f"{spec.dataset} {spec.label} eps={spec.epsilon:g}: attack {k + 1}/{attacks} "
             f"at step {spec.milestones[j]}/{spec.steps} | {rate:,.0f} example-steps/s, "
-            f"{rate / spec.steps:,.1f} examples/s | ETA {eta}")
+            f"{rate / spec.steps:,.1f} examples/s | ETA "
+            f"{'?' if eta is None else format_duration(eta)}")
 
     results = {}
     with raise_on_termination():
