@@ -113,19 +113,20 @@ def conv2d_input_gradient(dy: tf.Tensor, kernel: tf.Tensor, input_hw: tuple[int,
     pw = _same_padding(kw) if padding == "same" else (0, 0)
     batch = tf.shape(dy)[0]
     h_out, w_out = dy.shape[1], dy.shape[2]
-    taps = tf.matmul(tf.reshape(dy, [-1, c_out]), tf.reshape(kernel, [kh * kw * c_in, c_out]),
-                     transpose_b=True)
-    # (k_h, k_w, B, H_out, W_out, C_in): each tap a contiguous image to shift.
-    taps = tf.transpose(tf.reshape(taps, [batch, h_out, w_out, kh, kw, c_in]),
-                        [3, 4, 0, 1, 2, 5])
+    # Taps first: (k_h * k_w * C_in, B * H_out * W_out) straight out of the matmul, so each
+    # tap is a contiguous stack of images and no large transpose is needed (a taps-last
+    # layout lost its gain at batch 1000 to that transpose).
+    taps = tf.matmul(tf.reshape(kernel, [kh * kw * c_in, c_out]),
+                     tf.reshape(dy, [-1, c_out]), transpose_b=True)
+    taps = tf.reshape(taps, [kh, kw, c_in, batch, h_out, w_out])
     # Zero-pad so that every shifted window below is in range (k - 1 - p on each side).
-    taps = tf.pad(taps, [[0, 0], [0, 0], [0, 0], [kh - 1 - ph[0], kh - 1 - ph[1]],
-                         [kw - 1 - pw[0], kw - 1 - pw[1]], [0, 0]])
+    taps = tf.pad(taps, [[0, 0], [0, 0], [0, 0], [0, 0], [kh - 1 - ph[0], kh - 1 - ph[1]],
+                         [kw - 1 - pw[0], kw - 1 - pw[1]]])
     rows = []
     for i in range(kh):
-        row = tf.add_n([taps[i, j, :, :, kw - 1 - j:kw - 1 - j + w] for j in range(kw)])
-        rows.append(row[:, kh - 1 - i:kh - 1 - i + h])
-    return tf.add_n(rows)
+        row = tf.add_n([taps[i, j, :, :, :, kw - 1 - j:kw - 1 - j + w] for j in range(kw)])
+        rows.append(row[:, :, kh - 1 - i:kh - 1 - i + h])
+    return tf.transpose(tf.add_n(rows), [1, 2, 3, 0])  # (C_in, B, H, W) -> (B, H, W, C_in)
 
 
 class FastInputGradConv2D(keras.layers.Layer):
