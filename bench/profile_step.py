@@ -98,6 +98,9 @@ def main(argv=None):
             tf_f = tf.function(f)
             kern[k] = 1e6 * med_time(lambda: tf_f().numpy(), args.repeats) / bs
         out["kernels_float32_us_per_example"] = kern
+        stock = [k for k in kern if not k.endswith("_fast")]
+        out["kernels_sum_stock_us"] = sum(kern[k] for k in stock)
+        out["kernels_sum_fast_backward_us"] = sum(kern.get(k + "_fast", kern[k]) for k in stock)
         # A/B: perturb end to end with TensorFlow's stock backward kernels vs fast_backward
         xs, ys = x_all[:1000], y_all[:1000].astype(np.int64)
         ab = {}
