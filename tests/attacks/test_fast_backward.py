@@ -131,3 +131,22 @@ def test_layers_outside_the_measured_shapes_and_bfloat16_models_are_left_alone(t
     bf16 = model_in_dtype(tiny_model, "bfloat16")
     assert with_fast_input_gradient(bf16) is bf16
     assert attack_model(tiny_model, "bfloat16") is bf16
+
+
+def test_images_of_unknown_size_fall_back_to_the_stock_kernels():
+    keras.utils.set_random_seed(6)
+    inputs = keras.Input((None, None, 1))
+    model = keras.Model(inputs, keras.layers.Conv2D(3, 3, padding="same")(inputs))
+    view = with_fast_input_gradient(model)
+    assert view is not model
+    x = np.random.default_rng(3).normal(size=(2, 7, 9, 1)).astype(np.float32)
+
+    def traced_input_gradient(m):  # traced with unknown sizes, as a shape-generic loop would
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)])
+        def grad(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                total = tf.reduce_sum(tf.sin(m(x)))
+            return tape.gradient(total, x)
+        return grad(x).numpy()
+    np.testing.assert_array_equal(traced_input_gradient(view), traced_input_gradient(model))
