@@ -27,7 +27,7 @@ from attacks.fast_backward import conv2d_input_gradient
 from bench.flops import STEP_FLOP
 from bench.throughput import paused
 from mnist_challenge_compat import load_dataset, load_model
-from mnist_challenge_compat.atomic import write_file_atomic
+from experiments.report import write_json
 
 
 def med_time(fn, repeats):
@@ -120,7 +120,7 @@ def main(argv=None):
         out["perturb_example_steps_per_s"] = ab
     out["step_flop"] = STEP_FLOP
     print(json.dumps(out, indent=1))
-    write_file_atomic(args.out, lambda f: f.write(json.dumps(out, indent=1).encode()))
+    write_json(args.out, out)
 
 
 if __name__ == "__main__":

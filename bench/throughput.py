@@ -37,7 +37,7 @@ import attacks
 from bench.flops import STEP_FLOP, matmul_peak
 from bench.peers import PEERS, make_peer
 from mnist_challenge_compat import load_dataset, load_model
-from mnist_challenge_compat.atomic import write_file_atomic
+from experiments.report import write_json
 
 OURS = {"pgd": None, "pqgd": 100.0, "blob": None, "blob_qg": 100.0}
 
@@ -127,17 +127,14 @@ def timed_round_robin(fns, repeats, pause_pid, on_failure=None, label=""):
             call(key, timing=False)
         for r in range(repeats):
             keys = list(fns)
-            for key in keys[r % len(keys):] + keys[:r % len(keys)] if keys else []:
+            first = r % len(keys) if keys else 0
+            for key in keys[first:] + keys[:first]:
                 call(key, timing=True)
     return outs, times
 
 
 def accuracy(model, x_adv, y, bs=500):
     return float(np.mean(attacks.api.predict(model, x_adv, bs) == y))
-
-
-def write_json(path, obj):
-    write_file_atomic(path, lambda f: f.write(json.dumps(obj, indent=1).encode()))
 
 
 def machine():

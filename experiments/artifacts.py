@@ -122,6 +122,20 @@ def _noise_note(n: int, runs: int) -> str:
 # Tables 2-5: Worst / Avg accuracy per attack.
 # ---------------------------------------------------------------------------------------------
 
+def _mnist_jobs(specs_of):
+    """Jobs of an MNIST-only artifact whose cells are ``specs_of(n, seed, batch_size)``."""
+    def jobs(targets, sizes):
+        return [(targets["mnist"], c, sizes.runs * sizes.restarts)
+                for c in specs_of(sizes.n("mnist"), sizes.seed, sizes.batch_size)]
+    return jobs
+
+
+def _write_outputs(out, name, text, data, png=None):
+    """``<name>.md`` and ``<name>.json`` (atomic), plus an already saved PNG: the paths."""
+    paths = [write_text(out / f"{name}.md", text), write_json(out / f"{name}.json", data)]
+    return paths + ([png] if png is not None else [])
+
+
 def _table_artifact(name: str, title: str, dataset: str, methods, steps: int, runs: int,
                     restarts: int) -> Artifact:
     def cells(sizes: Sizes) -> list[CellSpec]:
@@ -169,7 +183,7 @@ def _table_artifact(name: str, title: str, dataset: str, methods, steps: int, ru
         data = {"artifact": name, "title": title, "steps": steps, "runs": sizes.runs,
                 "restarts": sizes.restarts, "seed": sizes.seed, "model": _model_json(target),
                 "rows": records}
-        return [write_text(out / f"{name}.md", text), write_json(out / f"{name}.json", data)]
+        return _write_outputs(out, name, text, data)
 
     return Artifact(name, title, (dataset,), runs, restarts, jobs, render)
 
@@ -252,12 +266,7 @@ def _figure3_render(targets, results, sizes, out):
             f"run(s) per point; error bars = lowest-highest run.\n\n![figure 3](figure3.png)\n\n"
             + "\n".join(sections) + f"\n{_noise_note(sizes.n('mnist'), sizes.runs)}\n"
             + _footer(_command("figure3", sizes, ARTIFACTS["figure3"]), results, specs))
-    return [write_text(out / "figure3.md", text), write_json(out / "figure3.json", data), png]
-
-
-def _figure4_jobs(targets, sizes):
-    return [(targets["mnist"], c, sizes.runs * sizes.restarts)
-            for c in plan.figure4_specs(sizes.n("mnist"), sizes.seed, sizes.batch_size)]
+    return _write_outputs(out, "figure3", text, data, png)
 
 
 def _figure4_render(targets, results, sizes, out):
@@ -292,12 +301,7 @@ def _figure4_render(targets, results, sizes, out):
                                                           for l in labels[1:]], rows)
             + f"\n{_noise_note(sizes.n('mnist'), sizes.runs)}\n"
             + _footer(_command("figure4", sizes, ARTIFACTS["figure4"]), results, specs))
-    return [write_text(out / "figure4.md", text), write_json(out / "figure4.json", data), png]
-
-
-def _sweep_jobs(targets, sizes):
-    return [(targets["mnist"], c, sizes.runs * sizes.restarts)
-            for c in plan.sweep_specs(sizes.n("mnist"), sizes.seed, sizes.batch_size)]
+    return _write_outputs(out, "figure4", text, data, png)
 
 
 def _sweep_render(targets, results, sizes, out):
@@ -331,7 +335,7 @@ def _sweep_render(targets, results, sizes, out):
             f"![b sweep](sweep_b.png)\n\n{_model_line(targets['mnist'])}\n\n"
             + markdown_table(header, rows) + f"\n{_noise_note(sizes.n('mnist'), sizes.runs)}\n"
             + _footer(_command("sweep_b", sizes, ARTIFACTS["sweep_b"]), results, specs))
-    return [write_text(out / "sweep_b.md", text), write_json(out / "sweep_b.json", data), png]
+    return _write_outputs(out, "sweep_b", text, data, png)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -399,7 +403,7 @@ def _figure2_render(targets, results, sizes, out):
                               "max abs(v)"], rows)
             + f"\nGenerated {_dt.date.today().isoformat()} on {machine()} by `python -m experiments.figure2"
             + (f" --num_examples={sizes.num_examples}" if sizes.num_examples else "") + "`.\n")
-    return [write_text(out / "figure2.md", text), write_json(out / "figure2.json", data), png]
+    return _write_outputs(out, "figure2", text, data, png)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -427,6 +431,6 @@ _register(Artifact("figure2", "Figure 2 analog: sign, raw and quantized gradient
 _register(Artifact("figure3", "Figure 3 analog: average accuracy vs maximum perturbation",
                    ("mnist", "fashion_mnist"), 5, 1, _figure3_jobs, _figure3_render))
 _register(Artifact("figure4", "Figure 4 analog: average accuracy vs number of steps (MNIST)",
-                   ("mnist",), 5, 1, _figure4_jobs, _figure4_render))
+                   ("mnist",), 5, 1, _mnist_jobs(plan.figure4_specs), _figure4_render))
 _register(Artifact("sweep_b", "Section 4.5 analog: sweep of the quantization level b (MNIST)",
-                   ("mnist",), 5, 1, _sweep_jobs, _sweep_render))
+                   ("mnist",), 5, 1, _mnist_jobs(plan.sweep_specs), _sweep_render))

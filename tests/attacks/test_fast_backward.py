@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from attacks import AttackConfig, attack_model, make_runner
-from attacks.engine import StepRunner
+from attacks.engine import StepRunner, gpu_available
 from attacks.fast_backward import (FastInputGradConv2D, FastInputGradDense,
                                    conv2d_input_gradient, with_fast_input_gradient)
 from attacks.precision import model_in_dtype
@@ -59,9 +59,17 @@ def test_pgd_on_the_view_takes_the_same_steps_as_on_the_stock_model(challenge_pa
     x, y = mnist_test[0][:100], mnist_test[1][:100]
     config = AttackConfig(method="pgd", epsilon=0.3, steps=20, step_size=0.01).resolved()
     stock = StepRunner(model, "xent", config.step_rule(), config.direction())
-    fast = make_runner(model, config)
-    assert fast._model is not model and fast._model is with_fast_input_gradient(model)
+    fast = StepRunner(with_fast_input_gradient(model), "xent", config.step_rule(),
+                      config.direction())
     assert np.mean(stock.run(x, x, y, 20) == fast.run(x, x, y, 20)) >= 0.999
+
+
+def test_make_runner_differentiates_the_view_on_cpu_and_the_model_itself_on_gpu(challenge_pair):
+    model, _ = challenge_pair
+    runner = make_runner(model, AttackConfig(method="pgd", epsilon=0.3, steps=1, step_size=0.01))
+    want = model if gpu_available() else with_fast_input_gradient(model)
+    assert runner._model is want
+    assert attack_model(model) is want
 
 
 @pytest.mark.parametrize("padding", ["same", "valid"])
