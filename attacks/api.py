@@ -11,6 +11,7 @@ from attacks.config import AttackConfig
 from attacks.engine import StepRunner, gpu_available, resolve_xla
 from attacks.fast_backward import with_fast_input_gradient
 from attacks.precision import model_in_dtype
+from models.predict import predict_labels
 
 Seed = int | Sequence[int] | None
 
@@ -154,10 +155,8 @@ def merge_restart(state: RestartState, x_adv: np.ndarray, correct: np.ndarray) -
 
 
 def predict(model: keras.Model, x: np.ndarray, batch_size: int = 200) -> np.ndarray:
-    """Predicted classes ``(N,)`` int64 of the float32 model, in batches."""
-    preds = [np.argmax(np.asarray(model(x[i:i + batch_size], training=False)), axis=1)
-             for i in range(0, len(x), batch_size)]
-    return np.concatenate(preds).astype(np.int64) if preds else np.zeros(0, np.int64)
+    """Predicted classes ``(N,)`` int64 of the float32 model, in batches (``models.predict_labels``)."""
+    return predict_labels(model, x, batch_size)
 
 
 def validate_inputs(x, y, model: keras.Model | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -4,13 +4,16 @@ Usage::
 
     python -m mnist_challenge_compat.run_attack --attack_path=attack.npy \\
         --model_dir=models/secret [--data_dir=MNIST_data] [--epsilon=0.3] \\
-        [--pred_path=pred.npy] [--batch_size=200]
+        [--pred_path=pred.npy] [--batch_size=200] [--allow_partial]
 
 Like the original ``run_attack.py``: the submission (untrusted) is loaded and checked against
 the natural MNIST test set BEFORE the model is loaded; a valid submission is evaluated in
 batches, ``Accuracy: XX.XX%`` is printed and the int64 predictions ``(10000,)`` are saved (here
-atomically) to ``--pred_path``. An invalid submission or flag prints exactly one line to
-stderr, prefixed ``run_attack: ``, and exits with status 1 (no traceback).
+atomically) to ``--pred_path``, followed by one line saying whether the file is a valid
+challenge submission. ``--allow_partial`` also scores the first-``N``-images files that
+``eval.py --num_examples=N`` writes, and says they are partial evaluations. An invalid
+submission or flag prints exactly one line to stderr, prefixed ``run_attack: ``, and exits
+with status 1 (no traceback).
 """
 from __future__ import annotations
 
@@ -23,7 +26,9 @@ import numpy as np
 from mnist_challenge_compat.data import load_dataset
 from mnist_challenge_compat.errors import CompatError
 from mnist_challenge_compat.submission import (
+    IMAGE_SIZE,
     NUM_EVAL_EXAMPLES,
+    SubmissionError,
     check_submission,
     load_submission,
     save_array_atomic,
@@ -60,32 +65,46 @@ def evaluate_submission(x_adv: np.ndarray, model: Any, y: np.ndarray,
         raise ValueError(f"x_adv must be a non-empty (N, 784) array, got shape {x_adv.shape}")
     if y.shape[0] != x_adv.shape[0]:
         raise ValueError(f"{x_adv.shape[0]} images but {y.shape[0]} labels")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    predictions = np.empty(x_adv.shape[0], dtype=np.int64)
-    for start in range(0, x_adv.shape[0], batch_size):
-        logits = np.asarray(model(x_adv[start:start + batch_size], training=False))
-        if logits.ndim != 2 or logits.shape[0] != min(batch_size, x_adv.shape[0] - start):
-            raise ValueError(f"model returned shape {logits.shape} for a batch of "
-                             f"{min(batch_size, x_adv.shape[0] - start)} images")
-        predictions[start:start + batch_size] = np.argmax(logits, axis=1)
+    from models.predict import predict_labels  # imports Keras: only once a file is valid
+
+    predictions = predict_labels(model, x_adv, batch_size)
     accuracy = float(np.mean(predictions == y))
     return accuracy, predictions
+
+
+def partial_rows(x_adv: np.ndarray) -> int | None:
+    """``N`` if ``x_adv`` has the shape of a partial evaluation ``(N, 784)``, ``0 < N < 10000``;
+    ``None`` otherwise (a full submission, or a shape the submission checks reject)."""
+    if x_adv.ndim == 2 and x_adv.shape[1] == IMAGE_SIZE and 0 < x_adv.shape[0] < NUM_EVAL_EXAMPLES:
+        return int(x_adv.shape[0])
+    return None
+
+
+def verdict(num_rows: int) -> str:
+    """The line that says whether a checked file of ``num_rows`` images is a submission."""
+    if num_rows == NUM_EVAL_EXAMPLES:
+        return f"Valid challenge submission: all {NUM_EVAL_EXAMPLES:,} test images."
+    return (f"Partial evaluation: the first {num_rows:,} of {NUM_EVAL_EXAMPLES:,} test images; "
+            f"NOT a valid challenge submission (it needs all {NUM_EVAL_EXAMPLES:,}).")
 
 
 def verify_attack(attack_path: str | os.PathLike, model_dir: str | os.PathLike, *,
                   epsilon: float = 0.3, data_dir: str | os.PathLike | None = None,
                   pred_path: str | os.PathLike | None = "pred.npy",
-                  batch_size: int = 200) -> tuple[float, np.ndarray]:
+                  batch_size: int = 200, allow_partial: bool = False) -> tuple[float, np.ndarray]:
     """The whole verification: load, check, then (only if valid) load model and evaluate.
 
     Args:
-        attack_path: the untrusted submission, a ``.npy`` of ``(10000, 784)`` in [0, 1].
+        attack_path: the untrusted submission, a ``.npy`` of ``(10000, 784)`` in [0, 1]
+            (``(N, 784)`` for the first ``N`` test images with ``allow_partial``).
         model_dir: challenge model directory or checkpoint prefix (see ``load_model``).
         epsilon: the L-inf budget.
         data_dir: the ``MNIST_data`` directory; ``None`` = the test set shipped in the package.
         pred_path: where to save the int64 ``(10000,)`` predictions; ``None`` = don't save.
         batch_size: evaluation batch size.
+        allow_partial: also score a partial evaluation: ``N < 10000`` rows, checked against
+            the first ``N`` test images. Such a file is NOT a challenge submission; without
+            this flag it is rejected with a message that says so.
 
     Returns:
         ``(accuracy, predictions)`` as :func:`evaluate_submission`.
@@ -94,15 +113,22 @@ def verify_attack(attack_path: str | os.PathLike, model_dir: str | os.PathLike, 
         CompatError (``SubmissionError`` for a rejected submission): one line.
     """
     x_adv = load_submission(attack_path)
+    rows = partial_rows(x_adv)
+    if rows is not None and not allow_partial:
+        raise SubmissionError(
+            f"Invalid shape: expected ({NUM_EVAL_EXAMPLES}, {IMAGE_SIZE}), found {x_adv.shape}: "
+            f"a partial evaluation of the first {rows:,} test images, not a challenge "
+            f"submission (make one with: python eval.py --num_examples={NUM_EVAL_EXAMPLES}); "
+            f"pass --allow_partial to score it anyway")
+    num_examples = rows or NUM_EVAL_EXAMPLES
     x_nat, y = load_dataset("mnist", "test", data_dir)
-    check_submission(x_adv, x_nat, epsilon, NUM_EVAL_EXAMPLES)
+    check_submission(x_adv, x_nat, epsilon, num_examples)
 
     # Only a valid submission gets this far; TensorFlow is imported here.
     from mnist_challenge_compat.checkpoint import load_model
 
     model = load_model(model_dir)
-    accuracy, predictions = evaluate_submission(x_adv, model, y[:NUM_EVAL_EXAMPLES],
-                                                batch_size)
+    accuracy, predictions = evaluate_submission(x_adv, model, y[:num_examples], batch_size)
     if pred_path is not None:
         save_array_atomic(pred_path, predictions)
     return accuracy, predictions
@@ -133,6 +159,9 @@ def _define_flags() -> None:
     flags.DEFINE_float("epsilon", 0.3, "L-inf budget of the attack (> 0).")
     flags.DEFINE_string("pred_path", "pred.npy", "Where to save the int64 predictions.")
     flags.DEFINE_integer("batch_size", 200, "Evaluation batch size (>= 1).")
+    flags.DEFINE_bool("allow_partial", False, "Also score a partial evaluation (N < 10000 "
+                      "rows, checked against the first N test images); it is reported as "
+                      "not a challenge submission.")
     flags.mark_flags_as_required(["attack_path", "model_dir"])
     flags.register_validator("epsilon", lambda eps: eps > 0 and np.isfinite(eps),
                              message="--epsilon must be a finite number > 0")
@@ -158,12 +187,14 @@ def main(argv: Sequence[str]) -> int:
         _fail(f"unexpected arguments: {' '.join(argv[1:])}")
     values = flags.FLAGS
     try:
-        accuracy, _ = verify_attack(values.attack_path, values.model_dir,
-                                    epsilon=values.epsilon, data_dir=values.data_dir,
-                                    pred_path=values.pred_path, batch_size=values.batch_size)
+        accuracy, predictions = verify_attack(
+            values.attack_path, values.model_dir, epsilon=values.epsilon,
+            data_dir=values.data_dir, pred_path=values.pred_path,
+            batch_size=values.batch_size, allow_partial=values.allow_partial)
     except CompatError as err:
         _fail(str(err))
     print(f"Accuracy: {100.0 * accuracy:.2f}%")
+    print(verdict(len(predictions)))
     print(f"Output saved at {values.pred_path}")
     return 0
 

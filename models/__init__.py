@@ -7,6 +7,7 @@ from models.registry import ARCHITECTURES, build_model
 from models.madry_mnist import madry_mnist
 from models.daa_fashion import daa_fashion
 from models.layers import InferenceBatchNormalization
+from models.predict import predict_labels
 
 __all__ = ["ARCHITECTURES", "build_model", "madry_mnist", "daa_fashion",
-           "InferenceBatchNormalization"]
+           "InferenceBatchNormalization", "predict_labels"]

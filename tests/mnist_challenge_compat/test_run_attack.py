@@ -119,7 +119,54 @@ def test_cli_valid_submission_prints_accuracy_of_the_real_graph(
     assert preds.dtype == np.int64 and preds.shape == (10000,)
     assert np.array_equal(preds, expected_preds)
     assert match.group(1) == f"{100.0 * np.mean(expected_preds == y):.2f}"
+    assert "Valid challenge submission: all 10,000 test images." in result.stdout.splitlines()
     assert os.listdir(pred_path.parent) == ["pred.npy"]
+
+
+def test_cli_partial_file_is_refused_by_default_and_says_why(tmp_path, test_set, mnist_dir):
+    attack = tmp_path / "attack.npy"
+    np.save(attack, test_set[0][:1000])
+    result = _run_cli(f"--attack_path={attack}", f"--model_dir={tmp_path / 'no_model'}",
+                      f"--data_dir={mnist_dir}", f"--pred_path={tmp_path / 'pred.npy'}")
+    assert result.returncode == 1
+    lines = _our_stderr_lines(result)
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("run_attack: Invalid shape: expected (10000, 784), found (1000, 784)")
+    assert "partial evaluation of the first 1,000 test images" in lines[0]
+    assert "--allow_partial" in lines[0] and "--num_examples=10000" in lines[0]
+    assert not (tmp_path / "pred.npy").exists()
+
+
+def test_cli_allow_partial_scores_the_first_n_images_and_says_it_is_no_submission(
+        tmp_path, test_set, checkpoint, secret_meta, mnist_dir):
+    x_nat, y = test_set
+    n = 300
+    x_adv = np.clip(x_nat[:n] + np.random.default_rng(1).uniform(-EPS, EPS, (n, 784)), 0, 1)
+    attack = tmp_path / "attack.npy"
+    np.save(attack, x_adv.astype(np.float32))
+    pred_path = tmp_path / "pred.npy"
+    result = _run_cli(f"--attack_path={attack}", f"--model_dir={os.path.dirname(checkpoint)}",
+                      f"--data_dir={mnist_dir}", f"--pred_path={pred_path}", "--allow_partial")
+    assert result.returncode == 0, result.stderr
+    expected_preds = _tf1_predictions(secret_meta, checkpoint, x_adv.astype(np.float32))
+    assert np.array_equal(np.load(pred_path, allow_pickle=False), expected_preds)
+    assert f"Accuracy: {100.0 * np.mean(expected_preds == y[:n]):.2f}%" in result.stdout
+    assert ("Partial evaluation: the first 300 of 10,000 test images; NOT a valid challenge "
+            "submission (it needs all 10,000).") in result.stdout.splitlines()
+
+
+def test_cli_allow_partial_still_checks_the_perturbation_against_the_first_n_images(
+        tmp_path, test_set, mnist_dir):
+    x_adv = test_set[0][:50].copy()
+    rows, cols = np.nonzero(x_adv == 0.0)
+    x_adv[rows[0], cols[0]] = EPS + 0.001
+    attack = tmp_path / "attack.npy"
+    np.save(attack, x_adv)
+    result = _run_cli(f"--attack_path={attack}", f"--model_dir={tmp_path / 'no_model'}",
+                      f"--data_dir={mnist_dir}", "--allow_partial", cwd=tmp_path)
+    assert result.returncode == 1
+    lines = _our_stderr_lines(result)
+    assert len(lines) == 1 and lines[0].startswith("run_attack: Maximum perturbation found: 0.301")
 
 
 class _CreatesMarker:
