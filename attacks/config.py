@@ -27,10 +27,15 @@ class AttackConfig:
       b: quantization level >= 1; required by pqgd and blob_qg, optional for fgsm
         (quantized FGSM), not accepted by pgd and blob (whose step is the sign).
       loss: xent | cw.
-      random_start: start from ``clip(x_nat + U(-eps, eps), 0, 1)`` (FGSM: never).
+      random_start: start from ``clip(x_nat + U(-eps, eps), 0, 1)`` (FGSM: never). The
+        challenge's code clips the start the same way; the DAA authors' code does not clip
+        it (the first projection does), which changes only where the first step lands.
       batch_size: images per compiled call; for BLOB the group size M of the kernel term.
       steps_per_group: BLOB steps between regroupings of the whole set.
-      c: BLOB kernel weight (default 1.1 for xent, 10 for cw).
+      c: BLOB kernel weight (default 1.1 for xent, 10 for cw). The DAA authors' code, as it
+        runs, uses 1.1 for the CW loss too: its ``c = 10.0`` is a local variable that its
+        ``perturb`` never reads. 10 for cw is the value that code states; pass ``c=1.1`` to
+        reproduce what it computes.
       compute_dtype: float32 | bfloat16 for the model's forward and backward passes.
       xla: "auto" (on where a GPU is visible), "on" or "off".
     """
