@@ -485,3 +485,42 @@ def fetch_model(name_or_url: str, dest_dir: str | os.PathLike, *, sha256: str | 
     model_dir = _find_model_dir(zip_path, files)
     return FetchedModel(zip_path=zip_path, sha256=actual, model_dir=model_dir,
                         verified=expected is not None)
+
+
+# --------------------------------------------------------------------------- command line
+
+def main(argv: list[str]) -> None:
+    """``python -m mnist_challenge_compat.model_download NAME_OR_URL [--dest_dir=DIR]``:
+    fetches one model and prints the directory to pass as ``--model_dir``."""
+    from absl import flags
+
+    from workflow.cli import fail
+
+    program = "model_download"
+    if len(argv) != 2:
+        fail(program, f"give one model: {', '.join(sorted(OFFICIAL_MODELS))} or a zip URL "
+                      f"(file:// works), e.g. python -m mnist_challenge_compat.model_download secret")
+    values = flags.FLAGS
+    try:
+        fetched = fetch_model(argv[1], values.dest_dir, sha256=values.sha256)
+    except (CompatError, ValueError) as err:
+        fail(program, str(err))
+    check = "sha256 verified" if fetched.verified else f"sha256 {fetched.sha256} (no published digest)"
+    print(f"{fetched.zip_path}: {check}; model directory: {fetched.model_dir}")
+
+
+def _define_flags() -> None:
+    from absl import flags
+
+    flags.DEFINE_string("dest_dir", "models/downloaded",
+                        "Where the zip is saved and extracted (kept: no second download).")
+    flags.DEFINE_string("sha256", None, "Expected sha256 of the zip (default: the published one).")
+
+
+if __name__ == "__main__":
+    from absl import app
+
+    from workflow.cli import one_line_flags_parser
+
+    _define_flags()
+    app.run(main, flags_parser=one_line_flags_parser("model_download"))

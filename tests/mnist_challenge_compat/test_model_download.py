@@ -461,3 +461,33 @@ def test_corrupt_member_data_removes_what_was_already_extracted(tmp_path):
     assert "crc.zip" in assert_one_line(err)
     assert not dest.exists()
     assert all_files(tmp_path) == {path}
+
+
+# --------------------------------------------------------------------------- command line
+
+def _run_download_cli(*args, cwd):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "mnist_challenge_compat.model_download", *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_cli_fetches_a_zip_url_and_prints_the_model_directory(tmp_path, good_zip):
+    result = _run_download_cli(good_zip.as_uri(), f"--dest_dir={tmp_path / 'models'}",
+                               f"--sha256={sha256_hex(good_zip)}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    model_dir = tmp_path / "models" / "secret"
+    assert result.stdout.strip().endswith(f"sha256 verified; model directory: {model_dir}")
+    assert (model_dir / "checkpoint").is_file()
+
+
+def test_cli_without_a_model_name_says_which_exist_in_one_line(tmp_path):
+    result = _run_download_cli(cwd=tmp_path)
+    assert result.returncode == 1
+    ours = [line for line in result.stderr.splitlines() if line.startswith("model_download: ")]
+    assert len(ours) == 1 and "adv_trained, natural, secret" in ours[0]
+    assert "Traceback" not in result.stderr and not (tmp_path / "models").exists()
