@@ -31,6 +31,12 @@ def _write(tmp_path, text, name="config.json"):
     return path
 
 
+def test_shipped_challenge_config_is_the_official_file_byte_for_byte(official_path):
+    from tests.conftest import REPO_ROOT
+    shipped = REPO_ROOT / "mnist_challenge_compat" / "data" / "challenge" / "config.json"
+    assert shipped.read_bytes() == official_path.read_bytes()
+
+
 def test_official_file_really_has_duplicate_comment_keys(official_path):
     pairs = json.loads(official_path.read_text(), object_pairs_hook=lambda p: p)
     assert [k for k, _ in pairs].count("_comment") == 4
