@@ -6,8 +6,9 @@
         --model_dir=models/secret --output_dir=runs/secret_pqgd
     python eval.py --config=config.json              # a challenge config.json; flags win
 
-Writes ``attack.npy``, ``pred.npy``, ``results.json`` and ``leaderboard.md`` to ``--output_dir``;
-rerunning an interrupted command resumes it from the last finished restart.
+Writes ``attack.npy``, ``pred.npy``, ``results.json``, ``leaderboard.md`` and ``examples.png``
+(``restarts.png`` too for several restarts or runs; ``--noplots`` skips the pictures) to
+``--output_dir``; rerunning an interrupted command resumes it from the last finished restart.
 """
 import os
 
@@ -47,6 +48,9 @@ flags.DEFINE_enum("xla", "auto", ["auto", "on", "off"], "XLA compilation (auto: 
 flags.DEFINE_enum("compute_dtype", "float32", ["float32", "bfloat16"], "Attack forward/backward dtype.")
 flags.DEFINE_string("submitted_by", "qg-attacks", "The leaderboard row's 'Submitted by'.")
 flags.DEFINE_string("config", None, "A challenge config.json; its keys set flags not given explicitly.")
+flags.DEFINE_bool("plots", True, "Write examples.png (and restarts.png for several restarts or "
+                  "runs); needs matplotlib.")
+flags.DEFINE_integer("plot_examples", 8, "Examples shown in examples.png and recorded in results.json.")
 
 flags.register_validator("epsilon", lambda v: v > 0, "--epsilon must be > 0")
 flags.register_validator("steps", lambda v: v >= 1, "--steps must be >= 1")
@@ -58,6 +62,7 @@ flags.register_validator("batch_size", lambda v: v >= 1, "--batch_size must be >
 flags.register_validator("steps_per_group", lambda v: v >= 1, "--steps_per_group must be >= 1")
 flags.register_validator("num_examples", lambda v: v is None or v >= 1, "--num_examples must be >= 1")
 flags.register_validator("c", lambda v: v is None or v >= 0, "--c must be >= 0")
+flags.register_validator("plot_examples", lambda v: v >= 1, "--plot_examples must be >= 1")
 flags.register_multi_flags_validator(
     ["attack", "b"], lambda f: f["attack"] not in ("pqgd", "blob_qg") or f["b"] is not None,
     "--attack=pqgd and --attack=blob_qg need --b (the quantization level, >= 1)")

@@ -18,15 +18,21 @@ class RunsState:
     Attributes:
       run_restart_accuracies: for each finished run, its per-restart accuracies.
       run_accuracies: for each finished run, its accuracy with restarts merged, in [0, 1].
+      run_merged_accuracies: for each finished run, its accuracy with its first ``r + 1``
+        restarts merged, for ``r = 0 .. restarts - 1`` (the last one is its run accuracy);
+        None for restarts of a state saved before these were recorded.
       worst_x_adv: ``(N, 784)`` float32 images of the finished run with the lowest accuracy
         (the strongest attack, the one a submission should use); None before any finishes.
       current: the run in progress (its finished restarts), or None.
+      current_merged_accuracies: ``run_merged_accuracies`` of the run in progress.
     """
 
     run_restart_accuracies: list[list[float]] = field(default_factory=list)
     run_accuracies: list[float] = field(default_factory=list)
     worst_x_adv: np.ndarray | None = None
     current: RestartState | None = None
+    run_merged_accuracies: list[list[float | None]] = field(default_factory=list)
+    current_merged_accuracies: list[float | None] = field(default_factory=list)
 
     def to_record(self) -> tuple[dict[str, np.ndarray], dict]:
         """Arrays and JSON-able metadata that :meth:`from_record` turns back into the state."""
@@ -39,7 +45,9 @@ class RunsState:
         meta = {"run_restart_accuracies": self.run_restart_accuracies,
                 "run_accuracies": self.run_accuracies,
                 "current_restart_accuracies":
-                    None if self.current is None else self.current.restart_accuracies}
+                    None if self.current is None else self.current.restart_accuracies,
+                "run_merged_accuracies": [list(a) for a in self.run_merged_accuracies],
+                "current_merged_accuracies": list(self.current_merged_accuracies)}
         return arrays, meta
 
     @classmethod
@@ -50,10 +58,16 @@ class RunsState:
                                    broken=arrays["current_broken"].astype(bool),
                                    restart_accuracies=list(meta["current_restart_accuracies"]))
         worst = arrays.get("worst_x_adv")
-        return cls(run_restart_accuracies=[list(a) for a in meta["run_restart_accuracies"]],
+        run_restart = [list(a) for a in meta["run_restart_accuracies"]]
+        # States saved before merged accuracies were recorded: unknown (None) for their restarts.
+        run_merged = meta.get("run_merged_accuracies", [[None] * len(a) for a in run_restart])
+        current_merged = meta.get("current_merged_accuracies",
+                                  [None] * (current.completed if current else 0))
+        return cls(run_restart_accuracies=run_restart,
                    run_accuracies=list(meta["run_accuracies"]),
                    worst_x_adv=None if worst is None else worst.astype(np.float32),
-                   current=current)
+                   current=current, run_merged_accuracies=[list(a) for a in run_merged],
+                   current_merged_accuracies=list(current_merged))
 
     @property
     def completed_runs(self) -> int:
@@ -97,6 +111,7 @@ def attack_runs(model: keras.Model, x: np.ndarray, y: np.ndarray, config: Attack
     state = resume if resume is not None else RunsState()
     for run in range(state.completed_runs, runs):
         def restart_done(current: RestartState, run: int = run) -> None:
+            state.current_merged_accuracies.append(current.accuracy)
             if current.completed == restarts:
                 _close_run(state, current)
             else:
@@ -119,4 +134,6 @@ def _close_run(state: RunsState, finished: RestartState) -> None:
         state.worst_x_adv = finished.x_adv.copy()
     state.run_restart_accuracies.append(list(finished.restart_accuracies))
     state.run_accuracies.append(finished.accuracy)
+    state.run_merged_accuracies.append(state.current_merged_accuracies)
     state.current = None
+    state.current_merged_accuracies = []

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mnist_challenge_compat.atomic import write_file_atomic
+from workflow.plots import pyplot
 
 
 def machine() -> str:
@@ -55,17 +56,6 @@ def write_text(path: str | Path, text: str) -> Path:
 
 def write_json(path: str | Path, data) -> Path:
     return write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def pyplot():
-    """matplotlib's pyplot on the non-interactive Agg backend, or a one-line error."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise ImportError("figures need matplotlib: pip install -e '.[experiments]'") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
 
 
 def save_figure(fig, path: str | Path) -> Path:

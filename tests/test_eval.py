@@ -56,6 +56,15 @@ def test_pgd_on_200_images_passes_the_rules_and_matches_the_real_graph(challenge
                                                           "checkpoint-99900.data-00000-of-00001"}
     assert "| Attack | Submitted by | Accuracy | Submission Date |" in (out / "leaderboard.md").read_text()
     assert "run 1/1 restart 1/1 done" in res.stdout and "example-steps/s" in res.stdout
+    assert (out / "examples.png").is_file() and not (out / "restarts.png").exists()
+
+
+def test_noplots_and_plot_examples_reach_the_evaluation(tmp_path):
+    res = _eval("--num_examples=10", "--steps=2", "--noplots", "--plot_examples=3",
+                f"--output_dir={tmp_path}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert not list(tmp_path.glob("*.png"))
+    assert len(json.loads((tmp_path / "results.json").read_text())["examples"]) == 3
 
 
 def test_sigterm_after_first_restart_then_rerun_is_bit_identical(challenge_checkpoint, tmp_path):
@@ -111,7 +120,7 @@ def test_challenge_config_sets_the_flags_and_explicit_flags_win(challenge_checkp
 @pytest.mark.parametrize("flag,needle", [
     ("--epsilon=0", "--epsilon must be > 0"), ("--steps=0", "--steps must be >= 1"),
     ("--b=0.5", "--b must be >= 1"), ("--attack=pgdd", "attack"), ("--attack=pqgd", "need --b"),
-    ("--runs=0", "--runs must be >= 1"),
+    ("--runs=0", "--runs must be >= 1"), ("--plot_examples=0", "--plot_examples must be >= 1"),
 ])
 def test_bad_flags_exit_nonzero_with_one_line(flag, needle):
     res = _eval(flag)

@@ -1,8 +1,9 @@
 """A resumable challenge evaluation: attack a checkpoint, write the challenge's files.
 
 Outputs in ``output_dir``: ``attack.npy`` (float32 ``(N, 784)``, test-set order), ``pred.npy``
-(int64 ``(N,)``), ``results.json``, ``leaderboard.md``, and ``state.npz`` (the resumable
-state, updated atomically after every restart). Every file is written via temp file + rename.
+(int64 ``(N,)``), ``results.json``, ``leaderboard.md``, ``examples.png`` and ``restarts.png``
+(``workflow.plots``), and ``state.npz`` (the resumable state, updated atomically after every
+restart). Every file is written via temp file + rename.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from mnist_challenge_compat import (CompatError, check_submission, checkpoint_sh
                                     dataset_source, latest_checkpoint, leaderboard_row, load_dataset, load_model, load_state,
                                     save_array_atomic, save_state, write_leaderboard)
 from mnist_challenge_compat.atomic import write_file_atomic
+from workflow.plots import model_examples, plot_outputs
 from workflow.progress import ProgressPrinter, format_duration
 from workflow.signals import Interrupted, raise_on_termination
 
@@ -63,6 +65,8 @@ class EvalSettings:
     xla: str = "auto"
     compute_dtype: str = "float32"
     submitted_by: str = "qg-attacks"
+    plots: bool = True
+    plot_examples: int = 8
 
     def attack_config(self) -> AttackConfig:
         fgsm = self.attack == "fgsm"
@@ -159,6 +163,9 @@ def _write_outputs(settings, config, model, model_dir, checkpoint_files, x, y, s
         "average_accuracy": state.average_accuracy,
         "run_accuracies": state.run_accuracies,
         "restart_accuracies": state.run_restart_accuracies,
+        "merged_accuracies": state.run_merged_accuracies,
+        "examples": model_examples(model, x, y, x_adv, pred, settings.plot_examples,
+                                   config.batch_size),
         "wall_time_s": wall,
         "example_steps_per_s": rate,
         "outputs": {"attack": str(attack_file), "pred": str(out / PRED_FILE)},
@@ -169,6 +176,8 @@ def _write_outputs(settings, config, model, model_dir, checkpoint_files, x, y, s
     row = leaderboard_row(_attack_label(config, settings), settings.submitted_by,
                           adversarial_accuracy, _dt.date.today())
     write_leaderboard(out / LEADERBOARD_FILE, [row])
+    if settings.plots:
+        plot_outputs(out, results, x, x_adv, log)
     log(f"clean accuracy {100 * clean_accuracy:.2f}%, adversarial accuracy "
         f"{100 * adversarial_accuracy:.2f}% (worst of {len(state.run_accuracies)} run(s); average "
         f"{100 * state.average_accuracy:.2f}%), {format_duration(wall)} wall; wrote {attack_file}")
@@ -196,7 +205,8 @@ def _num_examples(requested: int | None, available: int) -> int:
 def _fingerprint(settings: EvalSettings, config: AttackConfig, checkpoint_files, n) -> dict:
     """What determines the result: a state file only resumes a job with the same one."""
     keep = {k: v for k, v in dataclasses.asdict(settings).items()
-            if k not in ("output_dir", "attack_path", "submitted_by", "model_dir", "data_dir", "xla")}
+            if k not in ("output_dir", "attack_path", "submitted_by", "model_dir", "data_dir", "xla",
+                         "plots", "plot_examples")}
     return {"settings": keep, "attack_config": dataclasses.asdict(config),
             "checkpoint_sha256": checkpoint_files, "num_examples": n}
 

@@ -1,8 +1,11 @@
 """Independent runs and their resumable state."""
+import json
+
 import numpy as np
 import pytest
 
-from attacks import AttackConfig, RunsState, attack_runs
+from attacks import AttackConfig, RunsState, attack, attack_runs
+from attacks.runs import run_seed
 
 CONFIG = AttackConfig(method="pqgd", b=50, epsilon=0.2, steps=3, step_size=0.05, batch_size=16)
 
@@ -36,6 +39,7 @@ def test_resuming_from_any_saved_restart_gives_the_uninterrupted_result(tiny_mod
     np.testing.assert_array_equal(resumed.worst_x_adv, full.worst_x_adv)
     assert resumed.run_accuracies == full.run_accuracies
     assert resumed.run_restart_accuracies == full.run_restart_accuracies
+    assert resumed.run_merged_accuracies == full.run_merged_accuracies
 
 
 def test_runs_differ_and_worst_is_the_lowest_run(tiny_model, data):
@@ -53,3 +57,34 @@ def test_attack_runs_refuses_unresumable_settings(tiny_model, data):
         attack_runs(tiny_model, x, y, CONFIG, seed=None)
     with pytest.raises(ValueError, match="runs must be"):
         attack_runs(tiny_model, x, y, CONFIG, runs=0)
+
+
+def test_merged_accuracies_are_those_of_the_first_restarts_of_each_run(tiny_model, data):
+    x, y = data
+    state = attack_runs(tiny_model, x, y, CONFIG, runs=2, restarts=3, seed=4)
+    assert [len(m) for m in state.run_merged_accuracies] == [3, 3]
+    for run, merged in enumerate(state.run_merged_accuracies):
+        shorter = [attack(tiny_model, x, y, CONFIG, restarts=r, seed=run_seed(4, run)).accuracy
+                   for r in (1, 2, 3)]
+        assert merged == shorter
+        assert merged[-1] == state.run_accuracies[run]
+        assert merged[0] == state.run_restart_accuracies[run][0]
+
+
+def test_a_state_saved_before_merged_accuracies_resumes_with_them_unknown(tiny_model, data):
+    x, y = data
+    saved = []
+
+    def save_as_an_older_version_did(state, run):
+        arrays, meta = state.to_record()
+        saved.append(({k: v.copy() for k, v in arrays.items()},
+                      {k: json.loads(json.dumps(v)) for k, v in meta.items() if "merged" not in k}))
+
+    attack_runs(tiny_model, x, y, CONFIG, runs=2, restarts=2, seed=5,
+                on_update=save_as_an_older_version_did)
+    arrays, old_meta = saved[2]  # run 0 finished, run 1 after its first restart
+    resumed = attack_runs(tiny_model, x, y, CONFIG, runs=2, restarts=2, seed=5,
+                          resume=RunsState.from_record(arrays, old_meta))
+    assert resumed.run_merged_accuracies[0] == [None, None]
+    assert resumed.run_merged_accuracies[1][0] is None
+    assert resumed.run_merged_accuracies[1][1] == resumed.run_accuracies[1]
