@@ -6,7 +6,9 @@ ONE Adam step on the SUMMED cross-entropy of the adversarial batch, as the chall
 ``train.py``. Checkpoints are TF1 challenge checkpoints with Adam slots
 (``mnist_challenge_compat.save_checkpoint``); re-running the same command resumes from the
 newest one and continues the exact same sequence of batches and random starts, because all
-per-step randomness derives from ``(random_seed, step)``.
+per-step randomness derives from ``(random_seed, step)``. A resume with other settings that
+change that trajectory (learning rate, attack, seed, batch size, the training data, ...) is
+refused; ``--allow_setting_changes`` accepts it and records the change in ``config.json``.
 
 Example (the shipped MNIST model, see ``models/pretrained/madry_mnist/MODEL_CARD.md``)::
 
@@ -78,6 +80,10 @@ flags.DEFINE_integer("epsilon_warmup_steps", 0, "Raise the training epsilon line
                      lower_bound=0)
 flags.DEFINE_integer("num_train_examples", None, "Use only the first this many training "
                      "examples (default: all).", lower_bound=1)
+flags.DEFINE_boolean("allow_setting_changes", False, "Resume a checkpoint even though a setting "
+                     "that changes the training trajectory (learning rate, attack, seed, data, "
+                     "...) differs from model_dir/config.json; the change is recorded there "
+                     "under 'setting_changes'.")
 
 flags.register_validator("learning_rate", lambda lr: lr is not None and 0 < lr < math.inf,
                          message="--learning_rate must be a finite number > 0")
@@ -91,6 +97,17 @@ flags.register_multi_flags_validator(
 # train.py itself writes into model_dir/config.json so that a run can be repeated from it).
 EXTRA_CONFIG_KEYS = ("dataset", "data_dir", "arch", "learning_rate", "epsilon_warmup_steps",
                      "num_train_examples")
+# config.json keys whose change alters the training trajectory (the steps after a resume differ
+# from an uninterrupted run's). Resuming with another value is refused unless
+# --allow_setting_changes. Step counts and reporting intervals (max_num_training_steps,
+# num_*_steps) may change freely: extending a run is legitimate.
+DATA_DIGEST_KEY = "train_data_sha256"
+SETTING_CHANGES_KEY = "setting_changes"
+TRAJECTORY_KEYS = ("random_seed", "training_batch_size", "epsilon", "k", "a", "random_start",
+                   "loss_func", "dataset", "arch", "learning_rate", "epsilon_warmup_steps",
+                   "num_train_examples", DATA_DIGEST_KEY)
+# Keys train.py leaves out of config.json when unset, so absence means this value.
+ABSENT_MEANS = {"num_train_examples": None}
 ADAM_EPSILON = 1e-8  # tf.compat.v1.train.AdamOptimizer's default (Keras' default is 1e-7)
 
 
@@ -311,16 +328,15 @@ class AdversarialTrainer:
 
 # --------------------------------------------------------------------------- checkpoints
 
-def restore_or_build(settings: Settings):
-    """``(model, step, prefix)``: the newest checkpoint in ``model_dir`` (weights; Adam slots
-    are restored by :func:`restore_adam`), or a fresh model at step 0 (prefix None)."""
+def restore_or_build(settings: Settings, prefix: str | None):
+    """``(model, step)``: the checkpoint ``prefix`` (weights; Adam slots are restored by
+    ``restore_optimizer``), or a fresh model at step 0 when ``prefix`` is None."""
     import models
-    from mnist_challenge_compat import latest_checkpoint, load_model
+    from mnist_challenge_compat import load_model
     from mnist_challenge_compat.checkpoint import read_global_step
-    prefix = latest_checkpoint(settings.model_dir)
     if prefix is None:
-        return models.build_model(settings.arch, seed=settings.random_seed), 0, None
-    return load_model(prefix, arch=settings.arch), read_global_step(prefix), prefix
+        return models.build_model(settings.arch, seed=settings.random_seed), 0
+    return load_model(prefix, arch=settings.arch), read_global_step(prefix)
 
 
 def save(trainer: AdversarialTrainer, settings: Settings, step: int) -> str:
@@ -329,12 +345,77 @@ def save(trainer: AdversarialTrainer, settings: Settings, step: int) -> str:
     return save_checkpoint(trainer.model, settings.model_dir, step, optimizer=trainer.optimizer)
 
 
-def write_run_config(settings: Settings) -> None:
-    """``model_dir/config.json``: the effective settings, as the challenge copies its config."""
+def run_config(settings: Settings, data_digest: str) -> dict[str, Any]:
+    """The ``config.json`` values of a run: the settings and the training data's digest."""
+    return {**settings.config_values(), DATA_DIGEST_KEY: data_digest}
+
+
+def setting_changes(stored: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """``{key: (old, new)}`` for the trajectory keys whose values differ between the stored
+    ``config.json`` and this run. A key the stored file lacks (a file written before the key
+    existed, or the challenge's own config) is not compared, except keys train.py omits when
+    unset (``ABSENT_MEANS``)."""
+    changes = {}
+    for key in TRAJECTORY_KEYS:
+        if key in stored:
+            old = stored[key]
+        elif key in ABSENT_MEANS:
+            old = ABSENT_MEANS[key]
+        else:
+            continue
+        value = new.get(key, ABSENT_MEANS.get(key))
+        if old != value:
+            changes[key] = (old, value)
+    return changes
+
+
+def config_for_resume(settings: Settings, data_digest: str, step: int,
+                      allow_changes: bool) -> dict[str, Any]:
+    """The ``config.json`` to write when training continues at ``step``.
+
+    At step 0 it is the run's own settings. On a resume it is checked against the stored
+    ``model_dir/config.json``: trajectory settings that differ are refused, or with
+    ``allow_changes`` appended to its ``setting_changes`` list as
+    ``{"setting", "step", "old", "new"}``; earlier recorded changes are kept.
+
+    Raises:
+        UsageError: a trajectory setting differs and ``allow_changes`` is False.
+        CompatError: the stored config.json is malformed.
+    """
+    from mnist_challenge_compat.config import read_challenge_config
+    config = run_config(settings, data_digest)
+    path = os.path.join(settings.model_dir, "config.json")
+    if step == 0 or not os.path.exists(path):
+        return config
+    stored = read_challenge_config(path)
+    changes = setting_changes(stored, config)
+    if changes and not allow_changes:
+        listed = ", ".join(f"{key} {_show(old)} -> {_show(new)}"
+                           for key, (old, new) in changes.items())
+        raise UsageError(f"{settings.model_dir} was trained to step {step} with other settings "
+                         f"({listed}); rerun with the stored settings, use another --model_dir, "
+                         f"or pass --allow_setting_changes to change them from here on")
+    history = list(stored.get(SETTING_CHANGES_KEY, []))
+    history += [{"setting": key, "step": step, "old": old, "new": new}
+                for key, (old, new) in changes.items()]
+    if history:
+        config[SETTING_CHANGES_KEY] = history
+    return config
+
+
+def _show(value: Any) -> str:
+    """A setting's value in the refusal message (digests shortened)."""
+    if isinstance(value, str) and len(value) == 64:
+        return value[:12] + "..."
+    return "unset" if value is None else str(value)
+
+
+def write_run_config(model_dir: str, config: dict[str, Any]) -> None:
+    """``model_dir/config.json`` (atomic), as the challenge copies its config next to its
+    checkpoints; readable back with ``--config``."""
     from mnist_challenge_compat.config import write_challenge_config
-    os.makedirs(settings.model_dir, exist_ok=True)
-    write_challenge_config(os.path.join(settings.model_dir, "config.json"),
-                           settings.config_values())
+    os.makedirs(model_dir, exist_ok=True)
+    write_challenge_config(os.path.join(model_dir, "config.json"), config)
 
 
 # --------------------------------------------------------------------------- the loop
@@ -361,25 +442,36 @@ class StopRequest:
 def progress_line(step: int, settings: Settings, nat_acc: float, adv_acc: float,
                   examples_per_s: float, seconds_per_step: float) -> str:
     """One progress line: step, batch accuracies (%), throughput, ETA."""
-    remaining = (settings.max_num_training_steps - step) * seconds_per_step
-    eta = time.strftime("%H:%M:%S", time.gmtime(max(0.0, remaining)))
+    from workflow.progress import format_duration
+    eta = format_duration((settings.max_num_training_steps - step) * seconds_per_step)
     return (f"step {step}/{settings.max_num_training_steps}  nat acc {100 * nat_acc:.1f}%  "
             f"adv acc {100 * adv_acc:.1f}%  eps {epsilon_at(settings, step):.4f}  "
             f"{examples_per_s:.0f} ex/s  ETA {eta}")
 
 
-def train(settings: Settings, log: Callable[[str], None] = print) -> int:
+def train(settings: Settings, log: Callable[[str], None] = print,
+          allow_setting_changes: bool = False) -> int:
     """Runs (or resumes) training to ``max_num_training_steps``; returns the exit status
-    (0, or 128 + signal number when stopped by SIGINT / SIGTERM after checkpointing)."""
+    (0, or 128 + signal number when stopped by SIGINT / SIGTERM after checkpointing).
+
+    A resume whose trajectory settings differ from ``model_dir/config.json`` is refused
+    (:class:`UsageError`) before anything is computed, unless ``allow_setting_changes``.
+    """
     import tensorflow as tf
-    from mnist_challenge_compat import restore_optimizer
+    from mnist_challenge_compat import latest_checkpoint, restore_optimizer
+    from mnist_challenge_compat.checkpoint import read_global_step
+    from workflow.fingerprint import data_sha256
     x_train, y_train = load_training_data(settings)
-    model, step, prefix = restore_or_build(settings)
+    prefix = latest_checkpoint(settings.model_dir)
+    config = config_for_resume(settings, data_sha256(x_train, y_train),
+                               0 if prefix is None else read_global_step(prefix),
+                               allow_setting_changes)
+    model, step = restore_or_build(settings, prefix)
     trainer = AdversarialTrainer(model, settings)
     if prefix is not None:
         restore_optimizer(trainer.optimizer, model, prefix)
         log(f"resuming from {prefix} at step {step}")
-    write_run_config(settings)
+    write_run_config(settings.model_dir, config)
     writer = tf.summary.create_file_writer(settings.model_dir)
     stop = StopRequest()
     stop.install()
@@ -459,7 +551,8 @@ def main(argv: list[str]) -> int:
         if FLAGS.config:
             apply_config_file(FLAGS.config)
         settings = settings_from_flags()
-        return train(settings, log=lambda line: print(line, flush=True))
+        return train(settings, log=lambda line: print(line, flush=True),
+                     allow_setting_changes=FLAGS.allow_setting_changes)
     except (CompatError, UsageError) as err:
         fail("train.py", err)
 

@@ -7,6 +7,7 @@ The command modules (``experiments.table2`` ...) are thin absl wrappers around :
 from __future__ import annotations
 
 import datetime as _dt
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -16,10 +17,10 @@ import tensorflow as tf
 
 from attacks import AttackConfig, make_runner, quantize
 from experiments import plan
-from experiments.cells import CellResult, CellSpec
+from experiments.cells import CellResult, CellSpec, add_compute, environment
 from experiments.common import Target, compute, load_target
 from experiments.plan import SETUPS, spec
-from experiments.report import (display_path, machine, markdown_table, pct, pyplot, save_figure,
+from experiments.report import (display_path, markdown_table, pct, pyplot, save_figure,
                                 write_json, write_text)
 from experiments.stats import paired_difference, run_spread, wilson_interval
 
@@ -86,11 +87,34 @@ def _model_line(target: Target) -> str:
             f"{pct(target.clean_accuracy)}%.")
 
 
+def compute_provenance(results: Results, cells) -> list[dict]:
+    """Where the cells' compute happened, from the cells themselves: one entry per distinct
+    machine and TensorFlow version, ``{"machine", "tensorflow", "first_date", "last_date",
+    "seconds"}`` (a cell listed twice is counted once)."""
+    merged: list[dict] = []
+    for cell in dict.fromkeys(cells):
+        for entry in results[cell].provenance:
+            where = {"machine": entry["machine"], "tensorflow": entry["tensorflow"]}
+            merged = add_compute(merged, entry["seconds"], where, entry["first_date"])
+            merged = add_compute(merged, 0.0, where, entry["last_date"])
+    return merged
+
+
+def _provenance_text(provenance: list[dict]) -> str:
+    """``"17.0 min on AMD EPYC (2 cores, 24 GiB), TensorFlow 2.21, 2026-11"``, ``"; "``-joined."""
+    parts = []
+    for p in provenance:
+        dates = p["first_date"] if p["first_date"] == p["last_date"] \
+            else f"{p['first_date']} to {p['last_date']}"
+        parts.append(f"{p['seconds'] / 60:.1f} min on {p['machine']}, TensorFlow "
+                     f"{p['tensorflow']}, {dates}")
+    return "; ".join(parts) or "none recorded"
+
+
 def _footer(command: str, results: Results, cells) -> str:
-    seconds = sum(results[c].seconds for c in set(cells))
-    return (f"\nGenerated {_dt.date.today().isoformat()} by `{command}` on {machine()}; the "
-            f"cells took {seconds / 60:.1f} min of compute in total (a cell shared with another "
-            f"command is counted once, whichever command computed it).\n")
+    return (f"\nRendered by `{command}` from the stored cells. Their compute: "
+            f"{_provenance_text(compute_provenance(results, cells))} (a cell shared with "
+            f"another command is counted once, whichever command computed it).\n")
 
 
 def _model_json(target: Target) -> dict:
@@ -130,9 +154,11 @@ def _mnist_jobs(specs_of):
     return jobs
 
 
-def _write_outputs(out, name, text, data, png=None):
-    """``<name>.md`` and ``<name>.json`` (atomic), plus an already saved PNG: the paths."""
-    paths = [write_text(out / f"{name}.md", text), write_json(out / f"{name}.json", data)]
+def _write_outputs(out, name, text, data, provenance, png=None):
+    """``<name>.md`` and ``<name>.json`` (atomic; the JSON gets ``provenance`` as
+    ``"compute"``), plus an already saved PNG: the paths."""
+    paths = [write_text(out / f"{name}.md", text),
+             write_json(out / f"{name}.json", {**data, "compute": provenance})]
     return paths + ([png] if png is not None else [])
 
 
@@ -183,7 +209,7 @@ def _table_artifact(name: str, title: str, dataset: str, methods, steps: int, ru
         data = {"artifact": name, "title": title, "steps": steps, "runs": sizes.runs,
                 "restarts": sizes.restarts, "seed": sizes.seed, "model": _model_json(target),
                 "rows": records}
-        return _write_outputs(out, name, text, data)
+        return _write_outputs(out, name, text, data, compute_provenance(results, specs))
 
     return Artifact(name, title, (dataset,), runs, restarts, jobs, render)
 
@@ -266,7 +292,7 @@ def _figure3_render(targets, results, sizes, out):
             f"run(s) per point; error bars = lowest-highest run.\n\n![figure 3](figure3.png)\n\n"
             + "\n".join(sections) + f"\n{_noise_note(sizes.n('mnist'), sizes.runs)}\n"
             + _footer(_command("figure3", sizes, ARTIFACTS["figure3"]), results, specs))
-    return _write_outputs(out, "figure3", text, data, png)
+    return _write_outputs(out, "figure3", text, data, compute_provenance(results, specs), png)
 
 
 def _figure4_render(targets, results, sizes, out):
@@ -301,7 +327,7 @@ def _figure4_render(targets, results, sizes, out):
                                                           for l in labels[1:]], rows)
             + f"\n{_noise_note(sizes.n('mnist'), sizes.runs)}\n"
             + _footer(_command("figure4", sizes, ARTIFACTS["figure4"]), results, specs))
-    return _write_outputs(out, "figure4", text, data, png)
+    return _write_outputs(out, "figure4", text, data, compute_provenance(results, specs), png)
 
 
 def _sweep_render(targets, results, sizes, out):
@@ -335,7 +361,7 @@ def _sweep_render(targets, results, sizes, out):
             f"![b sweep](sweep_b.png)\n\n{_model_line(targets['mnist'])}\n\n"
             + markdown_table(header, rows) + f"\n{_noise_note(sizes.n('mnist'), sizes.runs)}\n"
             + _footer(_command("sweep_b", sizes, ARTIFACTS["sweep_b"]), results, specs))
-    return _write_outputs(out, "sweep_b", text, data, png)
+    return _write_outputs(out, "sweep_b", text, data, compute_provenance(results, specs), png)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,9 +387,12 @@ def _figure2_render(targets, results, sizes, out):
     setup = SETUPS["mnist"]
     config = AttackConfig(method="pgd", epsilon=setup.epsilon, steps=1, step_size=setup.step_size)
     runner = make_runner(target.model, config)
+    started = time.perf_counter()
     grads = np.concatenate([runner.gradient(tf.constant(target.x[i:i + sizes.batch_size]),
                                             tf.constant(target.y[i:i + sizes.batch_size])).numpy()
                             for i in range(0, len(target.x), sizes.batch_size)])
+    provenance = add_compute([], time.perf_counter() - started, environment(),
+                             _dt.date.today().isoformat())
     reps = step_representations(grads)
     limit = setup.epsilon / setup.step_size
     fig, axes = plt.subplots(2, 3, figsize=(13, 7))
@@ -401,9 +430,9 @@ def _figure2_render(targets, results, sizes, out):
             + markdown_table(["representation", "zero (%)", "0 < abs(v) <= 1 (%)",
                               "abs(v) > 1 (%)", f"abs(v) > eps/a = {limit:g} (%)", "mean abs(v)",
                               "max abs(v)"], rows)
-            + f"\nGenerated {_dt.date.today().isoformat()} on {machine()} by `python -m experiments.figure2"
-            + (f" --num_examples={sizes.num_examples}" if sizes.num_examples else "") + "`.\n")
-    return _write_outputs(out, "figure2", text, data, png)
+            + f"\nComputed while rendering by `{_command('figure2', sizes, ARTIFACTS['figure2'])}`: "
+            f"{_provenance_text(provenance)}.\n")
+    return _write_outputs(out, "figure2", text, data, provenance, png)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,13 +15,20 @@ derive everything they print:
   (``attacks.attack`` with ``x_start`` = the previous segment's images) and is scored after each.
 
 Cells are stored in ``cache_dir`` under a key of everything that determines their result
-(model weights' digest, data, attack settings, milestones, seed), so commands that share a
-setting share the work, a rerun reads finished cells back, and asking for more attacks extends
-a cell. The store is updated atomically after every segment: an interrupted run resumes there.
+(model weights' digest, the digest of the images and labels attacked, attack settings,
+milestones, seed), so commands that share a setting share the work, a rerun reads finished
+cells back, and asking for more attacks extends a cell, while other weights or other images
+never reuse it. The store is updated atomically after every segment: an interrupted run
+resumes there.
+
+Each cell also keeps where its compute happened (:func:`environment`): per machine and
+TensorFlow version, the dates and seconds of the segments computed there. Reports describe the
+cells they read from this record, never the machine that renders them.
 """
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import json
 import time
@@ -32,10 +39,14 @@ from typing import Callable
 import keras
 import numpy as np
 
+import tensorflow as tf
+
 from attacks import AttackConfig, attack
+from experiments import report
 from mnist_challenge_compat import CompatError, load_state, save_state
 
-CELL_FORMAT = 1
+# 2: keyed by the data's digest too, and with per-machine provenance.
+CELL_FORMAT = 2
 
 LABELS = {"pgd": "PGD", "pqgd": "PQGD", "blob": "BLOB", "blob_qg": "BLOB_QG", "fgsm": "FGSM"}
 
@@ -96,9 +107,11 @@ class CellSpec:
                             steps_per_group=self.steps_per_group,
                             compute_dtype=self.compute_dtype)
 
-    def key(self, model_digest: str) -> str:
-        """File-name-safe identity of the cell on the model whose weights hash to ``model_digest``."""
-        record = json.dumps({"format": CELL_FORMAT, "model": model_digest,
+    def key(self, model_digest: str, data_digest: str) -> str:
+        """File-name-safe identity of the cell on the model whose weights hash to
+        ``model_digest``, attacking the images and labels whose ``workflow.fingerprint``
+        digest is ``data_digest``."""
+        record = json.dumps({"format": CELL_FORMAT, "model": model_digest, "data": data_digest,
                              **dataclasses.asdict(self)}, sort_keys=True)
         digest = hashlib.sha256(record.encode()).hexdigest()[:16]
         return f"{self.dataset}-{self.label}-eps{self.epsilon:g}-{self.steps}steps-{digest}"
@@ -113,11 +126,14 @@ class CellResult:
       correct: ``(K, len(spec.milestones), N)`` bool; True where attack ``k`` stopped at
         milestone ``j`` leaves example ``n`` correctly classified.
       seconds: wall time spent computing the stored attacks (all sessions).
+      provenance: where that time was spent, one entry per machine and TensorFlow version
+        (see :func:`add_compute`).
     """
 
     spec: CellSpec
     correct: np.ndarray
     seconds: float = 0.0
+    provenance: list[dict] = dataclasses.field(default_factory=list)
 
     @property
     def attacks(self) -> int:
@@ -153,8 +169,32 @@ class CellResult:
 ProgressFn = Callable[[CellSpec, int, int, int], None]
 
 
+def environment() -> dict[str, str]:
+    """Where compute happens now: ``{"machine": "AMD EPYC (2 cores, 24 GiB)", "tensorflow":
+    "2.21.0"}``."""
+    return {"machine": report.machine(), "tensorflow": tf.__version__}
+
+
+def add_compute(provenance: list[dict], seconds: float, where: dict[str, str],
+                date: str) -> list[dict]:
+    """``provenance`` with ``seconds`` more spent on ``date`` (ISO) at ``where``.
+
+    Entries are ``{"machine", "tensorflow", "first_date", "last_date", "seconds"}``, one per
+    distinct (machine, tensorflow); a new place appends an entry, a known one adds to its
+    seconds and widens its dates.
+    """
+    out = [dict(entry) for entry in provenance]
+    for entry in out:
+        if entry["machine"] == where["machine"] and entry["tensorflow"] == where["tensorflow"]:
+            entry["seconds"] += seconds
+            entry["first_date"] = min(entry["first_date"], date)
+            entry["last_date"] = max(entry["last_date"], date)
+            return out
+    return out + [{**where, "first_date": date, "last_date": date, "seconds": seconds}]
+
+
 def run_cell(spec: CellSpec, model: keras.Model, x: np.ndarray, y: np.ndarray, *, attacks: int,
-             cache_dir: str | Path, model_digest: str,
+             cache_dir: str | Path, model_digest: str, data_digest: str,
              on_segment: ProgressFn | None = None) -> CellResult:
     """Computes (or reads back, or extends) ``spec``'s cell to at least ``attacks`` attacks.
 
@@ -162,6 +202,7 @@ def run_cell(spec: CellSpec, model: keras.Model, x: np.ndarray, y: np.ndarray, *
       spec: the cell; ``x``, ``y`` must be its ``num_examples`` images ``(N, 784)`` float32 in
         [0, 1] and labels ``(N,)`` int.
       model: the Keras model whose weights hash to ``model_digest``.
+      data_digest: ``workflow.fingerprint.data_sha256(x, y)`` (part of the cell's key).
       attacks: independent attacks wanted (>= 1).
       cache_dir: where cells are stored (created if missing).
       on_segment: called as ``(spec, attack, milestone_index, example_steps)`` after each
@@ -173,9 +214,10 @@ def run_cell(spec: CellSpec, model: keras.Model, x: np.ndarray, y: np.ndarray, *
     if len(x) != spec.num_examples or len(y) != spec.num_examples:
         raise ValueError(f"{spec.label}: the cell is defined on {spec.num_examples} images, "
                          f"got {len(x)} images and {len(y)} labels")
-    path = Path(cache_dir) / f"{spec.key(model_digest)}.npz"
+    path = Path(cache_dir) / f"{spec.key(model_digest, data_digest)}.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = _load(path, spec, model_digest)
+    record = _load(path, spec, model_digest, data_digest)
+    where = None
     n_stages = len(spec.milestones)
     n = spec.num_examples
     while len(record["correct"]) < attacks:
@@ -190,34 +232,41 @@ def run_cell(spec: CellSpec, model: keras.Model, x: np.ndarray, y: np.ndarray, *
                            x_start=x_cur)
             x_cur = state.x_adv
             stage_correct = [*stage_correct, ~state.broken]
-            record["seconds"] += time.perf_counter() - started
+            seconds = time.perf_counter() - started
+            where = where or environment()
+            record["seconds"] += seconds
+            record["provenance"] = add_compute(record["provenance"], seconds, where,
+                                               datetime.date.today().isoformat())
             started = time.perf_counter()
             if j + 1 < n_stages:
                 record["partial"] = (x_cur, stage_correct)
             else:
                 record["correct"] = [*record["correct"], np.stack(stage_correct)]
                 record["partial"] = None
-            _save(path, spec, model_digest, record)
+            _save(path, spec, model_digest, data_digest, record)
             if on_segment is not None:
                 on_segment(spec, k, j, n * (spec.milestones[j] - previous))
     correct = (np.stack(record["correct"]) if record["correct"]
                else np.zeros((0, n_stages, n), bool))
-    return CellResult(spec=spec, correct=correct, seconds=record["seconds"])
+    return CellResult(spec=spec, correct=correct, seconds=record["seconds"],
+                      provenance=record["provenance"])
 
 
-def stored_attacks(spec: CellSpec, cache_dir: str | Path, model_digest: str) -> int:
+def stored_attacks(spec: CellSpec, cache_dir: str | Path, model_digest: str,
+                   data_digest: str) -> int:
     """Attacks of ``spec`` already finished in ``cache_dir`` (0 when none)."""
-    path = Path(cache_dir) / f"{spec.key(model_digest)}.npz"
-    return len(_load(path, spec, model_digest)["correct"]) if path.exists() else 0
+    path = Path(cache_dir) / f"{spec.key(model_digest, data_digest)}.npz"
+    return len(_load(path, spec, model_digest, data_digest)["correct"]) if path.exists() else 0
 
 
-def _load(path: Path, spec: CellSpec, model_digest: str) -> dict:
-    empty = {"correct": [], "partial": None, "seconds": 0.0}
+def _load(path: Path, spec: CellSpec, model_digest: str, data_digest: str) -> dict:
+    empty = {"correct": [], "partial": None, "seconds": 0.0, "provenance": []}
     if not path.exists():
         return empty
     arrays, meta = load_state(path)
     if meta.get("spec") != json.loads(json.dumps(dataclasses.asdict(spec))) \
-            or meta.get("model_digest") != model_digest:
+            or meta.get("model_digest") != model_digest or meta.get("data_digest") != data_digest \
+            or meta.get("format") != CELL_FORMAT:
         raise CompatError(f"{path}: stored cell belongs to other settings; delete it to recompute")
     n_stages, n = len(spec.milestones), spec.num_examples
     correct = arrays.get("correct", np.zeros((0, n_stages, n), bool)).astype(bool)
@@ -230,10 +279,11 @@ def _load(path: Path, spec: CellSpec, model_digest: str) -> dict:
         if x_cur.shape != (n, 784) or not 1 <= len(stage_correct) < n_stages:
             raise CompatError(f"{path}: corrupt cell (partial attack of shape {x_cur.shape})")
         partial = (x_cur, stage_correct)
-    return {"correct": list(correct), "partial": partial, "seconds": float(meta.get("seconds", 0.0))}
+    return {"correct": list(correct), "partial": partial, "seconds": float(meta.get("seconds", 0.0)),
+            "provenance": list(meta.get("provenance", []))}
 
 
-def _save(path: Path, spec: CellSpec, model_digest: str, record: dict) -> None:
+def _save(path: Path, spec: CellSpec, model_digest: str, data_digest: str, record: dict) -> None:
     n_stages, n = len(spec.milestones), spec.num_examples
     arrays = {"correct": (np.stack(record["correct"]) if record["correct"]
                           else np.zeros((0, n_stages, n), bool))}
@@ -242,4 +292,5 @@ def _save(path: Path, spec: CellSpec, model_digest: str, record: dict) -> None:
         arrays["partial_x"] = x_cur
         arrays["partial_correct"] = np.stack(stage_correct)
     save_state(path, arrays, {"spec": dataclasses.asdict(spec), "model_digest": model_digest,
-                              "seconds": record["seconds"], "format": CELL_FORMAT})
+                              "data_digest": data_digest, "seconds": record["seconds"],
+                              "provenance": record["provenance"], "format": CELL_FORMAT})

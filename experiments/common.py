@@ -5,6 +5,7 @@ import functools
 import hashlib
 import json
 import sys
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -21,10 +22,14 @@ from experiments.plan import SETUPS
 from mnist_challenge_compat import CompatError, checkpoint_sha256, load_dataset, load_model
 from workflow.cli import EXIT_INTERRUPTED, fail
 from workflow.evaluate import default_model_dir
+from workflow.fingerprint import data_sha256
 from workflow.progress import format_duration
 from workflow.signals import Interrupted, raise_on_termination
 
 FLAGS = flags.FLAGS
+# Untracked (``runs/`` is git-ignored); the shipped ``results/`` is refreshed deliberately with
+# --output_dir=results.
+DEFAULT_OUTPUT_DIR = "runs/experiments"
 
 
 def define_flags(*, runs: int = 5, restarts: int | None = None) -> None:
@@ -35,7 +40,8 @@ def define_flags(*, runs: int = 5, restarts: int | None = None) -> None:
                          lower_bound=1)
     flags.DEFINE_integer("restarts", 1 if restarts is None else restarts,
                          "Random restarts merged per example within a run.", lower_bound=1)
-    flags.DEFINE_string("output_dir", "results", "Where the markdown, PNG and JSON go.")
+    flags.DEFINE_string("output_dir", DEFAULT_OUTPUT_DIR, "Where the markdown, PNG and JSON go "
+                        "(--output_dir=results refreshes the shipped results).")
     flags.DEFINE_string("cache_dir", None, "Where computed cells are kept (resume, sharing "
                         "between commands); default <output_dir>/cells.")
     flags.DEFINE_integer("seed", 0, "Seed of all attacks' randomness.", lower_bound=0)
@@ -57,6 +63,8 @@ class Target:
     Attributes:
       x: ``(N, 784)`` float32 in [0, 1]; y: ``(N,)`` int64.
       digest: sha256 over the checkpoint files' sha256s (part of every cell's key).
+      data_digest: ``data_sha256(x, y)`` (part of every cell's key: other images never
+        reuse a cell).
     """
 
     dataset: str
@@ -66,6 +74,7 @@ class Target:
     y: np.ndarray
     digest: str
     checkpoint_sha256: dict
+    data_digest: str
 
     @functools.cached_property
     def clean_accuracy(self) -> float:
@@ -83,8 +92,9 @@ def load_target(dataset: str, num_examples: int | None = None) -> Target:
     digests = checkpoint_sha256(model_dir)
     model = load_model(model_dir, arch="madry_mnist" if dataset == "mnist" else "daa_fashion")
     digest = hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()
-    return Target(dataset=dataset, model=model, model_dir=model_dir, x=x_all[:n], y=y_all[:n],
-                  digest=digest, checkpoint_sha256=digests)
+    x, y = x_all[:n], y_all[:n]
+    return Target(dataset=dataset, model=model, model_dir=model_dir, x=x, y=y, digest=digest,
+                  checkpoint_sha256=digests, data_digest=data_sha256(x, y))
 
 
 def _flag_prefix(dataset: str) -> str:
@@ -93,6 +103,31 @@ def _flag_prefix(dataset: str) -> str:
 
 def cache_dir() -> Path:
     return Path(FLAGS.cache_dir or Path(FLAGS.output_dir) / "cells")
+
+
+def check_writable(folder: Path) -> None:
+    """Creates ``folder`` if missing and proves it writable with a temporary file.
+
+    Raises:
+      OSError: one line naming the folder (not creatable, not a folder, read-only).
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise OSError(f"output folder {folder} is not writable "
+                      f"({err.strerror or type(err).__name__})") from None
+
+
+def prepare_outputs() -> None:
+    """Checks, before anything is computed, that the command can write its outputs and cells.
+
+    The one place every experiment command passes before its work (a lock on the output
+    folder belongs here too).
+    """
+    for folder in dict.fromkeys([Path(FLAGS.output_dir), cache_dir()]):
+        check_writable(folder)
 
 
 def remaining_seconds(todo: Counter, done: Counter, spent: Counter) -> float | None:
@@ -120,8 +155,8 @@ def compute(jobs: Sequence[tuple[Target, CellSpec, int]],
     store = cache_dir()
     todo: Counter = Counter()
     for target, spec, attacks in jobs:
-        todo[spec.dataset] += max(0, attacks - stored_attacks(spec, store, target.digest)) \
-            * spec.num_examples * spec.steps
+        stored = stored_attacks(spec, store, target.digest, target.data_digest)
+        todo[spec.dataset] += max(0, attacks - stored) * spec.num_examples * spec.steps
     log(f"{len(jobs)} cell(s); {sum(todo.values()):,} example-steps to compute "
         f"(stored cells in {store})")
     done: Counter = Counter()
@@ -146,14 +181,16 @@ def compute(jobs: Sequence[tuple[Target, CellSpec, int]],
         for target, spec, attacks in jobs:
             results[spec] = run_cell(
                 spec, target.model, target.x, target.y, attacks=attacks, cache_dir=store,
-                model_digest=target.digest,
+                model_digest=target.digest, data_digest=target.data_digest,
                 on_segment=lambda s, k, j, e, a=attacks: on_segment(s, k, j, e, a))
     return results
 
 
 def run_command(program: str, body: Callable[[], None]) -> None:
-    """Runs a command's body: one-line errors (exit 1), interruption saved (exit 130)."""
+    """Runs a command's body after :func:`prepare_outputs`: one-line errors (exit 1),
+    interruption saved (exit 130)."""
     try:
+        prepare_outputs()
         body()
     except Interrupted:
         print(f"{program}: interrupted; finished segments are saved in {cache_dir()}, rerun the "

@@ -1,9 +1,9 @@
 """Figure 2 analog: histograms of sign, raw and quantized (b = 10, 100, 200, 1000) gradients of
 the MNIST model, with +-eps/a marked.
 
-Usage: python -m experiments.figure2 [--num_examples=N] [--runs=R] [--restarts=K] [--output_dir=results]
+Usage: python -m experiments.figure2 [--num_examples=N] [--runs=R] [--restarts=K] [--output_dir=runs/experiments]
 
-Writes results/figure2.md, results/figure2.json and results/figure2.png. Finished attacks are kept in results/cells/: an interrupted
+Writes <output_dir>/figure2.md, <output_dir>/figure2.json and <output_dir>/figure2.png. Finished attacks are kept in <output_dir>/cells/: an interrupted
 run resumes where it stopped, and commands that share a setting share the work.
 """
 from absl import app

@@ -1,9 +1,9 @@
 """Figure 3 analog: average accuracy vs maximum perturbation (MNIST 0.1-0.3, Fashion-MNIST
 0.1-0.2), 100-step PGD vs PQGD.
 
-Usage: python -m experiments.figure3 [--num_examples=N] [--runs=R] [--restarts=K] [--output_dir=results]
+Usage: python -m experiments.figure3 [--num_examples=N] [--runs=R] [--restarts=K] [--output_dir=runs/experiments]
 
-Writes results/figure3.md, results/figure3.json and results/figure3.png. Finished attacks are kept in results/cells/: an interrupted
+Writes <output_dir>/figure3.md, <output_dir>/figure3.json and <output_dir>/figure3.png. Finished attacks are kept in <output_dir>/cells/: an interrupted
 run resumes where it stopped, and commands that share a setting share the work.
 """
 from absl import app

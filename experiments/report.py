@@ -13,18 +13,25 @@ from workflow.plots import pyplot
 
 
 def machine() -> str:
-    """``"AMD EPYC ... (2 cores)"``: the CPU model and the cores this process may use."""
+    """``"AMD EPYC ... (2 cores, 24 GiB)"``: the CPU model, the cores this process may use and
+    the memory (where ``/proc/meminfo`` tells it)."""
     name = platform.processor() or platform.machine()
+    memory = ""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("model name"):
                     name = line.split(":", 1)[1].strip()
                     break
-    except OSError:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    memory = f", {round(int(line.split()[1]) / 2 ** 20)} GiB"
+                    break
+    except (OSError, ValueError, IndexError):
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{name} ({cores} cores)"
+    return f"{name} ({cores} cores{memory})"
 
 
 def display_path(path: str | Path) -> str:

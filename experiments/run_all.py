@@ -1,6 +1,6 @@
 """Every table and figure with the default sizes (77 min measured on a 2-core CPU).
 
-Usage: python -m experiments.run_all [--num_examples=N] [--runs=R] [--restarts=K] [--only=table2,figure4]
+Usage: python -m experiments.run_all [--output_dir=runs/experiments] [--num_examples=N] [--runs=R] [--restarts=K] [--only=table2,figure4]
 
 Runs the artifacts in an order that computes shared cells once: the MNIST tables, then the
 figures that reuse their cells, then Fashion-MNIST. --runs/--restarts, when given, apply to

@@ -1,9 +1,9 @@
 """Table 2 analog: MNIST (eps 0.3, a 0.01), 200 steps, no restarts; Worst/Avg over runs of PGD,
 PQGD_100, PQGD_200, BLOB, BLOB_QG_100, BLOB_QG_200.
 
-Usage: python -m experiments.table2 [--num_examples=N] [--runs=R] [--restarts=K] [--output_dir=results]
+Usage: python -m experiments.table2 [--num_examples=N] [--runs=R] [--restarts=K] [--output_dir=runs/experiments]
 
-Writes results/table2.md, results/table2.json. Finished attacks are kept in results/cells/: an interrupted
+Writes <output_dir>/table2.md, <output_dir>/table2.json. Finished attacks are kept in <output_dir>/cells/: an interrupted
 run resumes where it stopped, and commands that share a setting share the work.
 """
 from absl import app

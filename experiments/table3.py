@@ -1,9 +1,9 @@
 """Table 3 analog: the Table 2 attacks with random restarts merged per example (default 5
 restarts, 1 run).
 
-Usage: python -m experiments.table3 [--num_examples=N] [--runs=R] [--restarts=K] [--output_dir=results]
+Usage: python -m experiments.table3 [--num_examples=N] [--runs=R] [--restarts=K] [--output_dir=runs/experiments]
 
-Writes results/table3.md, results/table3.json. Finished attacks are kept in results/cells/: an interrupted
+Writes <output_dir>/table3.md, <output_dir>/table3.json. Finished attacks are kept in <output_dir>/cells/: an interrupted
 run resumes where it stopped, and commands that share a setting share the work.
 """
 from absl import app

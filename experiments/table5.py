@@ -1,9 +1,9 @@
 """Table 5 analog: the Table 4 attacks at 200 steps with random restarts merged per example
 (default 5 restarts, 1 run).
 
-Usage: python -m experiments.table5 [--num_examples=N] [--runs=R] [--restarts=K] [--output_dir=results]
+Usage: python -m experiments.table5 [--num_examples=N] [--runs=R] [--restarts=K] [--output_dir=runs/experiments]
 
-Writes results/table5.md, results/table5.json. Finished attacks are kept in results/cells/: an interrupted
+Writes <output_dir>/table5.md, <output_dir>/table5.json. Finished attacks are kept in <output_dir>/cells/: an interrupted
 run resumes where it stopped, and commands that share a setting share the work.
 """
 from absl import app

@@ -2,9 +2,11 @@
 learning, ``--config`` handling and one-line errors. Real data only (``mnist_dir``)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -199,3 +201,153 @@ def test_bad_flags_and_missing_data_fail_in_one_line(tmp_path, mnist_dir, args, 
     assert lines[0].startswith("train.py: ") and message in lines[0], lines[0]
     assert "Traceback" not in result.stderr
     assert latest_checkpoint(tmp_path / "run") is None
+
+
+# --------------------------------------------------------------------------- resume settings
+
+def swapped_split_dir(mnist_dir: Path, target: Path) -> Path:
+    """A data folder whose TRAINING files are the real test files (other images, same format,
+    same count of 10,000) and whose test files are the real training files."""
+    target.mkdir()
+    for ours, theirs in (("train", "t10k"), ("t10k", "train")):
+        for kind in ("images-idx3", "labels-idx1"):
+            shutil.copy(mnist_dir / f"{theirs}-{kind}-ubyte.gz", target / f"{ours}-{kind}-ubyte.gz")
+    return target
+
+
+@pytest.fixture(scope="module")
+def two_steps(tmp_path_factory, mnist_dir) -> Path:
+    """A model_dir trained for 2 steps with ``train_args`` (k=1, 100 examples)."""
+    model_dir = tmp_path_factory.mktemp("two_steps")
+    result = run_train(train_args(mnist_dir, model_dir, max_num_training_steps=2, k=1,
+                                  num_train_examples=100))
+    assert result.returncode == 0, result.stderr[-2000:]
+    return model_dir
+
+
+def copy_run(model_dir: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "run"
+    shutil.copytree(model_dir, copy)
+    return copy
+
+
+def test_config_json_records_the_settings_and_the_training_data_digest(two_steps, mnist_dir):
+    written = json.loads((two_steps / "config.json").read_text())
+    x, y = load_dataset("mnist", "train", mnist_dir)
+    x, y = x[:100], y[:100]
+    expected = hashlib.sha256(f"float32{x.shape} int64{y.shape}\n".encode()
+                              + x.astype(np.float32).tobytes() + y.astype(np.int64).tobytes())
+    assert written["train_data_sha256"] == expected.hexdigest()
+    assert written["learning_rate"] == 1e-3 and written["k"] == 1
+    assert written["num_train_examples"] == 100
+    assert "setting_changes" not in written
+
+
+@pytest.mark.parametrize("changed, named", [
+    ({"learning_rate": 2e-3}, ["learning_rate 0.001 -> 0.002"]),
+    ({"k": 2, "epsilon": 0.2}, ["k 1 -> 2", "epsilon 0.3 -> 0.2"]),
+    ({"random_seed": 8, "training_batch_size": 25}, ["random_seed 7 -> 8",
+                                                      "training_batch_size 50 -> 25"]),
+    ({"num_train_examples": 150}, ["num_train_examples 100 -> 150", "train_data_sha256"]),
+    ({"data_dir": "OTHER_IMAGES"}, ["train_data_sha256"]),
+])
+def test_resume_with_another_trajectory_setting_is_refused_naming_it(two_steps, mnist_dir,
+                                                                     tmp_path, changed, named):
+    if changed.get("data_dir") == "OTHER_IMAGES":
+        changed = {"data_dir": swapped_split_dir(mnist_dir, tmp_path / "other")}
+    config_before = (two_steps / "config.json").read_bytes()
+    args = train_args(mnist_dir, two_steps, **{"max_num_training_steps": 4, "k": 1,
+                                               "num_train_examples": 100, **changed})
+    result = run_train(args)
+    assert result.returncode == 1
+    lines = our_stderr_lines(result.stderr)
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("train.py: ") and "--allow_setting_changes" in lines[0]
+    for text in named:
+        assert text in lines[0], lines[0]
+    unchanged = {"learning_rate", "k", "epsilon", "random_seed", "training_batch_size",
+                 "num_train_examples", "train_data_sha256"} - {t.split()[0] for t in named}
+    assert not any(re.search(rf"[(,] ?{key} ", lines[0]) for key in unchanged), lines[0]
+    # Refused before any compute: no step taken, config.json untouched.
+    assert "step 2/" not in result.stdout
+    assert read_global_step(latest_checkpoint(two_steps)) == 2
+    assert (two_steps / "config.json").read_bytes() == config_before
+
+
+@pytest.mark.slow
+def test_step_counts_and_intervals_may_change_on_resume(two_steps, mnist_dir, tmp_path):
+    run = copy_run(two_steps, tmp_path)
+    result = run_train(train_args(mnist_dir, run, max_num_training_steps=3, k=1,
+                                  num_train_examples=100, num_output_steps=1,
+                                  num_summary_steps=7, num_checkpoint_steps=9))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "resuming from" in result.stdout and "step 2/3" in result.stdout
+    written = json.loads((run / "config.json").read_text())
+    assert written["max_num_training_steps"] == 3 and written["num_output_steps"] == 1
+    assert written["num_summary_steps"] == 7 and written["num_checkpoint_steps"] == 9
+    assert "setting_changes" not in written
+    assert read_global_step(latest_checkpoint(run)) == 3
+
+
+@pytest.mark.slow
+def test_allowed_setting_changes_are_recorded_with_their_step(two_steps, mnist_dir, tmp_path):
+    run = copy_run(two_steps, tmp_path)
+    base = dict(k=1, num_train_examples=100)
+    first = run_train(train_args(mnist_dir, run, max_num_training_steps=3, learning_rate=5e-4,
+                                 **base) + ["--allow_setting_changes"])
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = run_train(train_args(mnist_dir, run, max_num_training_steps=4, learning_rate=5e-4,
+                                  **dict(base, k=2)) + ["--allow_setting_changes"])
+    assert second.returncode == 0, second.stderr[-2000:]
+    # The same settings again need no flag, and the history is kept.
+    third = run_train(train_args(mnist_dir, run, max_num_training_steps=5, learning_rate=5e-4,
+                                 **dict(base, k=2)))
+    assert third.returncode == 0, third.stderr[-2000:]
+    written = json.loads((run / "config.json").read_text())
+    assert written["learning_rate"] == 5e-4 and written["k"] == 2
+    assert written["setting_changes"] == [
+        {"setting": "learning_rate", "step": 2, "old": 1e-3, "new": 5e-4},
+        {"setting": "k", "step": 3, "old": 1, "new": 2},
+    ]
+    assert read_global_step(latest_checkpoint(run)) == 5
+
+
+def test_a_shipped_models_config_is_compared_key_by_key(tmp_path, mnist_dir):
+    # The shipped config.json predates the data digest and leaves num_train_examples out:
+    # with its own settings only the one changed setting is named.
+    run = tmp_path / "madry_mnist"
+    shutil.copytree(REPO_ROOT / "models" / "pretrained" / "madry_mnist", run)
+    assert "train_data_sha256" not in json.loads((run / "config.json").read_text())
+    refused = run_train([f"--config={run / 'config.json'}", f"--model_dir={run}",
+                         f"--data_dir={mnist_dir}", "--max_num_training_steps=6001",
+                         "--learning_rate=0.01"])
+    assert refused.returncode == 1
+    [line] = our_stderr_lines(refused.stderr)
+    assert re.search(r"\(learning_rate 0\.001 -> 0\.01\);", line), line
+
+
+@pytest.mark.slow
+def test_a_config_without_the_data_digest_resumes_and_gains_it(two_steps, mnist_dir, tmp_path):
+    run = copy_run(two_steps, tmp_path)
+    current = json.loads((run / "config.json").read_text())
+    digest = current.pop("train_data_sha256")
+    (run / "config.json").write_text(json.dumps(current))
+    result = run_train(train_args(mnist_dir, run, max_num_training_steps=3, k=1,
+                                  num_train_examples=100))
+    assert result.returncode == 0, result.stderr[-2000:]
+    written = json.loads((run / "config.json").read_text())
+    assert written == dict(current, train_data_sha256=digest, max_num_training_steps=3,
+                           model_dir=str(run))
+
+
+def test_progress_eta_counts_hours_past_a_day():
+    code = ("import train; s = train.Settings(random_seed=0, max_num_training_steps=100000, "
+            "num_output_steps=1, num_summary_steps=1, num_checkpoint_steps=1, "
+            "training_batch_size=50, epsilon=0.3, k=1, a=0.1, random_start=True, "
+            "loss_func='xent', model_dir='m', dataset='mnist', data_dir=None, "
+            "arch='madry_mnist', learning_rate=1e-3, epsilon_warmup_steps=0, "
+            "num_train_examples=None); print(train.progress_line(10000, s, 1, 1, 50, 1.0))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("ETA 25:00:00")  # 90,000 steps left at 1 s each

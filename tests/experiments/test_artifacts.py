@@ -1,7 +1,17 @@
-"""Rendering helpers of the artifacts."""
-import numpy as np
+"""Rendering helpers of the artifacts, and where a report says its numbers were computed."""
+import json
 
-from experiments.artifacts import _run_range, step_representations
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from experiments import plan, report
+from experiments.artifacts import (ARTIFACTS, Sizes, _run_range, compute_provenance,
+                                   step_representations)
+from experiments.cells import CellResult, run_cell
+from experiments.common import Target
+from mnist_challenge_compat import load_dataset, load_model
+from workflow.evaluate import default_model_dir
 
 
 def test_error_bars_span_lowest_to_highest_run_and_are_never_negative():
@@ -20,3 +30,52 @@ def test_step_representations_are_sign_normalised_and_quantized_per_image():
     np.testing.assert_allclose(reps["raw g / max|g|"], g / np.abs(g).max(axis=1, keepdims=True))
     # b = 10: image 0 -> 10*[1, -0.008, 0, 0.1] -> [10, -1, 0, 1]; image 1 -> [10, 5, -1, 0]
     np.testing.assert_array_equal(reps["quantized b=10"], [[10, -1, 0, 1], [10, 5, -1, 0]])
+
+
+def test_a_rerender_on_another_machine_keeps_the_cells_provenance(tmp_path, monkeypatch):
+    model_dir = default_model_dir("mnist")
+    x, y = load_dataset("mnist", "test")
+    x, y = x[:4], y[:4]
+    target = Target("mnist", load_model(model_dir), str(model_dir), x, y, "m", {}, "d")
+    sizes = Sizes(num_examples=4, runs=1)
+    artifact = ARTIFACTS["figure4"]
+    cells = tmp_path / "cells"
+
+    def cells_of_figure4(on_segment):
+        return {spec: run_cell(spec, target.model, x, y, attacks=n, cache_dir=cells,
+                               model_digest="m", data_digest="d", on_segment=on_segment)
+                for _, spec, n in artifact.jobs({"mnist": target}, sizes)}
+
+    monkeypatch.setattr(report, "machine", lambda: "Machine A (3 cores)")
+    computed = cells_of_figure4(None)
+    monkeypatch.setattr(report, "machine", lambda: "Machine B (64 cores)")
+    recomputed = []
+    results = cells_of_figure4(lambda *a: recomputed.append(a))
+    assert not recomputed
+    artifact.render({"mnist": target}, results, sizes, tmp_path)
+    text = (tmp_path / "figure4.md").read_text()
+    minutes = sum(c.seconds for c in computed.values()) / 60
+    assert f"{minutes:.1f} min on Machine A (3 cores), TensorFlow {tf.__version__}" in text
+    assert "Machine B" not in text
+    [entry] = json.loads((tmp_path / "figure4.json").read_text())["compute"]
+    assert entry["machine"] == "Machine A (3 cores)"
+    assert entry["seconds"] == pytest.approx(sum(c.seconds for c in computed.values()))
+
+
+def test_provenance_lists_each_machine_once_with_its_time():
+    spec_a, spec_b = (plan.spec("mnist", "pgd", None, 4), plan.spec("mnist", "pqgd", 100, 4))
+    a = {"machine": "A", "tensorflow": "2.21"}
+    b = {"machine": "B", "tensorflow": "2.22.0"}
+    results = {
+        spec_a: CellResult(spec_a, np.zeros((1, 6, 4), bool), 90.0,
+                           [{**a, "first_date": "2026-11", "last_date": "2026-11", "seconds": 60.0},
+                            {**b, "first_date": "2026-12-02", "last_date": "2026-12-03",
+                             "seconds": 30.0}]),
+        spec_b: CellResult(spec_b, np.zeros((1, 6, 4), bool), 120.0,
+                           [{**b, "first_date": "2026-12-01", "last_date": "2026-12-01",
+                             "seconds": 120.0}]),
+    }
+    merged = compute_provenance(results, [spec_a, spec_b, spec_a])  # spec_a counted once
+    assert merged == [{**a, "first_date": "2026-11", "last_date": "2026-11", "seconds": 60.0},
+                      {**b, "first_date": "2026-12-01", "last_date": "2026-12-03",
+                       "seconds": 150.0}]

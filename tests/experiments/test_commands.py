@@ -2,6 +2,7 @@
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -179,3 +180,39 @@ def test_figures_without_matplotlib_name_the_extra_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r"pip install -e '\.\[experiments\]'"):
         pyplot()
+
+
+def test_other_images_in_another_data_dir_do_not_reuse_the_cells(table2_dir, mnist_dir, tmp_path):
+    # Same images in another folder (the shared copy of the official test set): all reused.
+    same = _run("table3", f"--num_examples={N}", "--runs=1", f"--restarts={RUNS}",
+                f"--mnist_data_dir={mnist_dir}", f"--cache_dir={table2_dir / 'cells'}",
+                f"--output_dir={tmp_path / 'same'}")
+    assert same.returncode == 0 and "0 example-steps to compute" in same.stdout
+    # Other images (the training files served as the test split): nothing reused.
+    other = tmp_path / "other_images"
+    other.mkdir()
+    for kind in ("images-idx3", "labels-idx1"):
+        shutil.copy(mnist_dir / f"train-{kind}-ubyte.gz", other / f"t10k-{kind}-ubyte.gz")
+    proc = subprocess.Popen([sys.executable, "-m", "experiments.table3", f"--num_examples={N}",
+                             "--runs=1", f"--restarts={RUNS}", f"--mnist_data_dir={other}",
+                             f"--cache_dir={table2_dir / 'cells'}",
+                             f"--output_dir={tmp_path / 'other'}"],
+                            cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    for line in proc.stdout:
+        if "example-steps to compute" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    proc.stdout.read()
+    assert proc.wait(timeout=300) == 130
+    assert line.startswith(f"6 cell(s); {6 * RUNS * N * 200:,} example-steps to compute"), line
+
+
+def test_an_unwritable_output_folder_fails_in_one_line_before_any_work(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    proc = _run("table2", "--num_examples=2", f"--output_dir={blocker / 'out'}")
+    lines = _errors("table2", proc.stderr)
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr[-1000:]
+    assert f"output folder {blocker / 'out'} is not writable" in lines[0]
+    assert proc.stdout == ""  # nothing loaded, nothing computed

@@ -31,12 +31,13 @@ def test_fashion_tables_4_and_5_share_their_cells():
 
 def test_cells_differ_when_what_determines_the_result_differs():
     base = plan.spec("mnist", "pqgd", 100, 300)
-    assert base.key("m1") != base.key("m2")  # other weights
+    assert base.key("m1", "d1") != base.key("m2", "d1")  # other weights
+    assert base.key("m1", "d1") != base.key("m1", "d2")  # other images
     for other in (plan.spec("mnist", "pqgd", 200, 300), plan.spec("mnist", "pqgd", 100, 301),
                   plan.spec("mnist", "pqgd", 100, 300, seed=1),
                   plan.spec("mnist", "pqgd", 100, 300, epsilon=0.2, steps=100)):
-        assert other.key("m1") != base.key("m1")
-    assert plan.spec("mnist", "pqgd", 100, 300).key("m1") == base.key("m1")
+        assert other.key("m1", "d1") != base.key("m1", "d1")
+    assert plan.spec("mnist", "pqgd", 100, 300).key("m1", "d1") == base.key("m1", "d1")
 
 
 @pytest.mark.parametrize("name", sorted(ARTIFACTS))
@@ -45,7 +46,7 @@ def test_every_artifact_reads_only_milestones_its_cells_store(name):
     from experiments.common import Target
     artifact = ARTIFACTS[name]
     sizes = Sizes(num_examples=10, runs=2, restarts=1)
-    targets = {ds: Target(ds, None, "m", None, None, "d", {}) for ds in artifact.datasets}
+    targets = {ds: Target(ds, None, "m", None, None, "d", {}, "data") for ds in artifact.datasets}
     needed = {"table2": [200], "table3": [200], "table4": [100], "table5": [200],
               "figure3": [100], "figure4": list(plan.FIGURE4_STEPS), "sweep_b": list(plan.SWEEP_STEPS),
               "figure2": []}[name]

@@ -30,3 +30,10 @@ def test_within_restart_lines_are_rate_limited():
         p.within_restart(1, 0, done)
     lines = out.getvalue().splitlines()
     assert len(lines) == 1 and "run 2/2 restart 1/1 in progress: 30.0%" in lines[0]
+
+
+def test_format_duration_counts_hours_past_a_day():
+    assert format_duration(86399) == "23:59:59"
+    assert format_duration(90000) == "25:00:00"
+    assert format_duration(3 * 86400 + 61) == "72:01:01"
+    assert format_duration(-5) == "0:00:00"
