@@ -1,7 +1,8 @@
 """Attack a challenge checkpoint and write the MNIST Challenge's files.
 
-    python eval.py                                   # built-in default: PGD-40 on the shipped
-                                                     # robust MNIST model, first 1,000 test images
+    python eval.py                                   # the shipped robust MNIST model, first
+                                                     # 1,000 test images, PGD-40 (a 0.01) at
+                                                     # the eps of the model's config.json
     python eval.py --attack=pqgd --b=100 --steps=200 --restarts=50 --num_examples=10000 \\
         --model_dir=models/secret --output_dir=runs/secret_pqgd
     python eval.py --config=config.json              # a challenge config.json; flags win
@@ -9,25 +10,23 @@
 Writes ``attack.npy``, ``pred.npy``, ``results.json``, ``leaderboard.md`` and ``examples.png``
 (``restarts.png`` too for several restarts or runs; ``--noplots`` skips the pictures) to
 ``--output_dir``; rerunning an interrupted command resumes it from the last finished restart.
+The attack's --epsilon, if not given, comes from the model's ``config.json`` (the radius it was
+trained at), else the challenge's 0.3; the start line says which.
 """
-import os
+from absl import app, flags
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import sys  # noqa: E402
-
-from absl import app, flags  # noqa: E402
-
-from workflow.cli import EXIT_INTERRUPTED, fail, one_line_flags_parser  # noqa: E402
+from workflow.cli import fail, interrupted, one_line_flags_parser, quiet_tensorflow
+from workflow.signals import Interrupted, raise_on_termination, signal_name
 
 PROGRAM = "eval.py"
 FLAGS = flags.FLAGS
 
 flags.DEFINE_enum("attack", "pgd", ["fgsm", "pgd", "pqgd", "blob", "blob_qg"], "Attack method.")
 flags.DEFINE_float("b", None, "Quantization level (>= 1) for pqgd, blob_qg and quantized fgsm.")
-flags.DEFINE_float("epsilon", 0.3, "L-inf radius (pixels in [0, 1]).")
-flags.DEFINE_integer("steps", 40, "Attack iterations (the challenge's k).")
-flags.DEFINE_float("step_size", 0.01, "Step size a.")
+flags.DEFINE_float("epsilon", None, "L-inf radius (pixels in [0, 1]); default: the model's "
+                   "config.json, else 0.3.")
+flags.DEFINE_integer("steps", None, "Attack iterations (the challenge's k); default 40. Not for fgsm.")
+flags.DEFINE_float("step_size", None, "Step size a; default 0.01. Not for fgsm.")
 flags.DEFINE_enum("loss", "xent", ["xent", "cw"], "Attack loss.")
 flags.DEFINE_bool("random_start", True, "Start from a uniform random point of the eps-ball.")
 flags.DEFINE_integer("restarts", 1, "Restarts, merged per example.")
@@ -52,9 +51,14 @@ flags.DEFINE_bool("plots", True, "Write examples.png (and restarts.png for sever
                   "runs); needs matplotlib.")
 flags.DEFINE_integer("plot_examples", 8, "Examples shown in examples.png and recorded in results.json.")
 
-flags.register_validator("epsilon", lambda v: v > 0, "--epsilon must be > 0")
-flags.register_validator("steps", lambda v: v >= 1, "--steps must be >= 1")
-flags.register_validator("step_size", lambda v: v > 0, "--step_size must be > 0")
+flags.register_validator("epsilon", lambda v: v is None or v > 0, "--epsilon must be > 0")
+flags.register_validator("steps", lambda v: v is None or v >= 1, "--steps must be >= 1")
+flags.register_validator("step_size", lambda v: v is None or v > 0, "--step_size must be > 0")
+flags.register_validator("seed", lambda v: v >= 0, "--seed must be >= 0")
+flags.register_validator("submitted_by", lambda v: bool(v.strip()) and not set(v) & set("\r\n"),
+                         "--submitted_by must be one non-empty line")
+flags.register_validator("attack_path", lambda v: bool(v.strip()),
+                         "--attack_path must name a file")
 flags.register_validator("b", lambda v: v is None or v >= 1, "--b must be >= 1")
 flags.register_validator("restarts", lambda v: v >= 1, "--restarts must be >= 1")
 flags.register_validator("runs", lambda v: v >= 1, "--runs must be >= 1")
@@ -66,6 +70,10 @@ flags.register_validator("plot_examples", lambda v: v >= 1, "--plot_examples mus
 flags.register_multi_flags_validator(
     ["attack", "b"], lambda f: f["attack"] not in ("pqgd", "blob_qg") or f["b"] is not None,
     "--attack=pqgd and --attack=blob_qg need --b (the quantization level, >= 1)")
+flags.register_multi_flags_validator(
+    ["attack", "steps", "step_size"],
+    lambda f: f["attack"] != "fgsm" or (f["steps"] is None and f["step_size"] is None),
+    "--attack=fgsm takes one step of size --epsilon: it has no --steps or --step_size")
 
 
 def settings_from_flags():
@@ -76,6 +84,8 @@ def settings_from_flags():
     values = {name: FLAGS[name].value for name in EvalSettings.__dataclass_fields__}
     if FLAGS.config:
         from_config = config_to_flag_values(read_challenge_config(FLAGS.config), EVAL_CONFIG_TO_FLAGS)
+        if FLAGS.attack == "fgsm":  # a challenge config's k and a are for the iterative attack
+            from_config = {k: v for k, v in from_config.items() if k not in ("steps", "step_size")}
         values.update({k: v for k, v in from_config.items() if not FLAGS[k].present})
     return EvalSettings(**values)
 
@@ -83,15 +93,19 @@ def settings_from_flags():
 def main(argv):
     if len(argv) > 1:
         fail(PROGRAM, f"unexpected arguments: {' '.join(argv[1:])}")
-    from mnist_challenge_compat import CompatError
-    from workflow import run_evaluation
-    from workflow.evaluate import Interrupted
-    try:
-        run_evaluation(settings_from_flags())
-    except Interrupted:
-        sys.exit(EXIT_INTERRUPTED)
-    except (CompatError, ValueError) as err:
-        fail(PROGRAM, str(err))
+    # Installed before TensorFlow loads: a signal at any point ends in one line and exit 130.
+    with raise_on_termination():
+        try:
+            quiet_tensorflow()
+            from mnist_challenge_compat import CompatError
+            from workflow import run_evaluation
+            try:
+                run_evaluation(settings_from_flags())
+            except (CompatError, ValueError) as err:
+                fail(PROGRAM, str(err))
+        except Interrupted as stop:
+            interrupted(PROGRAM, stop.message or f"interrupted by {signal_name(stop.signum)} "
+                                                 f"during start-up; nothing was computed or saved")
 
 
 if __name__ == "__main__":

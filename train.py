@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import signal
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
@@ -32,11 +31,10 @@ from typing import TYPE_CHECKING, Any, Callable
 if TYPE_CHECKING:  # TensorFlow and numpy are imported lazily: flag errors stay fast.
     import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 from absl import app, flags  # noqa: E402
 
-from workflow.cli import fail, one_line_flags_parser  # noqa: E402
+from workflow.cli import fail, one_line_flags_parser, quiet_tensorflow  # noqa: E402
+from workflow.signals import StopSignals  # noqa: E402
 
 FLAGS = flags.FLAGS
 DATASETS = ("mnist", "fashion_mnist")
@@ -420,25 +418,6 @@ def write_run_config(model_dir: str, config: dict[str, Any]) -> None:
 
 # --------------------------------------------------------------------------- the loop
 
-class StopRequest:
-    """Records SIGINT / SIGTERM so the loop can checkpoint and stop after the current step."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def install(self) -> None:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self._previous[signum] = signal.signal(signum, self._handle)
-
-    def restore(self) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-    def _handle(self, signum: int, frame) -> None:  # noqa: ARG002
-        self.signum = signum
-
-
 def progress_line(step: int, settings: Settings, nat_acc: float, adv_acc: float,
                   examples_per_s: float, seconds_per_step: float) -> str:
     """One progress line: step, batch accuracies (%), throughput, ETA."""
@@ -473,7 +452,7 @@ def train(settings: Settings, log: Callable[[str], None] = print,
         log(f"resuming from {prefix} at step {step}")
     write_run_config(settings.model_dir, config)
     writer = tf.summary.create_file_writer(settings.model_dir)
-    stop = StopRequest()
+    stop = StopSignals(raising=False)  # polled: the current step finishes, then a checkpoint
     stop.install()
     try:
         step = run_steps(trainer, settings, x_train, y_train, step, writer, stop, log)
@@ -508,14 +487,14 @@ def write_scalars(writer, step: int, values: dict[str, float]) -> None:
 
 
 def run_steps(trainer: AdversarialTrainer, settings: Settings, x_train, y_train, step: int,
-              writer, stop: StopRequest, log: Callable[[str], None]) -> int:
+              writer, stop: StopSignals, log: Callable[[str], None]) -> int:
     """Training steps from ``step`` until the end or a stop request; returns the step count
     reached (number of Adam updates done)."""
     import tensorflow as tf
     n, bs = len(x_train), settings.training_batch_size
     started, interval_start, interval_steps = time.time(), time.time(), 0
     first = step
-    while step < settings.max_num_training_steps and stop.signum is None:
+    while step < settings.max_num_training_steps and not stop.requested:
         idx = batch_indices(step, n, bs, settings.random_seed)
         x, y = x_train[idx], y_train[idx]
         x_adv = trainer.adversarial_batch(x, y, step)
@@ -546,6 +525,7 @@ def main(argv: list[str]) -> int:
     """Entry point: merge flags and ``--config``, train, one-line errors."""
     if len(argv) > 1:
         fail("train.py", f"unexpected arguments: {' '.join(argv[1:])}")
+    quiet_tensorflow()
     from mnist_challenge_compat import CompatError
     try:
         if FLAGS.config:

@@ -51,20 +51,50 @@ class RunsState:
         return arrays, meta
 
     @classmethod
-    def from_record(cls, arrays: dict[str, np.ndarray], meta: dict) -> RunsState:
+    def from_record(cls, arrays: dict[str, np.ndarray], meta: dict,
+                    num_examples: int | None = None) -> RunsState:
+        """The state :meth:`to_record` described.
+
+        Args:
+          arrays, meta: as returned by :meth:`to_record` (after any round trip).
+          num_examples: the N the state must hold images for; None accepts any N.
+
+        Raises:
+          ValueError: a record that :meth:`to_record` cannot have written (missing arrays or
+            keys, wrong types or shapes, inconsistent lists); one line saying what.
+        """
+        if not isinstance(meta, dict):
+            raise ValueError("state metadata is not a mapping")
+        run_restart_accuracies = _accuracy_lists(meta, "run_restart_accuracies")
+        run_accuracies = _accuracy_list(meta, "run_accuracies")
+        if len(run_restart_accuracies) != len(run_accuracies):
+            raise ValueError(f"state lists {len(run_accuracies)} finished run(s) but restart "
+                             f"accuracies for {len(run_restart_accuracies)}")
+        if any(not restarts for restarts in run_restart_accuracies):
+            raise ValueError("state has a finished run without restarts")
+        worst = _images(arrays, "worst_x_adv", num_examples) if run_accuracies else None
+        n = num_examples if worst is None else len(worst)
         current = None
         if meta.get("current_restart_accuracies") is not None:
-            current = RestartState(x_adv=arrays["current_x_adv"].astype(np.float32),
-                                   broken=arrays["current_broken"].astype(bool),
-                                   restart_accuracies=list(meta["current_restart_accuracies"]))
-        worst = arrays.get("worst_x_adv")
-        run_restart = [list(a) for a in meta["run_restart_accuracies"]]
+            restart_accuracies = _accuracy_list(meta, "current_restart_accuracies")
+            x_adv = _images(arrays, "current_x_adv", n)
+            broken = _array(arrays, "current_broken", (len(x_adv),), bool)
+            current = RestartState(x_adv=x_adv.astype(np.float32), broken=broken.astype(bool),
+                                   restart_accuracies=restart_accuracies)
         # States saved before merged accuracies were recorded: unknown (None) for their restarts.
-        run_merged = meta.get("run_merged_accuracies", [[None] * len(a) for a in run_restart])
+        run_merged = meta.get("run_merged_accuracies",
+                              [[None] * len(a) for a in run_restart_accuracies])
         current_merged = meta.get("current_merged_accuracies",
                                   [None] * (current.completed if current else 0))
-        return cls(run_restart_accuracies=run_restart,
-                   run_accuracies=list(meta["run_accuracies"]),
+        if (not isinstance(run_merged, list) or len(run_merged) != len(run_restart_accuracies)
+                or not all(isinstance(m, list) and len(m) == len(r) and all(_is_fraction_or_none(v) for v in m)
+                           for m, r in zip(run_merged, run_restart_accuracies))):
+            raise ValueError("state key 'run_merged_accuracies' does not match the finished runs")
+        if (not isinstance(current_merged, list)
+                or len(current_merged) != (current.completed if current else 0)
+                or not all(_is_fraction_or_none(v) for v in current_merged)):
+            raise ValueError("state key 'current_merged_accuracies' does not match the current run")
+        return cls(run_restart_accuracies=run_restart_accuracies, run_accuracies=run_accuracies,
                    worst_x_adv=None if worst is None else worst.astype(np.float32),
                    current=current, run_merged_accuracies=[list(a) for a in run_merged],
                    current_merged_accuracies=list(current_merged))
@@ -137,3 +167,48 @@ def _close_run(state: RunsState, finished: RestartState) -> None:
     state.run_merged_accuracies.append(state.current_merged_accuracies)
     state.current = None
     state.current_merged_accuracies = []
+
+
+def _accuracy_list(meta: dict, key: str) -> list[float]:
+    value = meta.get(key)
+    if not isinstance(value, list) or not all(_is_fraction(a) for a in value):
+        raise ValueError(f"state key {key!r} is missing or not a list of accuracies in [0, 1]")
+    return [float(a) for a in value]
+
+
+def _accuracy_lists(meta: dict, key: str) -> list[list[float]]:
+    value = meta.get(key)
+    if not isinstance(value, list) or not all(
+            isinstance(v, list) and all(_is_fraction(a) for a in v) for v in value):
+        raise ValueError(f"state key {key!r} is missing or not a list of accuracy lists")
+    return [[float(a) for a in v] for v in value]
+
+
+def _is_fraction(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+
+
+def _is_fraction_or_none(value) -> bool:
+    return value is None or _is_fraction(value)
+
+
+def _images(arrays: dict[str, np.ndarray], key: str, n: int | None) -> np.ndarray:
+    value = arrays.get(key)
+    if value is None:
+        raise ValueError(f"state array {key!r} is missing")
+    if value.ndim != 2 or (n is not None and value.shape[0] != n) or value.shape[0] == 0:
+        want = f"({n}, D)" if n is not None else "(N, D)"
+        raise ValueError(f"state array {key!r} has shape {value.shape}, expected {want}")
+    return _array(arrays, key, value.shape, np.floating)
+
+
+def _array(arrays: dict[str, np.ndarray], key: str, shape: tuple[int, ...], kind) -> np.ndarray:
+    value = arrays.get(key)
+    if value is None:
+        raise ValueError(f"state array {key!r} is missing")
+    if value.shape != tuple(shape):
+        raise ValueError(f"state array {key!r} has shape {value.shape}, expected {tuple(shape)}")
+    if not np.issubdtype(value.dtype, kind):
+        raise ValueError(f"state array {key!r} has dtype {value.dtype}, expected "
+                         f"{np.dtype(kind).name if kind is bool else 'float'}")
+    return value

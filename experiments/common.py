@@ -12,7 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-import keras
+from workflow.cli import quiet_tensorflow
+
+quiet_tensorflow()  # the experiment commands import this module before TensorFlow
+
+import keras  # noqa: E402
 import numpy as np
 from absl import flags
 

@@ -1,18 +1,24 @@
 """Atomic file writes: every output of the project goes through :func:`write_file_atomic`.
 
 A reader sees either the old file or the complete new one, never a partial file; a failed
-write leaves no temp file behind.
+write leaves no temp file behind. A write killed outright (SIGKILL, power loss) leaves its
+temp file ``.<name>.<pid>.<random>.tmp``; :func:`remove_stale_temporaries` removes those whose
+writer is gone.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from typing import BinaryIO, Callable
 
 from mnist_challenge_compat.errors import CompatError
 
-__all__ = ["write_file_atomic"]
+__all__ = ["write_file_atomic", "remove_stale_temporaries"]
+
+# ``.<base>.<writer pid>.<12 hex>.tmp``; before the pid was recorded: ``.<base>.<12 hex>.tmp``.
+_TEMP_NAME = re.compile(r"^\.(?P<base>.+?)\.(?:(?P<pid>[0-9]+)\.)?[0-9a-f]{12}\.tmp$")
 
 
 def _open_temp_beside(path: str) -> tuple[int, str]:
@@ -22,7 +28,7 @@ def _open_temp_beside(path: str) -> tuple[int, str]:
     """
     directory, base = os.path.split(os.path.abspath(path))
     while True:
-        tmp = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
+        tmp = os.path.join(directory, f".{base}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
         try:
             return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
         except FileExistsError:
@@ -75,3 +81,42 @@ def write_file_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], objec
             raise CompatError(f"cannot write {name}: {err.strerror or err}") from None
         raise
     _fsync_directory(os.path.dirname(os.path.abspath(name)))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(directory: str | os.PathLike, *, exclusive: bool = False) -> list[str]:
+    """Removes the temp files of interrupted :func:`write_file_atomic` calls in ``directory``.
+
+    Only names of this module's pattern are touched: those whose writer pid is no longer
+    running, and, when ``exclusive`` (the caller holds the directory's lock, so no writer of
+    an older version that did not record its pid can be at work), those without a pid.
+
+    Returns:
+        The removed paths. Files that vanish meanwhile or cannot be removed are skipped.
+    """
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        match = _TEMP_NAME.match(name)
+        if match is None:
+            continue
+        pid = match.group("pid")
+        stale = (not _process_alive(int(pid)) and int(pid) != os.getpid()) if pid else exclusive
+        path = os.path.join(os.fspath(directory), name)
+        if stale and os.path.isfile(path) and not os.path.islink(path):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+                removed.append(path)
+    return removed

@@ -202,5 +202,8 @@ def main(argv: Sequence[str]) -> int:
 if __name__ == "__main__":
     from absl import app
 
+    from workflow.cli import quiet_tensorflow
+
+    quiet_tensorflow()
     _define_flags()
     app.run(main, flags_parser=_parse_flags)

@@ -37,10 +37,18 @@ def load_state(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str
     """Reads a state file written by :func:`save_state`; CompatError if it is unreadable."""
     name = os.fspath(path)
     try:
-        with np.load(name, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
+        data = np.load(name, allow_pickle=False)
     except FileNotFoundError:
         raise CompatError(f"{name}: state file not found") from None
+    except IsADirectoryError:
+        raise CompatError(f"{name}: is a directory, not a state file") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise CompatError(f"{name}: corrupt state file ({err})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):  # a lone .npy array
+        raise CompatError(f"{name}: not a run state file (a single .npy array, not an .npz)")
+    try:
+        with data:
+            arrays = {key: data[key] for key in data.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise CompatError(f"{name}: corrupt state file ({err})") from None
     if _META_KEY not in arrays:
@@ -49,4 +57,6 @@ def load_state(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str
         meta = json.loads(str(arrays.pop(_META_KEY)))
     except json.JSONDecodeError as err:
         raise CompatError(f"{name}: corrupt state metadata ({err})") from None
+    if not isinstance(meta, dict):
+        raise CompatError(f"{name}: corrupt state metadata (not a JSON object)")
     return arrays, meta

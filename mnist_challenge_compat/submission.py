@@ -285,12 +285,14 @@ def leaderboard_row(attack_name: str, submitted_by: str, accuracy: float,
     return "| " + " | ".join(cells) + " |"
 
 
-def write_leaderboard(path: str | os.PathLike, rows: Iterable[str]) -> None:
-    """Writes a markdown leaderboard (header + ``rows``) atomically.
+def write_leaderboard(path: str | os.PathLike, rows: Iterable[str],
+                      notes: Iterable[str] = ()) -> None:
+    """Writes a markdown leaderboard (header + ``rows``, then ``notes``) atomically.
 
     Args:
         path: the markdown file to (re)write.
         rows: lines from :func:`leaderboard_row`, in display order.
+        notes: one-line remarks printed under the table (e.g. a partial evaluation).
 
     Raises:
         ValueError: a row is not a single markdown table line.
@@ -303,4 +305,7 @@ def write_leaderboard(path: str | os.PathLike, rows: Iterable[str]) -> None:
             raise ValueError(f"not a single markdown table row: {row!r}")
         lines.append(row + "\n")
     text = LEADERBOARD_HEADER + "".join(lines)
+    notes = [" ".join(str(note).split()) for note in notes]
+    if notes:
+        text += "\n" + "".join(f"{note}\n" for note in notes if note)
     write_file_atomic(path, lambda f: f.write(text.encode("utf-8")))

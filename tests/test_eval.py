@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -72,7 +73,7 @@ def test_sigterm_after_first_restart_then_rerun_is_bit_identical(challenge_check
     args = [f"--model_dir={model_dir}", "--num_examples=400", "--steps=15", "--restarts=3",
             "--attack=blob_qg", "--b=100"]
     proc = subprocess.Popen([sys.executable, "eval.py", *args, f"--output_dir={tmp_path / 'cut'}"],
-                            cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     seen = []
     for line in proc.stdout:
@@ -80,9 +81,10 @@ def test_sigterm_after_first_restart_then_rerun_is_bit_identical(challenge_check
         if "restart 1/3 done" in line:
             proc.send_signal(signal.SIGTERM)
             break
-    rest, _ = proc.communicate(timeout=300)
+    rest, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, "".join(seen) + rest
-    assert "rerun the same command to resume" in rest
+    [message] = _our_lines(err)
+    assert "restart(s) are saved in" in message and "rerun the same command to resume" in message
     assert (tmp_path / "cut" / "state.npz").exists()
     assert not (tmp_path / "cut" / "attack.npy").exists()
     resumed = _eval(*args, f"--output_dir={tmp_path / 'cut'}")
@@ -120,14 +122,73 @@ def test_challenge_config_sets_the_flags_and_explicit_flags_win(challenge_checkp
 @pytest.mark.parametrize("flag,needle", [
     ("--epsilon=0", "--epsilon must be > 0"), ("--steps=0", "--steps must be >= 1"),
     ("--b=0.5", "--b must be >= 1"), ("--attack=pgdd", "attack"), ("--attack=pqgd", "need --b"),
-    ("--runs=0", "--runs must be >= 1"), ("--plot_examples=0", "--plot_examples must be >= 1"),
+    ("--runs=0", "--runs must be >= 1"), ("--plot_examples=0", "--plot_examples must be >= 1"), ("--seed=-1", "--seed must be >= 0"),
+    ("--submitted_by=", "--submitted_by must be one non-empty line"),
+    ("--submitted_by=a\nb", "--submitted_by must be one non-empty line"),
+    ("--attack=fgsm --steps=5", "--attack=fgsm takes one step of size --epsilon: it has no --steps"),
+    ("--attack=fgsm --step_size=0.1", "it has no --steps or --step_size"),
 ])
 def test_bad_flags_exit_nonzero_with_one_line(flag, needle):
-    res = _eval(flag)
-    assert res.returncode != 0
-    assert "Traceback" not in res.stderr
-    msg = [l for l in res.stderr.splitlines() if needle in l]
-    assert msg, res.stderr[-1000:]
+    res = _eval(*flag.split(" "))
+    assert res.returncode == 1
+    [line] = res.stderr.splitlines()
+    assert line.startswith("eval.py: ") and needle in line
+
+
+def _quiet_env():
+    """The user's environment: no TensorFlow log settings of our own."""
+    return {k: v for k, v in ENV.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "QG_TF_LOG")}
+
+
+@pytest.mark.slow
+def test_an_error_after_tensorflow_loads_is_the_only_stderr_line(tmp_path):
+    res = subprocess.run([sys.executable, "eval.py", f"--model_dir={tmp_path / 'nope'}",
+                          f"--output_dir={tmp_path / 'o'}"], cwd=REPO, env=_quiet_env(),
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 1
+    [line] = res.stderr.splitlines()
+    assert line.startswith("eval.py: ") and "nope" in line
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_start_up_is_one_line_and_exit_130(tmp_path, sig):
+    proc = subprocess.Popen([sys.executable, "eval.py", f"--output_dir={tmp_path}"], cwd=REPO,
+                            env=_quiet_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    maps = f"/proc/{proc.pid}/maps"
+    deadline = time.monotonic() + 120
+    # Wait until TensorFlow's library is being loaded: the middle of start-up.
+    while proc.poll() is None and time.monotonic() < deadline:
+        with open(maps) as f:
+            if "tensorflow" in f.read():
+                break
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-2000:]
+    assert err.splitlines() == [f"eval.py: interrupted by {signal.Signals(sig).name} during "
+                                f"start-up; nothing was computed or saved"]
+    assert out == "" and not (tmp_path / "state.npz").exists()
+
+
+@pytest.mark.slow
+def test_two_runs_into_one_folder_the_second_refused_before_compute(challenge_checkpoint, tmp_path):
+    model_dir, _ = challenge_checkpoint
+    args = [f"--model_dir={model_dir}", "--num_examples=400", "--steps=15", "--restarts=2",
+            f"--output_dir={tmp_path}"]
+    first = subprocess.Popen([sys.executable, "eval.py", *args], cwd=REPO, env=ENV,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert "clean accuracy" in first.stdout.readline()  # the lock is held by now
+        second = _eval(*args)
+        assert second.returncode == 1
+        [line] = _our_lines(second.stderr)
+        assert f"is in use by process {first.pid}" in line
+        assert second.stdout == ""
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=300)
 
 
 def test_missing_model_and_foreign_state_are_one_line_errors(challenge_checkpoint, tmp_path):

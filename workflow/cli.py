@@ -1,6 +1,8 @@
-"""Shared behaviour of the absl scripts: one-line errors and exit codes."""
+"""Shared behaviour of the absl scripts: one-line errors, exit codes, quiet TensorFlow start-up."""
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from typing import Callable, NoReturn, Sequence
 
@@ -8,13 +10,25 @@ from absl import flags
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
+# Set to 1 to see TensorFlow's start-up log (CUDA probing, oneDNN, absl::InitializeLog lines).
+VERBOSE_TF_ENV = "QG_TF_LOG"
 
 
 def fail(program: str, message: str) -> NoReturn:
     """Prints ``program: message`` as ONE line on stderr and exits with status 1."""
+    _one_line(program, message)
+    sys.exit(EXIT_ERROR)
+
+
+def interrupted(program: str, message: str) -> NoReturn:
+    """Prints ``program: message`` as ONE line on stderr and exits with status 130."""
+    _one_line(program, message)
+    sys.exit(EXIT_INTERRUPTED)
+
+
+def _one_line(program: str, message: object) -> None:
     text = " ".join(str(message).split()) or "error"
     print(f"{program}: {text}", file=sys.stderr, flush=True)
-    sys.exit(EXIT_ERROR)
 
 
 def one_line_flags_parser(program: str) -> Callable[[Sequence[str]], list[str]]:
@@ -25,3 +39,42 @@ def one_line_flags_parser(program: str) -> Callable[[Sequence[str]], list[str]]:
         except flags.Error as err:
             fail(program, str(err))
     return parse
+
+
+def quiet_tensorflow() -> None:
+    """Imports TensorFlow without its start-up noise; call it before anything imports it.
+
+    TensorFlow's C++ side writes lines such as ``WARNING: All log messages before
+    absl::InitializeLog() is called are written to STDERR``, ``oneDNN custom operations are
+    on`` and ``Could not find cuda drivers`` while it is imported, before any log level
+    applies, so the import runs with file descriptor 2 pointed at ``/dev/null``; later
+    messages (e.g. ``failed call to cuInit``) obey ``TF_CPP_MIN_LOG_LEVEL``, set to 3 here
+    unless the environment sets it. ``QG_TF_LOG=1`` leaves everything as TensorFlow does it.
+    A Python exception from the import still reaches the caller (it is raised, not printed).
+    """
+    if os.environ.get(VERBOSE_TF_ENV, "") not in ("", "0"):
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        return
+    with _stderr_fd_discarded():
+        import tensorflow  # noqa: F401
+
+
+@contextlib.contextmanager
+def _stderr_fd_discarded():
+    """Points file descriptor 2 (what C++ code writes to) at /dev/null within the block."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all: nothing to hide
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

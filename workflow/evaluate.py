@@ -4,11 +4,15 @@ Outputs in ``output_dir``: ``attack.npy`` (float32 ``(N, 784)``, test-set order)
 (int64 ``(N,)``), ``results.json``, ``leaderboard.md``, ``examples.png`` and ``restarts.png``
 (``workflow.plots``), and ``state.npz`` (the resumable state, updated atomically after every
 restart). Every file is written via temp file + rename.
+The folder is locked (``.lock``) for the whole run, and everything that can be checked without
+the model's forward pass (flags, output names, writability, model vs dataset) is checked
+before the first image is attacked.
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
@@ -22,13 +26,17 @@ import numpy as np
 
 import attacks
 from attacks import AttackConfig, RunsState, attack_runs, predict
+from attacks.engine import resolve_xla
 from mnist_challenge_compat import (CompatError, check_submission, checkpoint_sha256,
                                     dataset_source, latest_checkpoint, leaderboard_row, load_dataset, load_model, load_state,
-                                    save_array_atomic, save_state, write_leaderboard)
-from mnist_challenge_compat.atomic import write_file_atomic
+                                    read_challenge_config, save_array_atomic, save_state,
+                                    write_leaderboard)
+from mnist_challenge_compat.atomic import remove_stale_temporaries, write_file_atomic
+from mnist_challenge_compat.submission import NUM_EVAL_EXAMPLES
+from workflow.lock import LOCK_FILE, FolderLock
 from workflow.plots import model_examples, plot_outputs
 from workflow.progress import ProgressPrinter, format_duration
-from workflow.signals import Interrupted, raise_on_termination
+from workflow.signals import Interrupted, raise_on_termination, signal_name
 
 STATE_FILE = "state.npz"
 RESULTS_FILE = "results.json"
@@ -36,16 +44,29 @@ PRED_FILE = "pred.npy"
 LEADERBOARD_FILE = "leaderboard.md"
 SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "models" / "pretrained"
 DEFAULT_ARCH_BY_DATASET = {"mnist": "madry_mnist", "fashion_mnist": "daa_fashion"}
+MODEL_CONFIG_FILE = "config.json"
+# Attack settings left unset (None) come from the model's config.json, else from here (the
+# challenge's evaluation defaults); EvalSettings field -> (config.json key, default).
+ATTACK_DEFAULTS = {"epsilon": ("epsilon", 0.3), "steps": ("k", 40), "step_size": ("a", 0.01)}
+# Only the radius comes from a model's config.json: it is the threat model the model was trained
+# for. Its k and a are the TRAINING attack's (10 steps of 0.05 for the shipped MNIST model);
+# the evaluation attack stays the challenge's 40 steps of 0.01 unless the flags say otherwise.
+FROM_MODEL_CONFIG = ("epsilon",)
 
 
 @dataclass(frozen=True)
 class EvalSettings:
-    """One evaluation job. Attack fields mean what :class:`attacks.AttackConfig` says."""
+    """One evaluation job. Attack fields mean what :class:`attacks.AttackConfig` says.
+
+    ``epsilon`` left None is taken from the model's ``config.json`` (the radius it was trained
+    at, where > 0), else 0.3; ``steps`` and ``step_size`` left None are the challenge's 40 and
+    0.01. FGSM takes no steps or step size (one step of size epsilon).
+    """
 
     attack: str = "pgd"
-    epsilon: float = 0.3
-    steps: int | None = 40
-    step_size: float | None = 0.01
+    epsilon: float | None = None
+    steps: int | None = None
+    step_size: float | None = None
     b: float | None = None
     loss: str = "xent"
     random_start: bool = True
@@ -69,10 +90,16 @@ class EvalSettings:
     plot_examples: int = 8
 
     def attack_config(self) -> AttackConfig:
-        fgsm = self.attack == "fgsm"
-        return AttackConfig(method=self.attack, epsilon=self.epsilon,
-                            steps=None if fgsm else self.steps,
-                            step_size=None if fgsm else self.step_size, b=self.b, loss=self.loss,
+        """The attack (``epsilon``, ``steps``, ``step_size`` must be filled in, except FGSM's).
+
+        Raises:
+          ValueError: impossible settings, e.g. FGSM with steps or a step size.
+        """
+        if self.attack == "fgsm" and (self.steps is not None or self.step_size is not None):
+            raise ValueError("--attack=fgsm takes one step of size --epsilon: --steps and "
+                             "--step_size do not apply to it")
+        return AttackConfig(method=self.attack, epsilon=self.epsilon, steps=self.steps,
+                            step_size=self.step_size, b=self.b, loss=self.loss,
                             random_start=self.random_start, batch_size=self.batch_size,
                             steps_per_group=self.steps_per_group, c=self.c,
                             compute_dtype=self.compute_dtype, xla=self.xla)
@@ -87,75 +114,132 @@ def run_evaluation(settings: EvalSettings, log: Callable[[str], None] = print) -
     """Runs (or resumes) ``settings`` and writes all outputs; returns the results dict.
 
     Raises:
-      CompatError: missing/corrupt model or data, or an output_dir holding another job.
-      ValueError: impossible attack settings.
-      Interrupted: on SIGINT/SIGTERM, after the state of the last finished restart is saved.
+      CompatError: missing/corrupt model or data, a model of another dataset, an output_dir
+        that cannot be written, is in use by another process or holds another job.
+      ValueError: impossible attack settings or output names.
+      Interrupted: on SIGINT/SIGTERM; its ``message`` says what was saved.
     """
-    config = settings.attack_config().resolved()
-    model_dir = _model_dir(settings)
-    model = load_model(model_dir, arch=settings.arch)
-    x_all, y_all = load_dataset(settings.dataset, "test", settings.data_dir)
-    n = _num_examples(settings.num_examples, len(x_all))
-    x, y = x_all[:n], y_all[:n]
-    out = Path(settings.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint_files = checkpoint_sha256(model_dir)
-    fingerprint = _fingerprint(settings, config, checkpoint_files, n)
-    state, elapsed_before = _load_or_new_state(out / STATE_FILE, fingerprint)
-
-    per_restart = n * config.steps
-    todo = per_restart * (settings.runs * settings.restarts - _restarts_done(state, settings.restarts))
-    progress = ProgressPrinter(todo, settings.runs, settings.restarts, config.steps,
-                               out=_LogStream(log))
-    clean_accuracy = float(np.mean(predict(model, x, config.batch_size) == y))
-    log(f"model {model_dir} ({model.name}), {n} {settings.dataset} test images, clean accuracy "
-        f"{100 * clean_accuracy:.2f}%; {settings.runs} run(s) x {settings.restarts} restart(s) of "
-        f"{config.method} ({config.steps} steps)"
-        + (f"; resuming after {_restarts_done(state, settings.restarts)} restart(s)"
-           if _restarts_done(state, settings.restarts) else ""))
-    started = time.perf_counter()
-
-    def save(current: RunsState, run: int) -> None:
-        arrays, meta = current.to_record()
-        meta.update(fingerprint=fingerprint,
-                    elapsed_s=elapsed_before + time.perf_counter() - started)
-        save_state(out / STATE_FILE, arrays, meta)
-        restart = (current.current.completed if current.current else settings.restarts) - 1
-        restart_acc = (current.current.restart_accuracies[-1] if current.current
-                       else current.run_restart_accuracies[-1][-1])
-        merged = current.current.accuracy if current.current else current.run_accuracies[-1]
-        progress.restart_finished(run, restart, restart_acc, merged, per_restart)
-
+    stage = _Stage()
     with raise_on_termination():
         try:
-            state = attack_runs(model, x, y, config, runs=settings.runs,
-                                restarts=settings.restarts, seed=settings.seed, resume=state,
-                                on_update=save, on_progress=progress.within_restart)
-        except Interrupted:
-            log(f"interrupted: progress up to the last finished restart is saved in "
-                f"{out / STATE_FILE}; rerun the same command to resume")
-            raise
-    wall = elapsed_before + time.perf_counter() - started
-    return _write_outputs(settings, config, model, model_dir, checkpoint_files, x, y, state,
-                          clean_accuracy, wall, progress.rate(), log)
+            return _run(settings, log, stage)
+        except Interrupted as stop:
+            raise stop.with_message(stage.explain(stop.signum)) from None
 
 
-def _write_outputs(settings, config, model, model_dir, checkpoint_files, x, y, state, clean_accuracy,
-                   wall, rate, log) -> dict[str, Any]:
+def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage) -> dict[str, Any]:
+    model_dir = _model_dir(settings)
+    model_config, model_config_path = _read_model_config(model_dir)
+    _check_config_dataset(settings, model_dir, model_config)
+    settings, sources = _with_attack_defaults(settings, model_config, model_config_path)
+    config = settings.attack_config().resolved()
+    out = Path(settings.output_dir)
+    attack_file = _attack_file(settings)
+    # The final row's rules, applied now, so a bad --submitted_by fails before the attack.
+    leaderboard_row(_attack_label(config, settings, model_dir, 1, 1), settings.submitted_by,
+                    0.0, _dt.date.today())
+    _check_writable(out, "output_dir")
+    if attack_file.parent != out:
+        _check_writable(attack_file.parent, "the folder of attack_path", create=False)
+    with FolderLock(out):
+        remove_stale_temporaries(out, exclusive=True)
+        if attack_file.parent != out:
+            remove_stale_temporaries(attack_file.parent)
+        model = load_model(model_dir, arch=settings.arch)
+        _check_arch(settings, model_dir, model.name, model_config)
+        x_all, y_all = load_dataset(settings.dataset, "test", settings.data_dir)
+        n = _num_examples(settings.num_examples, len(x_all))
+        x, y = x_all[:n], y_all[:n]
+        checkpoint_files = checkpoint_sha256(model_dir)
+        fingerprint = _fingerprint(settings, config, checkpoint_files, x, y)
+        state, elapsed_before = _load_or_new_state(out / STATE_FILE, fingerprint, n)
+        total_restarts = settings.runs * settings.restarts
+        stage.attacking(out / STATE_FILE, _restarts_done(state, settings.restarts), total_restarts)
+
+        per_restart = n * config.steps
+        todo = per_restart * (total_restarts - _restarts_done(state, settings.restarts))
+        progress = ProgressPrinter(todo, settings.runs, settings.restarts, config.steps,
+                                   out=_LogStream(log))
+        clean_accuracy = float(np.mean(predict(model, x, config.batch_size) == y))
+        done = _restarts_done(state, settings.restarts)
+        log(f"model {model_dir} ({model.name}), {_scope(config, n, len(x_all), settings.dataset)}, "
+            f"clean accuracy {100 * clean_accuracy:.2f}%; {settings.runs} run(s) x "
+            f"{settings.restarts} restart(s) of {config.method} ({_steps_text(config, sources)})"
+            + (f"; resuming after {done} restart(s)" if done else ""))
+        started = time.perf_counter()
+
+        def save(current: RunsState, run: int) -> None:
+            arrays, meta = current.to_record()
+            meta.update(fingerprint=fingerprint,
+                        elapsed_s=elapsed_before + time.perf_counter() - started)
+            save_state(out / STATE_FILE, arrays, meta)
+            stage.saved(_restarts_done(current, settings.restarts))
+            restart = (current.current.completed if current.current else settings.restarts) - 1
+            restart_acc = (current.current.restart_accuracies[-1] if current.current
+                           else current.run_restart_accuracies[-1][-1])
+            merged = current.current.accuracy if current.current else current.run_accuracies[-1]
+            progress.restart_finished(run, restart, restart_acc, merged, per_restart)
+
+        state = attack_runs(model, x, y, config, runs=settings.runs, restarts=settings.restarts,
+                            seed=settings.seed, resume=state, on_update=save,
+                            on_progress=progress.within_restart)
+        stage.writing()
+        wall = elapsed_before + time.perf_counter() - started
+        return _write_outputs(settings, config, model, model_dir, checkpoint_files, x, y,
+                              len(x_all), state, clean_accuracy, wall, progress.rate(), sources,
+                              log)
+
+
+class _Stage:
+    """Where a run is, so that an interruption can say truthfully what was saved."""
+
+    def __init__(self) -> None:
+        self.state_file: Path | None = None
+        self.done = 0
+        self.total = 0
+        self.outputs = False
+
+    def attacking(self, state_file: Path, done: int, total: int) -> None:
+        self.state_file, self.done, self.total = state_file, done, total
+
+    def saved(self, done: int) -> None:
+        self.done = done
+
+    def writing(self) -> None:
+        self.outputs = True
+
+    def explain(self, signum: int) -> str:
+        name = signal_name(signum)
+        if self.state_file is None:
+            return f"interrupted by {name} during start-up; nothing was computed or saved"
+        if self.outputs:
+            return (f"interrupted by {name} while writing the outputs; the finished attack is "
+                    f"saved in {self.state_file}: rerun the same command to write them")
+        if self.done == 0:
+            return (f"interrupted by {name} before the first restart finished; nothing was "
+                    f"saved, rerunning starts over")
+        return (f"interrupted by {name}; {self.done} of {self.total} restart(s) are saved in "
+                f"{self.state_file}: rerun the same command to resume after restart {self.done}")
+
+
+def _write_outputs(settings, config, model, model_dir, checkpoint_files, x, y, available, state,
+                   clean_accuracy, wall, rate, sources, log) -> dict[str, Any]:
     out = Path(settings.output_dir)
     x_adv = state.worst_x_adv
     check_submission(x_adv, x, config.epsilon, num_examples=len(x))
     pred = predict(model, x_adv, config.batch_size)
     adversarial_accuracy = float(np.mean(pred == y))
-    attack_file = out / settings.attack_path
+    attack_file = _attack_file(settings)
     save_array_atomic(attack_file, x_adv.astype(np.float32))
     save_array_atomic(out / PRED_FILE, pred)
     results = {
         "settings": dataclasses.asdict(settings),
+        "settings_source": sources,
         "attack_config": dataclasses.asdict(config),
         "model": {"path": str(Path(model_dir).resolve()), "name": model.name,
                   "checkpoint_sha256": checkpoint_files},
         "data": {"dataset": settings.dataset, "split": "test", "num_examples": len(x),
+                 "available": available, "sha256": _data_sha256(x, y),
                  "source": dataset_source(settings.dataset, "test", settings.data_dir)},
         "clean_accuracy": clean_accuracy,
         "adversarial_accuracy": adversarial_accuracy,
@@ -173,12 +257,13 @@ def _write_outputs(settings, config, model, model_dir, checkpoint_files, x, y, s
         "date": _dt.date.today().isoformat(),
     }
     _write_json(out / RESULTS_FILE, results)
-    row = leaderboard_row(_attack_label(config, settings), settings.submitted_by,
-                          adversarial_accuracy, _dt.date.today())
-    write_leaderboard(out / LEADERBOARD_FILE, [row])
+    row = leaderboard_row(_attack_label(config, settings, model_dir, len(x), available),
+                          settings.submitted_by, adversarial_accuracy, _dt.date.today())
+    write_leaderboard(out / LEADERBOARD_FILE, [row], notes=_leaderboard_notes(len(x), available))
     if settings.plots:
         plot_outputs(out, results, x, x_adv, log)
-    log(f"clean accuracy {100 * clean_accuracy:.2f}%, adversarial accuracy "
+    log(f"model {_model_label(model_dir)}, {_scope(config, len(x), available, settings.dataset)}: "
+        f"clean accuracy {100 * clean_accuracy:.2f}%, adversarial accuracy "
         f"{100 * adversarial_accuracy:.2f}% (worst of {len(state.run_accuracies)} run(s); average "
         f"{100 * state.average_accuracy:.2f}%), {format_duration(wall)} wall; wrote {attack_file}")
     return results
@@ -194,6 +279,145 @@ def _model_dir(settings: EvalSettings) -> Path:
     return shipped
 
 
+def _model_label(model_dir: Path) -> str:
+    """The model's short name: its folder's name, or ``folder/checkpoint-N`` for a prefix."""
+    path = Path(model_dir)
+    return path.name if path.is_dir() else f"{path.parent.name}/{path.name}"
+
+
+def _read_model_config(model_dir: Path) -> tuple[dict[str, Any], Path | None]:
+    """The ``config.json`` beside the checkpoint (in the model folder), or ``({}, None)``."""
+    folder = model_dir if model_dir.is_dir() else model_dir.parent
+    path = folder / MODEL_CONFIG_FILE
+    if not path.is_file():
+        return {}, None
+    return read_challenge_config(path), path
+
+
+def _check_config_dataset(settings: EvalSettings, model_dir: Path, model_config: dict) -> None:
+    """A model whose config.json names another dataset (or architecture) is refused."""
+    trained_on = model_config.get("dataset")
+    if trained_on is not None and trained_on != settings.dataset:
+        raise CompatError(f"{model_dir}: a {trained_on} model (its {MODEL_CONFIG_FILE} says "
+                          f"dataset {trained_on}), not one for {settings.dataset}; pass "
+                          f"--dataset={trained_on} or another --model_dir")
+    config_arch = model_config.get("arch")
+    if config_arch is not None and settings.arch is not None and config_arch != settings.arch:
+        raise CompatError(f"{model_dir}: its {MODEL_CONFIG_FILE} says arch {config_arch}, not "
+                          f"--arch={settings.arch}")
+
+
+def _check_arch(settings: EvalSettings, model_dir: Path, arch: str, model_config: dict) -> None:
+    """The loaded architecture fits the dataset (unless --arch chose it) and the config."""
+    config_arch = model_config.get("arch")
+    if config_arch is not None and config_arch != arch:
+        raise CompatError(f"{model_dir}: its {MODEL_CONFIG_FILE} says arch {config_arch} but the "
+                          f"checkpoint is a {arch} network")
+    expected = DEFAULT_ARCH_BY_DATASET[settings.dataset]
+    if settings.arch is None and arch != expected:
+        native = next(d for d, a in DEFAULT_ARCH_BY_DATASET.items() if a == arch)
+        raise CompatError(f"{model_dir}: a {arch} network (the {native} architecture), not "
+                          f"{expected} for {settings.dataset}; pass --dataset={native}, or "
+                          f"--arch={arch} to evaluate it on {settings.dataset} anyway")
+
+
+def _with_attack_defaults(settings: EvalSettings, model_config: dict,
+                          config_path: Path | None) -> tuple[EvalSettings, dict[str, str]]:
+    """``settings`` with epsilon/steps/step_size filled in, and where each value came from
+    (``given``, the model's config.json for epsilon, or ``default``)."""
+    values, sources = {}, {}
+    for name, (key, default) in ATTACK_DEFAULTS.items():
+        if getattr(settings, name) is not None:
+            sources[name] = "given"
+        elif settings.attack == "fgsm" and name != "epsilon":
+            continue  # one step of size epsilon
+        elif name in FROM_MODEL_CONFIG and key in model_config and model_config[key] > 0:
+            values[name] = type(default)(model_config[key])
+            sources[name] = str(config_path)
+        else:
+            values[name] = default
+            sources[name] = "default"
+    return dataclasses.replace(settings, **values), sources
+
+
+def _sources_text(sources: dict[str, str]) -> str:
+    """``epsilon, step_size from models/x/config.json, steps as given``."""
+    by_source: dict[str, list[str]] = {}
+    for name, source in sources.items():
+        by_source.setdefault(source, []).append(name)
+    return ", ".join(f"{', '.join(names)} {_source_text(source)}"
+                     for source, names in by_source.items())
+
+
+def _source_text(source: str) -> str:
+    if source in ("given", "default"):
+        return {"given": "as given", "default": "the challenge's default"}[source]
+    relative = os.path.relpath(source)
+    return f"from {source if relative.startswith('..') else relative}"
+
+
+def _scope(config: AttackConfig, n: int, available: int, dataset: str) -> str:
+    """``eps 0.3, 1,000 of 10,000 mnist test images``: what a percentage is a percentage of."""
+    return f"eps {config.epsilon:g}, {n:,} of {available:,} {dataset} test images"
+
+
+def _steps_text(config: AttackConfig, sources: dict[str, str]) -> str:
+    where = _sources_text(sources)
+    if config.method == "fgsm":
+        return f"one step of size eps; {where}"
+    return f"{config.steps} steps of {config.step_size:g}; {where}"
+
+
+def _attack_file(settings: EvalSettings) -> Path:
+    """``attack_path`` (relative: in output_dir), refused where it would clobber an output.
+
+    Raises:
+      ValueError: an empty name, a folder, a missing folder, or the name of another output.
+    """
+    out = Path(settings.output_dir)
+    if not settings.attack_path or settings.attack_path.endswith(("/", os.sep)):
+        raise ValueError(f"attack_path must name a file, got {settings.attack_path!r}")
+    path = out / settings.attack_path
+    if path.is_dir():
+        raise ValueError(f"attack_path {path} is a folder; name a file such as attack.npy")
+    if path.parent != out and not path.parent.is_dir():
+        raise ValueError(f"attack_path {path}: the folder {path.parent} does not exist")
+    taken = {os.path.realpath(out / name): name
+             for name in (STATE_FILE, RESULTS_FILE, PRED_FILE, LEADERBOARD_FILE, LOCK_FILE)}
+    clash = taken.get(os.path.realpath(path))
+    if clash is not None:
+        raise ValueError(f"attack_path {path} would overwrite the run's {clash}; choose another "
+                         f"name (e.g. attack.npy)")
+    return path
+
+
+def _check_writable(folder: Path, what: str, create: bool = True) -> None:
+    """Creates ``folder`` (if ``create``) and proves it writable with a probe file.
+
+    Raises:
+      CompatError: a file in the way, a path below a file, or no permission (one line).
+    """
+    if folder.exists() and not folder.is_dir():
+        raise CompatError(f"{what} {folder}: is a file, not a folder")
+    for parent in folder.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CompatError(f"{what} {folder}: is below {parent}, which is a file")
+            break
+    if create:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise CompatError(f"{what} {folder}: cannot be created ({err.strerror or err})") from None
+    probe = folder / f".write-probe.{os.getpid()}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise CompatError(f"{what} {folder}: not writable ({err.strerror or err})") from None
+
+
 def _num_examples(requested: int | None, available: int) -> int:
     if requested is None:
         return available
@@ -202,30 +426,74 @@ def _num_examples(requested: int | None, available: int) -> int:
     return requested
 
 
-def _fingerprint(settings: EvalSettings, config: AttackConfig, checkpoint_files, n) -> dict:
-    """What determines the result: a state file only resumes a job with the same one."""
+def _data_sha256(x: np.ndarray, y: np.ndarray) -> str:
+    """Digest of the images and labels attacked (float32 / int64 bytes, with their shapes)."""
+    digest = hashlib.sha256()
+    for array, dtype in ((x, np.float32), (y, np.int64)):
+        array = np.ascontiguousarray(array, dtype=dtype)
+        digest.update(repr(array.shape).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _fingerprint(settings: EvalSettings, config: AttackConfig, checkpoint_files, x, y) -> dict:
+    """What determines the result: a state file only resumes a job with the same one.
+
+    The data enters as the digest of the images actually attacked (another --data_dir with
+    other files is another job) and XLA as resolved (it changes float rounding).
+    """
     keep = {k: v for k, v in dataclasses.asdict(settings).items()
             if k not in ("output_dir", "attack_path", "submitted_by", "model_dir", "data_dir", "xla",
                          "plots", "plot_examples")}
-    return {"settings": keep, "attack_config": dataclasses.asdict(config),
-            "checkpoint_sha256": checkpoint_files, "num_examples": n}
+    attack_config = dataclasses.asdict(dataclasses.replace(config, xla=resolve_xla(config.xla)))
+    return {"settings": keep, "attack_config": attack_config,
+            "checkpoint_sha256": checkpoint_files, "num_examples": len(x),
+            "data_sha256": _data_sha256(x, y)}
 
 
-def _load_or_new_state(path: Path, fingerprint: dict) -> tuple[RunsState, float]:
+def _load_or_new_state(path: Path, fingerprint: dict, n: int) -> tuple[RunsState, float]:
     if not path.exists():
         return RunsState(), 0.0
     arrays, meta = load_state(path)
-    if json.loads(json.dumps(fingerprint)) != meta.get("fingerprint"):
-        raise CompatError(f"{path}: this output directory holds a run with other settings or "
-                          f"another model; use another --output_dir or delete {path.name}")
-    return RunsState.from_record(arrays, meta), float(meta.get("elapsed_s", 0.0))
+    expected = json.loads(json.dumps(fingerprint))
+    differs = _differences(expected, meta.get("fingerprint"))
+    if differs:
+        raise CompatError(f"{path}: this output directory holds a run with other settings "
+                          f"({'; '.join(differs)}); use another --output_dir or delete {path.name}")
+    try:
+        state = RunsState.from_record(arrays, meta, num_examples=n)
+    except ValueError as err:
+        raise CompatError(f"{path}: inconsistent state file ({err}); delete it to start "
+                          f"over") from None
+    return state, float(meta.get("elapsed_s", 0.0))
+
+
+def _differences(expected: Any, stored: Any, where: str = "", limit: int = 4) -> list[str]:
+    """What differs between this job's fingerprint and a stored one, as short phrases."""
+    if isinstance(expected, dict) and isinstance(stored, dict):
+        found = []
+        for key in sorted(set(expected) | set(stored)):
+            name = f"{where}.{key}" if where else key
+            if key not in stored:
+                found.append(f"{name} not recorded")
+            elif key not in expected:
+                found.append(f"{name} unknown here")
+            else:
+                found += _differences(expected[key], stored[key], name, limit)
+        return found[:limit] + ([f"{len(found) - limit} more"] if len(found) > limit else [])
+    if expected == stored:
+        return []
+    if isinstance(expected, (dict, list)) or "sha256" in where or isinstance(stored, (dict, list)):
+        return [f"{where or 'fingerprint'} differs"]
+    return [f"{where}: {stored} there, {expected} here"]
 
 
 def _restarts_done(state: RunsState, restarts: int) -> int:
     return state.completed_runs * restarts + (state.current.completed if state.current else 0)
 
 
-def _attack_label(config: AttackConfig, settings: EvalSettings) -> str:
+def _attack_label(config: AttackConfig, settings: EvalSettings, model_dir: Path, n: int,
+                  available: int) -> str:
     name = {"fgsm": "FGSM", "pgd": "PGD", "pqgd": "PQGD", "blob": "DAA-BLOB",
             "blob_qg": "BLOB_QG"}[config.method]
     parts = [f"{name}" + (f" (b={config.b:g})" if config.b is not None else "")]
@@ -234,7 +502,16 @@ def _attack_label(config: AttackConfig, settings: EvalSettings) -> str:
     parts.append(f"{config.loss} loss")
     if settings.restarts > 1:
         parts.append(f"{settings.restarts} restarts")
+    parts += [f"eps {config.epsilon:g}", f"{n:,} of {available:,} test images",
+              f"model {_model_label(model_dir)}"]
     return ", ".join(parts)
+
+
+def _leaderboard_notes(n: int, available: int) -> list[str]:
+    if n >= NUM_EVAL_EXAMPLES and n == available:
+        return []
+    return [f"Partial evaluation: {n:,} of the {available:,} test images. Not a valid challenge "
+            f"submission, which needs all {NUM_EVAL_EXAMPLES:,}."]
 
 
 def _versions() -> dict[str, str]:

@@ -88,3 +88,41 @@ def test_a_state_saved_before_merged_accuracies_resumes_with_them_unknown(tiny_m
     assert resumed.run_merged_accuracies[0] == [None, None]
     assert resumed.run_merged_accuracies[1][0] is None
     assert resumed.run_merged_accuracies[1][1] == resumed.run_accuracies[1]
+
+
+def _record():
+    """A consistent record: one finished run of 2 restarts, a second run 1 restart in."""
+    x = np.full((4, 6), 0.5, np.float32)
+    arrays = {"worst_x_adv": x, "current_x_adv": x, "current_broken": np.array([1, 0, 0, 1], bool)}
+    meta = {"run_restart_accuracies": [[0.75, 0.5]], "run_accuracies": [0.5],
+            "current_restart_accuracies": [0.25]}
+    return arrays, meta
+
+
+def test_a_consistent_record_reads_back():
+    state = RunsState.from_record(*_record(), num_examples=4)
+    assert state.run_accuracies == [0.5] and state.current.completed == 1
+    assert state.current.accuracy == 0.5 and state.worst_x_adv.shape == (4, 6)
+
+
+@pytest.mark.parametrize("damage,needle", [
+    (lambda a, m: a.pop("worst_x_adv"), "'worst_x_adv' is missing"),
+    (lambda a, m: a.pop("current_broken"), "'current_broken' is missing"),
+    (lambda a, m: m.pop("run_accuracies"), "'run_accuracies' is missing"),
+    (lambda a, m: m.update(run_accuracies=[0.5, 0.4]), "2 finished run"),
+    (lambda a, m: m.update(current_restart_accuracies=["x"]), "'current_restart_accuracies'"),
+    (lambda a, m: m.update(run_restart_accuracies=[[]]), "without restarts"),
+    (lambda a, m: a.update(current_x_adv=np.zeros((3, 6), np.float32)), r"\(3, 6\), expected \(4, D\)"),
+    (lambda a, m: a.update(current_broken=np.zeros(4, np.float32)), "dtype float32, expected bool"),
+    (lambda a, m: a.update(worst_x_adv=np.zeros(24, np.float32)), r"shape \(24,\)"),
+])
+def test_an_inconsistent_record_is_one_value_error_saying_what(damage, needle):
+    arrays, meta = _record()
+    damage(arrays, meta)
+    with pytest.raises(ValueError, match=needle):
+        RunsState.from_record(arrays, meta)
+
+
+def test_a_record_for_another_number_of_images_is_refused():
+    with pytest.raises(ValueError, match=r"\(4, 6\), expected \(5, D\)"):
+        RunsState.from_record(*_record(), num_examples=5)
