@@ -292,16 +292,18 @@ def test_start_line_final_line_and_leaderboard_state_model_eps_and_images(tmp_pa
                          "challenge submission, which needs all 10,000.")
 
 
-def test_unset_attack_settings_come_from_the_models_config(tmp_path, monkeypatch):
+def test_unset_epsilon_comes_from_the_models_config_and_steps_from_the_challenge(
+        tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     model = _copy_model(tmp_path / "m", MNIST_MODEL,
                         config={"epsilon": 0.2, "k": 3, "a": 0.07, "dataset": "mnist"})
     lines = []
     results = _run(_settings(tmp_path / "o", model_dir=str(model), num_examples=5,
                              epsilon=None, steps=None, step_size=0.05), lines)
-    assert results["attack_config"]["epsilon"] == 0.2 and results["attack_config"]["steps"] == 3
+    # The config's k and a are its training attack's: the evaluation keeps the challenge's 40.
+    assert results["attack_config"]["epsilon"] == 0.2 and results["attack_config"]["steps"] == 40
     assert results["attack_config"]["step_size"] == 0.05  # given explicitly: it wins
-    assert "epsilon, steps from m/config.json" in lines[0]
+    assert "epsilon from m/config.json" in lines[0]
     assert "step_size as given" in lines[0] and "eps 0.2" in lines[0]
 
 
@@ -310,5 +312,5 @@ def test_fashion_mnist_default_eps_is_its_models_training_eps(tmp_path):
     results = _run(EvalSettings(dataset="fashion_mnist", num_examples=5, steps=1,
                                 output_dir=str(tmp_path)))
     assert results["attack_config"]["epsilon"] == config["epsilon"] == 0.1
-    assert results["attack_config"]["step_size"] == config["a"]
+    assert results["attack_config"]["step_size"] == 0.01 != config["a"]
     assert "eps 0.1" in (tmp_path / "leaderboard.md").read_text()
