@@ -201,3 +201,17 @@ def test_optimizers_without_tf1_slots_are_refused(optimizer, tmp_path):
     optimizer.build(model.trainable_variables)
     with pytest.raises(CompatError, match="optimizer"):
         save_checkpoint(model, tmp_path, 1, optimizer=optimizer)
+
+
+def test_loading_an_mnist_checkpoint_never_builds_the_cifar10_network(tmp_path, monkeypatch):
+    save_checkpoint(models.build_model("madry_mnist", seed=1), tmp_path, 1)
+    built = []
+    real_build = models.build_model
+    monkeypatch.setattr(models, "build_model",
+                        lambda arch, seed=None: built.append(arch) or real_build(arch, seed))
+    tf1_layout.cache_clear()
+    try:
+        assert load_model(tmp_path).name == "madry_mnist"
+    finally:
+        tf1_layout.cache_clear()
+    assert ARCH not in built and "madry_mnist" in built
