@@ -1,13 +1,23 @@
-"""TF1 checkpoints of the MNIST Challenge / DAA code <-> Keras 3 models.
+"""TF1 checkpoints of the MNIST / CIFAR-10 Challenge and DAA code <-> Keras 3 models.
 
-The original TF1 code creates its variables with ``tf.Variable`` (TF1 names ``Variable``,
-``Variable_1``, ... in creation order: kernel then bias of every conv / dense layer in model
-order) and, for the DAA model, ``tf.layers.batch_normalization`` (``batch_normalization/gamma``,
-``beta``, ``moving_mean``, ``moving_variance``). ``tf.train.AdamOptimizer`` adds the slots
-``<var>/Adam`` (first moment), ``<var>/Adam_1`` (second moment) and the scalars
-``beta1_power``, ``beta2_power``; ``global_step`` is an int64 scalar. A checkpoint is a prefix
-``<dir>/checkpoint-<step>`` with the files ``.index`` and ``.data-00000-of-00001``, and the
-directory's ``checkpoint`` state file names the newest one.
+Two name layouts:
+
+- positional (MNIST Challenge, DAA): the TF1 code creates its variables with ``tf.Variable``
+  (TF1 names ``Variable``, ``Variable_1``, ... in creation order: kernel then bias of every
+  conv / dense layer in model order) and, for the DAA model, ``tf.layers.batch_normalization``
+  (``batch_normalization/gamma``, ``beta``, ``moving_mean``, ``moving_variance``);
+- scoped (CIFAR-10 Challenge, the TensorFlow ResNet code): ``tf.get_variable`` under variable
+  scopes, ``<scope>/DW`` (conv / dense kernel), ``<scope>/biases`` and tf.contrib's
+  ``<scope>/BatchNorm/{beta,gamma,moving_mean,moving_variance}``. A Keras model uses this
+  layout when its weight layers are named after the scopes with ``.`` for ``/`` (Keras forbids
+  ``/`` in names): ``unit_1_0.sub1.conv1`` -> ``unit_1_0/sub1/conv1/DW``.
+
+``tf.train.AdamOptimizer`` adds the slots ``<var>/Adam`` (first moment), ``<var>/Adam_1``
+(second moment) and the scalars ``beta1_power``, ``beta2_power``;
+``tf.train.MomentumOptimizer`` the slot ``<var>/Momentum`` (the accumulator);
+``global_step`` is an int64 scalar. A checkpoint is a prefix ``<dir>/checkpoint-<step>`` with
+the files ``.index`` and ``.data-00000-of-00001``, and the directory's ``checkpoint`` state
+file names the newest one.
 
 This module only knows file formats and names; layer definitions live in ``models``.
 """
@@ -32,7 +42,10 @@ STATE_FILE = "checkpoint"
 CHECKPOINT_BASENAME = "checkpoint"
 MAX_TO_KEEP = 3
 GLOBAL_STEP = "global_step"
-SLOT_SUFFIXES = ("/Adam", "/Adam_1")
+ADAM_SLOT_SUFFIXES = ("/Adam", "/Adam_1")
+MOMENTUM_SLOT_SUFFIX = "/Momentum"
+SLOT_SUFFIXES = ADAM_SLOT_SUFFIXES + (MOMENTUM_SLOT_SUFFIX,)
+SCOPE_SEPARATOR = "."
 OPTIMIZER_SCALARS = ("beta1_power", "beta2_power")
 _BN_FIELDS = ("gamma", "beta", "moving_mean", "moving_variance")
 
@@ -54,17 +67,59 @@ def _iter_layers(model: keras.Model) -> Iterator[keras.layers.Layer]:
             yield layer
 
 
+def _weight_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    return [layer for layer in _iter_layers(model) if layer.weights]
+
+
+def uses_scoped_names(model: keras.Model) -> bool:
+    """True when a weight layer's name holds ``SCOPE_SEPARATOR``: the model then follows the
+    scoped layout (see the module docstring), otherwise the positional one."""
+    return any(SCOPE_SEPARATOR in layer.name for layer in _weight_layers(model))
+
+
+def _check_bn(model: keras.Model, layer: keras.layers.BatchNormalization) -> None:
+    if layer.gamma is None or layer.beta is None:
+        raise CompatError(f"model {model.name}: layer {layer.name} lacks gamma/beta; "
+                          "the TF1 layout needs center=True, scale=True")
+
+
+def _scoped_variable_map(model: keras.Model) -> dict[str, keras.Variable]:
+    """The scoped layout: the layer name (``.`` -> ``/``) is the scope of its variables."""
+    names: dict[str, keras.Variable] = {}
+    for layer in _weight_layers(model):
+        scope = layer.name.replace(SCOPE_SEPARATOR, "/")
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+            names[f"{scope}/DW"] = layer.kernel
+            if layer.bias is not None:
+                names[f"{scope}/biases"] = layer.bias
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            _check_bn(model, layer)
+            for field in _BN_FIELDS:
+                names[f"{scope}/{field}"] = getattr(layer, field)
+        else:
+            raise CompatError(f"model {model.name}: layer {layer.name} "
+                              f"({type(layer).__name__}) has weights with no TF1 name")
+    return names
+
+
 def tf1_variable_map(model: keras.Model) -> dict[str, keras.Variable]:
     """TF1 variable name -> the model's variable, in TF1 creation order.
 
-    Conv2D / Dense layers contribute ``Variable_<n>`` (kernel) and ``Variable_<n+1>`` (bias),
-    numbered from 0 (``Variable``) across the model; the k-th batch-normalization layer
-    contributes ``batch_normalization[_k]/{gamma,beta,moving_mean,moving_variance}``.
+    Positional layout: Conv2D / Dense layers contribute ``Variable_<n>`` (kernel) and
+    ``Variable_<n+1>`` (bias), numbered from 0 (``Variable``) across the model; the k-th
+    batch-normalization layer contributes
+    ``batch_normalization[_k]/{gamma,beta,moving_mean,moving_variance}``.
+    Scoped layout (a weight layer's name holds ``.``): a layer named ``a.b`` contributes
+    ``a/b/DW`` and ``a/b/biases`` (conv / dense; no ``biases`` without a bias) or
+    ``a/b/{gamma,beta,moving_mean,moving_variance}`` (batch normalization).
     Kernel shapes are the same in both worlds (conv HWIO, dense (in, out)).
 
     Raises:
-        CompatError: a layer has weights with no TF1 counterpart (e.g. a bias-less conv).
+        CompatError: a layer has weights with no TF1 counterpart (e.g. a bias-less conv in
+        the positional layout).
     """
+    if uses_scoped_names(model):
+        return _scoped_variable_map(model)
     names: dict[str, keras.Variable] = {}
     n_var = 0
     n_bn = 0
@@ -77,9 +132,7 @@ def tf1_variable_map(model: keras.Model) -> dict[str, keras.Variable]:
                 names["Variable" if n_var == 0 else f"Variable_{n_var}"] = var
                 n_var += 1
         elif isinstance(layer, keras.layers.BatchNormalization):
-            if layer.gamma is None or layer.beta is None:
-                raise CompatError(f"model {model.name}: layer {layer.name} lacks gamma/beta; "
-                                  "the TF1 layout needs center=True, scale=True")
+            _check_bn(model, layer)
             scope = "batch_normalization" if n_bn == 0 else f"batch_normalization_{n_bn}"
             n_bn += 1
             for field in _BN_FIELDS:
@@ -309,12 +362,15 @@ def _layout_problem(stored: dict[str, tuple[int, ...]],
 
 
 def _infer_arch(prefix: str, stored: dict[str, tuple[int, ...]]) -> str:
+    """The architecture whose layout ``stored`` matches. Tried in registration order, so the
+    small MNIST networks are checked before the CIFAR-10 one has to be built."""
     problems = []
-    for arch in sorted(models.ARCHITECTURES):
+    for arch in models.ARCHITECTURES:
         problem = _layout_problem(stored, tf1_layout(arch))
         if problem is None:
             return arch
         problems.append(f"{arch}: {problem}")
+    problems.sort()
     raise CompatError(f"{prefix}: variables match no known architecture ({'; '.join(problems)})")
 
 
@@ -336,8 +392,10 @@ def load_model(path: str | os.PathLike, arch: str | None = None) -> keras.Model:
         arch: a key of ``models.ARCHITECTURES``; None infers it from the stored shapes.
 
     Returns:
-        The model: ``(N, 784)`` float32 images in [0, 1] -> ``(N, 10)`` float32 logits.
-        Optimizer slots, ``beta*_power`` and ``global_step`` are ignored.
+        The model: ``(N, 784)`` float32 images in [0, 1] (MNIST architectures) or
+        ``(N, 32, 32, 3)`` float32 images on the 0-255 scale (``madry_cifar10``) ->
+        ``(N, 10)`` float32 logits. Optimizer slots (Adam, Momentum), ``beta*_power`` and
+        ``global_step`` are ignored.
 
     Raises:
         CompatError: missing/corrupt files, unknown architecture, or variables that do not
@@ -382,27 +440,47 @@ def read_global_step(path: str | os.PathLike) -> int:
 
 # --------------------------------------------------------------------------- optimizer slots
 
-def _check_adam(optimizer: keras.optimizers.Optimizer) -> None:
-    if not isinstance(optimizer, keras.optimizers.Adam):
+Optimizer = keras.optimizers.Adam | keras.optimizers.SGD
+
+
+def _check_optimizer(optimizer: keras.optimizers.Optimizer) -> None:
+    if isinstance(optimizer, keras.optimizers.SGD):
+        if float(optimizer.momentum) == 0.0 or optimizer.nesterov:
+            raise CompatError("optimizer SGD: only momentum > 0 without Nesterov maps onto the "
+                              "TF1 MomentumOptimizer slots")
+    elif not isinstance(optimizer, keras.optimizers.Adam):
         raise CompatError(f"optimizer {type(optimizer).__name__}: only keras.optimizers.Adam "
-                          "maps onto the TF1 AdamOptimizer slots")
+                          "and SGD with momentum map onto TF1 optimizer slots (AdamOptimizer, "
+                          "MomentumOptimizer)")
     if getattr(optimizer, "gradient_accumulation_steps", None):
         raise CompatError("optimizer: gradient accumulation has no TF1 counterpart")
 
 
-def _adam_slots(optimizer: keras.optimizers.Adam,
-                var: keras.Variable) -> tuple[keras.Variable, keras.Variable]:
-    """(first moment m, second moment v) of ``var`` in a built Keras 3 Adam.
-
-    Keras 3 keeps them in the private lists ``_momentums`` / ``_velocities``, indexed by the
-    position of ``var`` in the list the optimizer was built on.
-    """
+def _variable_index(optimizer: keras.optimizers.Optimizer, var: keras.Variable) -> int:
+    """Position of ``var`` in the list the optimizer was built on (Keras 3 keeps its slots in
+    private lists in that order)."""
     try:
-        index = optimizer._get_variable_index(var)
+        return optimizer._get_variable_index(var)
     except KeyError:
         raise CompatError(f"optimizer: not built on the model's trainable variable "
                           f"{var.path}") from None
+
+
+def _adam_slots(optimizer: keras.optimizers.Adam,
+                var: keras.Variable) -> tuple[keras.Variable, keras.Variable]:
+    """(first moment m, second moment v) of ``var`` in a built Keras 3 Adam."""
+    index = _variable_index(optimizer, var)
     return optimizer._momentums[index], optimizer._velocities[index]
+
+
+def _current_learning_rate(optimizer: keras.optimizers.SGD) -> np.float32:
+    """The learning rate of the optimizer's next step (a schedule evaluated at its
+    ``iterations``); the Momentum slot conversion divides or multiplies by it."""
+    rate = np.float32(keras.ops.convert_to_numpy(optimizer.learning_rate))
+    if not np.isfinite(rate) or rate == 0:
+        raise CompatError(f"optimizer SGD: learning rate {rate} cannot convert the momentum "
+                          "to TF1's accumulator")
+    return rate
 
 
 def _beta_power(beta, iterations: int) -> np.float32:
@@ -411,12 +489,19 @@ def _beta_power(beta, iterations: int) -> np.float32:
     return np.float32(beta ** (iterations + 1))
 
 
-def _optimizer_tensors(optimizer: keras.optimizers.Adam,
+def _optimizer_tensors(optimizer: Optimizer,
                        variables: dict[str, keras.Variable]) -> dict[str, np.ndarray]:
-    _check_adam(optimizer)
+    _check_optimizer(optimizer)
     if not optimizer.built:
         raise CompatError("optimizer: not built; call optimizer.build(model.trainable_variables)")
     out: dict[str, np.ndarray] = {}
+    if isinstance(optimizer, keras.optimizers.SGD):
+        rate = _current_learning_rate(optimizer)
+        for name, var in variables.items():
+            if var.trainable:
+                m = optimizer.momentums[_variable_index(optimizer, var)]
+                out[name + MOMENTUM_SLOT_SUFFIX] = -keras.ops.convert_to_numpy(m) / rate
+        return out
     for name, var in variables.items():
         if not var.trainable:
             continue
@@ -429,37 +514,59 @@ def _optimizer_tensors(optimizer: keras.optimizers.Adam,
     return out
 
 
-def restore_optimizer(optimizer: keras.optimizers.Adam, model: keras.Model,
-                      path: str | os.PathLike) -> None:
-    """Loads TF1 Adam slots (``<var>/Adam`` -> m, ``<var>/Adam_1`` -> v) into ``optimizer``.
+def _read_slot(reader: tf.train.CheckpointReader, prefix: str, key: str,
+               shape: tuple) -> np.ndarray:
+    shapes = reader.get_variable_to_shape_map()
+    if key not in shapes:
+        raise CompatError(f"{prefix}: no optimizer slot {key!r} "
+                          "(checkpoint saved without optimizer state)")
+    if tuple(shapes[key]) != tuple(shape):
+        raise CompatError(f"{prefix}: slot {key!r} has shape {shapes[key]}, "
+                          f"expected {list(shape)}")
+    return _read_tensor(reader, prefix, key)
 
-    Builds the optimizer on ``model.trainable_variables`` if needed and sets
-    ``optimizer.iterations`` to the checkpoint's ``global_step``, so training resumes.
+
+def restore_optimizer(optimizer: Optimizer, model: keras.Model,
+                      path: str | os.PathLike) -> None:
+    """Loads TF1 optimizer slots into ``optimizer`` and sets its ``iterations`` to the
+    checkpoint's ``global_step``, so training resumes.
+
+    Adam: ``<var>/Adam`` -> m, ``<var>/Adam_1`` -> v. SGD with momentum:
+    ``<var>/Momentum`` (TF1's accumulator ``a``, updated ``a = mu * a + g; w -= lr * a``) ->
+    Keras' momentum ``m = -lr * a`` (updated ``m = mu * m - lr * g; w += m``), with ``lr`` the
+    learning rate at ``global_step``; the two optimizers then take the same steps for as long as
+    the learning rate stays constant. Builds the optimizer on ``model.trainable_variables`` if
+    needed.
 
     Raises:
         CompatError: the checkpoint lacks a slot, or a slot's shape differs.
     """
-    _check_adam(optimizer)
+    _check_optimizer(optimizer)
     prefix = _resolve_prefix(path)
     _check_data_shards(prefix)
     reader = _open_reader(prefix)
     _check_data_size(reader, prefix)
-    shapes = reader.get_variable_to_shape_map()
     if not optimizer.built:
         optimizer.build(model.trainable_variables)
+    step = read_global_step(prefix)
+    sgd = isinstance(optimizer, keras.optimizers.SGD)
+    # every slot is read before anything is assigned: a bad checkpoint leaves the optimizer as
+    # it was
+    values: list[tuple[keras.Variable, np.ndarray]] = []
     for name, var in tf1_variable_map(model).items():
         if not var.trainable:
             continue
-        for slot, suffix in zip(_adam_slots(optimizer, var), SLOT_SUFFIXES):
-            key = name + suffix
-            if key not in shapes:
-                raise CompatError(f"{prefix}: no optimizer slot {key!r} "
-                                  "(checkpoint saved without optimizer state)")
-            if tuple(shapes[key]) != tuple(slot.shape):
-                raise CompatError(f"{prefix}: slot {key!r} has shape {shapes[key]}, "
-                                  f"expected {list(slot.shape)}")
-            slot.assign(_read_tensor(reader, prefix, key))
-    optimizer.iterations.assign(read_global_step(prefix))
+        if sgd:
+            momentum = optimizer.momentums[_variable_index(optimizer, var)]
+            values.append((momentum, _read_slot(reader, prefix, name + MOMENTUM_SLOT_SUFFIX,
+                                                momentum.shape)))
+            continue
+        for slot, suffix in zip(_adam_slots(optimizer, var), ADAM_SLOT_SUFFIXES):
+            values.append((slot, _read_slot(reader, prefix, name + suffix, slot.shape)))
+    optimizer.iterations.assign(step)
+    rate = _current_learning_rate(optimizer) if sgd else None
+    for slot, value in values:
+        slot.assign(-rate * value if sgd else value)
 
 
 # --------------------------------------------------------------------------- writing
@@ -518,7 +625,7 @@ def _update_state(model_dir: str, prefix: str) -> None:
 
 
 def save_checkpoint(model: keras.Model, model_dir: str | os.PathLike, global_step: int,
-                    optimizer: keras.optimizers.Adam | None = None) -> str:
+                    optimizer: Optimizer | None = None) -> str:
     """Writes ``model`` as a TF1 checkpoint that the original code restores unchanged.
 
     Files: ``<model_dir>/checkpoint-<global_step>.index`` and ``.data-00000-of-00001``
@@ -527,7 +634,9 @@ def save_checkpoint(model: keras.Model, model_dir: str | os.PathLike, global_ste
     checkpoints; older listed ones are deleted like ``Saver(max_to_keep=3)``).
 
     With a built ``keras.optimizers.Adam``, also writes ``<var>/Adam`` (m), ``<var>/Adam_1``
-    (v) for every trainable variable and ``beta{1,2}_power = beta ** (iterations + 1)``.
+    (v) for every trainable variable and ``beta{1,2}_power = beta ** (iterations + 1)``; with
+    a built ``keras.optimizers.SGD`` with momentum (the CIFAR-10 challenge's
+    ``MomentumOptimizer``), ``<var>/Momentum = -m / lr`` (see :func:`restore_optimizer`).
 
     Returns:
         The checkpoint prefix written, ``<model_dir>/checkpoint-<global_step>``.

@@ -1,7 +1,8 @@
-"""Fetching the MNIST Challenge's released model zips safely.
+"""Fetching the MNIST and CIFAR-10 Challenges' released model zips safely.
 
-The challenge publishes its models as zip files (``secret.zip``, ``adv_trained.zip``,
-``natural.zip``), each holding one model directory (``<name>/checkpoint`` state file plus
+The challenges publish their models as zip files (MNIST: ``secret.zip``, ``adv_trained.zip``,
+``natural.zip``; CIFAR-10: ``adv_trained.zip``, ``natural.zip``), each holding one model
+directory (``<name>/checkpoint`` state file plus
 ``checkpoint-<step>.index`` / ``.data-00000-of-00001``). This module downloads such a zip
 atomically, checks its sha256 where one is known, extracts it refusing anything that could
 write outside the destination (path traversal, absolute names, symlinks, zip bombs) and finds
@@ -58,13 +59,16 @@ Opener = Callable[..., BinaryIO]
 
 @dataclass(frozen=True)
 class ModelSource:
-    """Where a released model zip lives and its published sha256 (hex), if any."""
+    """Where a released model zip lives, its published sha256 (hex) if any, and the name it
+    is stored under (default: the URL's file name; the two challenges use the same names)."""
 
     url: str
     sha256: str | None = None
+    filename: str | None = None
 
 
 _MODELS_URL = "https://github.com/MadryLab/mnist_challenge_models/raw/master"
+_CIFAR10_MODELS_URL = "https://github.com/MadryProj/cifar10_challenge_models/raw/master"
 
 # Only the secret model's digest is published by the challenge (in its README); the
 # adversarially trained and natural models were released without one, so fetch_model can only
@@ -75,6 +79,13 @@ OFFICIAL_MODELS: dict[str, ModelSource] = {
         sha256="14eea09c72092db5c2eb5e34cd105974f42569281d2f34826316e356d057f96d"),
     "adv_trained": ModelSource(url=f"{_MODELS_URL}/adv_trained.zip", sha256=None),
     "natural": ModelSource(url=f"{_MODELS_URL}/natural.zip", sha256=None),
+    # The CIFAR-10 challenge's fetch_model.py downloads these two and prints their sha256
+    # without publishing it: they are checked by their zip integrity only. (Its README's digest
+    # belongs to the secret model, whose download address is not in that script.)
+    "cifar10_adv_trained": ModelSource(url=f"{_CIFAR10_MODELS_URL}/adv_trained.zip",
+                                       filename="cifar10_adv_trained.zip"),
+    "cifar10_natural": ModelSource(url=f"{_CIFAR10_MODELS_URL}/natural.zip",
+                                   filename="cifar10_natural.zip"),
 }
 
 
@@ -403,19 +414,20 @@ def safe_extract(zip_path: str | os.PathLike, dest_dir: str | os.PathLike, *,
 
 # --------------------------------------------------------------------------- fetch_model
 
-def _source(name_or_url: str, sha256: str | None) -> tuple[str, str | None]:
-    """(url, expected digest or None) for an official model name or a URL."""
+def _source(name_or_url: str, sha256: str | None) -> tuple[str, str | None, str]:
+    """(url, expected digest or None, zip file name) for an official model name or a URL."""
     if name_or_url in OFFICIAL_MODELS:
         source = OFFICIAL_MODELS[name_or_url]
         url, expected = source.url, source.sha256
+        filename = source.filename or _zip_name(url)
     elif "://" in name_or_url:
-        url, expected = name_or_url, None
+        url, expected, filename = name_or_url, None, _zip_name(name_or_url)
     else:
         raise CompatError(f"unknown model {name_or_url!r}; known: "
                           f"{', '.join(sorted(OFFICIAL_MODELS))} (or pass a URL)")
     if sha256 is not None:
         expected = sha256
-    return url, (_normalize_digest(expected) if expected is not None else None)
+    return url, (_normalize_digest(expected) if expected is not None else None), filename
 
 
 def _zip_name(url: str) -> str:
@@ -455,10 +467,12 @@ def fetch_model(name_or_url: str, dest_dir: str | os.PathLike, *, sha256: str | 
     """Downloads, verifies and safely extracts a challenge model zip.
 
     Args:
-        name_or_url: a key of :data:`OFFICIAL_MODELS` (``secret``, ``adv_trained``,
-            ``natural``) or a URL of a zip (``file://`` works).
+        name_or_url: a key of :data:`OFFICIAL_MODELS` (MNIST ``secret``, ``adv_trained``,
+            ``natural``; CIFAR-10 ``cifar10_adv_trained``, ``cifar10_natural``) or a URL of a
+            zip (``file://`` works).
         dest_dir: the zip is stored as ``dest_dir/<zip name>`` (kept: a second call does not
-            download again) and extracted into ``dest_dir``.
+            download again; CIFAR-10 zips as ``cifar10_<name>.zip``) and extracted into
+            ``dest_dir``.
         sha256: expected digest (hex); overrides the published one. Without either, the
             digest is computed, logged and returned but cannot be checked.
         timeout, opener: see :func:`download`.
@@ -473,8 +487,8 @@ def fetch_model(name_or_url: str, dest_dir: str | os.PathLike, *, sha256: str | 
             or corrupt archive, or no model directory in it.
         ValueError: ``sha256`` is not a 64-digit hex string.
     """
-    url, expected = _source(name_or_url, sha256)
-    zip_path = download(url, Path(dest_dir) / _zip_name(url), timeout=timeout, opener=opener)
+    url, expected, filename = _source(name_or_url, sha256)
+    zip_path = download(url, Path(dest_dir) / filename, timeout=timeout, opener=opener)
     actual = sha256_of(zip_path)
     if expected is not None:
         _check_digest(zip_path, expected, actual)

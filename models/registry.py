@@ -4,11 +4,13 @@ from typing import Callable
 import keras
 
 from models.daa_fashion import daa_fashion
+from models.madry_cifar10 import madry_cifar10
 from models.madry_mnist import madry_mnist
 
 ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
     "madry_mnist": madry_mnist,
     "daa_fashion": daa_fashion,
+    "madry_cifar10": madry_cifar10,
 }
 
 

@@ -38,3 +38,10 @@ def secret_meta(shared_data) -> Path:
 def daa_meta(shared_data) -> Path:
     """The real DAA Fashion-MNIST model's ``.meta``."""
     return _require(shared_data / "daa_fashion_mnist" / "a_very_robust_model" / "checkpoint-99900.meta")
+
+
+@pytest.fixture(scope="session")
+def cifar10_meta(shared_data) -> Path:
+    """The CIFAR-10 challenge graph's ``.meta`` (rebuilt from its public code, no weights)."""
+    return _require(shared_data / "cifar10_challenge" / "adv_trained_graph"
+                    / "checkpoint-70000.meta")

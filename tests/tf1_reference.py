@@ -8,18 +8,28 @@ to prove that checkpoints written by ``mnist_challenge_compat`` restore in the r
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import tensorflow as tf
 
-INPUT = "Placeholder:0"
-LABELS = "Placeholder_1:0"
-LOGITS_CANDIDATES = ("add_5:0", "add_3:0")  # DAA graph, MNIST challenge graph
-SLOT_SUFFIXES = ("/Adam", "/Adam_1")
+# (images, labels, logits) of the DAA graph, the MNIST challenge graph, the CIFAR-10 one
+GRAPH_TENSORS = (("Placeholder:0", "Placeholder_1:0", "add_5:0"),
+                 ("Placeholder:0", "Placeholder_1:0", "add_3:0"),
+                 ("input/Placeholder:0", "input/Placeholder_1:0", "logit/xw_plus_b:0"))
+SLOT_SUFFIXES = ("/Adam", "/Adam_1", "/Momentum")
 OPTIMIZER_SCALARS = ("beta1_power", "beta2_power")
 ADAM_BETAS = {"beta1_power": 0.9, "beta2_power": 0.999}
+# The CIFAR-10 ResNet's random kernels: N(0, (RESNET_KERNEL_SCALE / sqrt(fan_in))^2). At 1 (a
+# variance-preserving branch) the random 30-layer network is so rough that a 1e-6 relative
+# change of an input moves its input gradient by up to 1e-2 (float32 rounding flips leaky-ReLU
+# kinks that matter), so no two implementations could agree to 1e-5. At 1/8 each residual
+# branch still adds about 2% to its unit's output (far above any tested tolerance) and the
+# gradient moves by 1e-6.
+RESNET_KERNEL_SCALE = 0.125
 
 v1 = tf.compat.v1
 
@@ -49,6 +59,8 @@ def _random_value(name: str, shape: tuple, step: int, rng: np.random.Generator) 
         return np.asarray(step, dtype=np.int64)
     if name in ADAM_BETAS:
         return np.asarray(ADAM_BETAS[name] ** (step + 1), dtype=np.float32)
+    if name.endswith("/Momentum"):  # float32 draws: the CIFAR-10 network has 46M of them
+        return rng.standard_normal(size=shape, dtype=np.float32) * np.float32(1e-3)
     if name.endswith("/Adam"):
         values = rng.normal(0.0, 1e-3, size=shape)
     elif name.endswith("/Adam_1"):
@@ -63,6 +75,10 @@ def _random_value(name: str, shape: tuple, step: int, rng: np.random.Generator) 
         values = rng.uniform(0.5, 1.5, size=shape)
     elif len(shape) == 1:  # bias
         values = 0.1 + rng.normal(0.0, 0.02, size=shape)
+    elif name.endswith("/DW"):  # the CIFAR-10 ResNet, see make_tf1_checkpoint
+        fan_in = int(np.prod(shape[:-1]))
+        scale = np.float32(RESNET_KERNEL_SCALE / np.sqrt(fan_in))
+        return rng.standard_normal(size=shape, dtype=np.float32) * scale
     else:  # conv or dense kernel, as tf.truncated_normal(stddev=0.1)
         values = _truncated_normal(rng, shape, 0.1)
     return np.asarray(values, dtype=np.float32)
@@ -73,8 +89,10 @@ def make_tf1_checkpoint(meta_path: str | os.PathLike, out_dir: str | os.PathLike
     """Writes a genuine TF1 checkpoint of the real graph ``meta_path`` with random values.
 
     EVERY variable gets a value from ``numpy.random.default_rng(seed)``: kernels truncated
-    N(0, 0.1), biases 0.1 + N(0, 0.02), BN gamma 1 + N(0, 0.1), beta N(0, 0.1), moving_mean
-    N(0, 0.1), moving_variance U(0.5, 1.5), Adam m N(0, 1e-3), v U(0, 1e-5),
+    N(0, 0.1) (the CIFAR-10 ResNet's ``.../DW``: N(0, (RESNET_KERNEL_SCALE / sqrt(fan_in))^2)),
+    biases 0.1 + N(0, 0.02),
+    BN gamma 1 + N(0, 0.1), beta N(0, 0.1), moving_mean N(0, 0.1), moving_variance
+    U(0.5, 1.5), Adam m and Momentum accumulators N(0, 1e-3), Adam v U(0, 1e-5),
     ``beta{1,2}_power = beta ** (step + 1)``, ``global_step = step`` (int64).
     Saved by the graph's own ``tf.compat.v1.train.Saver`` as ``out_dir/checkpoint-<step>``
     plus the ``checkpoint`` state file (absolute paths, as TF1 writes for an absolute dir).
@@ -89,25 +107,44 @@ def make_tf1_checkpoint(meta_path: str | os.PathLike, out_dir: str | os.PathLike
     with graph.as_default():
         saver = v1.train.import_meta_graph(os.fspath(meta_path), clear_devices=True)
         with v1.Session(graph=graph) as sess:
-            for var in v1.global_variables():
-                shape = tuple(var.shape.as_list())
-                value = _random_value(_op_name(var), shape, step, rng)
-                # what Variable.load does, without its deprecation warning
-                sess.run(var.initializer, {var.initializer.inputs[1]: value})
+            variables = v1.global_variables()
+            # what Variable.load does, without its deprecation warning; one run for all (each
+            # run with new feeds prunes the whole graph again: 80 ms for the CIFAR-10 one)
+            feeds = {var.initializer.inputs[1]: _random_value(_op_name(var),
+                                                              tuple(var.shape.as_list()),
+                                                              step, rng)
+                     for var in variables}
+            sess.run([var.initializer for var in variables], feeds)
             return saver.save(sess, os.path.join(out_dir, "checkpoint"), global_step=step,
                               write_meta_graph=False)
 
 
-def _logits_tensor(graph: tf.Graph) -> tf.Tensor:
-    """``add_5:0`` (DAA) or ``add_3:0`` (MNIST challenge): the first (N, 10) candidate."""
-    for name in LOGITS_CANDIDATES:
+@contextlib.contextmanager
+def _v1_control_flow() -> Iterator[None]:
+    """TF1 control flow while building gradients: the CIFAR-10 graph's ``tf.map_fn`` is a v1
+    while loop over v1 TensorArrays, whose gradient TF2's default (v2) TensorArray cannot
+    build. The process-wide switch is restored afterwards."""
+    was_v2 = v1.control_flow_v2_enabled()
+    v1.disable_control_flow_v2()
+    try:
+        yield
+    finally:
+        if was_v2:
+            v1.enable_control_flow_v2()
+
+
+def _graph_tensors(graph: tf.Graph) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """(images, labels, logits) of the first ``GRAPH_TENSORS`` entry whose logits tensor
+    exists with shape (None, 10)."""
+    for names in GRAPH_TENSORS:
         try:
-            tensor = graph.get_tensor_by_name(name)
+            tensors = tuple(graph.get_tensor_by_name(name) for name in names)
         except KeyError:
             continue
-        if tensor.shape.as_list() == [None, 10]:
-            return tensor
-    raise ValueError("no (None, 10) logits tensor among " + ", ".join(LOGITS_CANDIDATES))
+        if tensors[2].shape.as_list() == [None, 10]:
+            return tensors
+    raise ValueError("no (None, 10) logits tensor among "
+                     + ", ".join(names[2] for names in GRAPH_TENSORS))
 
 
 class TF1Model:
@@ -126,9 +163,7 @@ class TF1Model:
         self.graph = tf.Graph()
         with self.graph.as_default():
             full_saver = v1.train.import_meta_graph(os.fspath(meta_path), clear_devices=True)
-            self.x = self.graph.get_tensor_by_name(INPUT)
-            self.y = self.graph.get_tensor_by_name(LABELS)
-            self.logits_t = _logits_tensor(self.graph)
+            self.x, self.y, self.logits_t = _graph_tensors(self.graph)
             self.variables = {_op_name(v): v for v in v1.global_variables()}
             if model_vars_only:
                 saver = v1.train.Saver(var_list={n: v for n, v in self.variables.items()
@@ -150,7 +185,8 @@ class TF1Model:
         self.sess.close()
 
     def logits(self, x: np.ndarray) -> np.ndarray:
-        """float32 ``(N, 10)`` logits of float32 ``(N, 784)`` images in [0, 1]."""
+        """float32 ``(N, 10)`` logits of float32 images (``(N, 784)`` in [0, 1] for the MNIST
+        graphs, ``(N, 32, 32, 3)`` on the 0-255 scale for the CIFAR-10 one)."""
         return self.sess.run(self.logits_t, {self.x: np.asarray(x, np.float32)})
 
     def _gradient_tensor(self, loss: str) -> tf.Tensor:
@@ -168,11 +204,13 @@ class TF1Model:
                     per_example = -tf.nn.relu(correct - wrong + 50)
                 else:
                     raise ValueError(f"unknown loss {loss!r}; use 'xent' or 'cw'")
-                self._gradients[loss] = tf.gradients(tf.reduce_sum(per_example), self.x)[0]
+                with _v1_control_flow():
+                    self._gradients[loss] = tf.gradients(tf.reduce_sum(per_example),
+                                                         self.x)[0]
         return self._gradients[loss]
 
     def input_gradient(self, x: np.ndarray, y: np.ndarray, loss: str = "xent") -> np.ndarray:
-        """float32 ``(N, 784)`` gradient of the SUMMED per-example loss w.r.t. the input.
+        """float32 gradient (the images' shape) of the SUMMED per-example loss w.r.t. the input.
 
         ``loss``: "xent" (sparse softmax cross-entropy) or "cw" (the challenge's
         ``-relu(correct - max_wrong + 50)``); ``y`` int64 ``(N,)`` labels.
@@ -204,4 +242,6 @@ def meta_for(arch: str, shared_data: Path) -> Path:
         "madry_mnist": shared_data / "mnist_challenge" / "secret" / "checkpoint-99900.meta",
         "daa_fashion": (shared_data / "daa_fashion_mnist" / "a_very_robust_model"
                         / "checkpoint-99900.meta"),
+        "madry_cifar10": (shared_data / "cifar10_challenge" / "adv_trained_graph"
+                          / "checkpoint-70000.meta"),
     }[arch]

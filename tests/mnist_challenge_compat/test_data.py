@@ -210,7 +210,7 @@ def test_missing_files_are_named(tmp_path, raw_test_files):
     assert "does not exist" in _error("mnist", "test", tmp_path / "nope")
 
 
-@pytest.mark.parametrize("name,split,word", [("cifar10", "test", "dataset 'cifar10'"),
+@pytest.mark.parametrize("name,split,word", [("svhn", "test", "dataset 'svhn'"),
                                              ("mnist", "validation", "split 'validation'")])
 def test_unknown_name_or_split_is_named(name, split, word):
     assert f"unknown {word}" in _error(name, split)

@@ -109,14 +109,37 @@ def test_official_secret_digest_matches_the_shared_data_readme(shared_data):
     assert OFFICIAL_MODELS["secret"].sha256 == match.group(1)
 
 
-def test_official_models_are_the_three_released_zips_and_only_secret_has_a_digest():
-    assert set(OFFICIAL_MODELS) == {"secret", "adv_trained", "natural"}
+def test_official_models_are_the_released_zips_and_only_mnist_secret_has_a_digest():
+    assert set(OFFICIAL_MODELS) == {"secret", "adv_trained", "natural",
+                                    "cifar10_adv_trained", "cifar10_natural"}
     for name, source in OFFICIAL_MODELS.items():
         assert isinstance(source, ModelSource)
-        assert source.url == ("https://github.com/MadryLab/mnist_challenge_models/raw/master/"
-                              f"{name}.zip")
-    assert OFFICIAL_MODELS["adv_trained"].sha256 is None
-    assert OFFICIAL_MODELS["natural"].sha256 is None
+        if name.startswith("cifar10_"):
+            assert source.url == ("https://github.com/MadryProj/cifar10_challenge_models/raw/"
+                                  f"master/{name[len('cifar10_'):]}.zip")
+            assert source.filename == f"{name}.zip"
+        else:
+            assert source.url == ("https://github.com/MadryLab/mnist_challenge_models/raw/"
+                                  f"master/{name}.zip")
+        assert (source.sha256 is None) == (name != "secret")
+
+
+def test_cifar10_zip_is_stored_under_its_own_name_beside_the_mnist_one(tmp_path, good_zip):
+    body = good_zip.read_bytes()
+    urls = []
+
+    def opener(url, timeout=None):
+        urls.append(url)
+        return FakeResponse(body, length=len(body))
+
+    dest = tmp_path / "models"
+    dest.mkdir()
+    (dest / "adv_trained.zip").write_bytes(b"the MNIST model's zip: must not be reused")
+    fetched = fetch_model("cifar10_adv_trained", dest, opener=opener)
+    assert urls == [OFFICIAL_MODELS["cifar10_adv_trained"].url]
+    assert fetched.zip_path == dest / "cifar10_adv_trained.zip"
+    assert fetched.zip_path.read_bytes() == body and not fetched.verified
+    assert (dest / "adv_trained.zip").read_bytes().startswith(b"the MNIST")
 
 
 def test_fetch_by_official_name_uses_its_url_and_published_digest(tmp_path, good_zip):
