@@ -1,14 +1,12 @@
 """File formats of the MNIST Adversarial Examples Challenge: TF1 checkpoints and IDX data.
 
-No attack math lives here; Keras layer definitions live in ``models``.
+No attack math lives here; Keras layer definitions live in ``models``. The checkpoint names
+load TensorFlow on first use (not at import), so that a program such as the verifier can check
+an untrusted file, and set TensorFlow's logging, before TensorFlow starts.
 """
+import importlib
+
 from mnist_challenge_compat.errors import CompatError
-from mnist_challenge_compat.checkpoint import checkpoint_sha256
-from mnist_challenge_compat.checkpoint import latest_checkpoint
-from mnist_challenge_compat.checkpoint import load_model
-from mnist_challenge_compat.checkpoint import restore_optimizer
-from mnist_challenge_compat.checkpoint import save_checkpoint
-from mnist_challenge_compat.checkpoint import tf1_variable_map
 from mnist_challenge_compat.data import dataset_source
 from mnist_challenge_compat.data import load_dataset
 
@@ -53,3 +51,12 @@ from mnist_challenge_compat.run_state import load_state
 from mnist_challenge_compat.run_state import save_state
 
 __all__ += ["load_state", "save_state"]
+
+_CHECKPOINT_NAMES = ("checkpoint_sha256", "latest_checkpoint", "load_model", "restore_optimizer",
+                     "save_checkpoint", "tf1_variable_map")
+
+
+def __getattr__(name):
+    if name in _CHECKPOINT_NAMES:
+        return getattr(importlib.import_module("mnist_challenge_compat.checkpoint"), name)
+    raise AttributeError(f"module 'mnist_challenge_compat' has no attribute {name!r}")

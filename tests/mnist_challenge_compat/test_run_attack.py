@@ -213,3 +213,9 @@ def test_cli_bad_flag_one_line_nonzero(tmp_path):
     lines = _our_stderr_lines(result)
     assert len(lines) == 1 and lines[0].startswith("run_attack: ") and "epsilon" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_cli_stderr_is_exactly_the_one_error_line_without_tensorflow_start_up_noise(tmp_path):
+    result = _run_cli(f"--attack_path={tmp_path / 'missing.npy'}", "--model_dir=m", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"run_attack: attack file {tmp_path / 'missing.npy'}: not found"]
