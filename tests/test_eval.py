@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mnist_challenge_compat import check_submission, load_dataset, load_submission
+from tests.conftest import assert_help_lists
 from tests.tf1_reference import TF1Model, make_tf1_checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,6 +32,7 @@ def challenge_checkpoint(tmp_path_factory, secret_meta):
     return out, make_tf1_checkpoint(secret_meta, out, seed=7)
 
 
+@pytest.mark.slow
 def test_pgd_on_200_images_passes_the_rules_and_matches_the_real_graph(challenge_checkpoint, secret_meta,
                                                                        mnist_dir, tmp_path):
     model_dir, prefix = challenge_checkpoint
@@ -58,6 +60,7 @@ def test_pgd_on_200_images_passes_the_rules_and_matches_the_real_graph(challenge
     assert "run 1/1 restart 1/1 done" in res.stdout and "example-steps/s" in res.stdout
 
 
+@pytest.mark.slow
 def test_sigterm_after_first_restart_then_rerun_is_bit_identical(challenge_checkpoint, tmp_path):
     model_dir, _ = challenge_checkpoint
     args = [f"--model_dir={model_dir}", "--num_examples=400", "--steps=15", "--restarts=3",
@@ -90,6 +93,7 @@ def test_sigterm_after_first_restart_then_rerun_is_bit_identical(challenge_check
     assert ra["restart_accuracies"] == rb["restart_accuracies"]
 
 
+@pytest.mark.slow
 def test_challenge_config_sets_the_flags_and_explicit_flags_win(challenge_checkpoint, shared_data, tmp_path):
     model_dir, _ = challenge_checkpoint
     config = shared_data / "mnist_challenge" / "config.json"
@@ -121,6 +125,7 @@ def test_bad_flags_exit_nonzero_with_one_line(flag, needle):
     assert msg, res.stderr[-1000:]
 
 
+@pytest.mark.slow
 def test_missing_model_and_foreign_state_are_one_line_errors(challenge_checkpoint, tmp_path):
     res = _eval(f"--model_dir={tmp_path / 'nope'}", f"--output_dir={tmp_path / 'o'}")
     assert res.returncode == 1 and "Traceback" not in res.stderr
@@ -130,3 +135,7 @@ def test_missing_model_and_foreign_state_are_one_line_errors(challenge_checkpoin
     assert _eval(*common).returncode == 0
     res = _eval(*common[:-2], "--steps=3", common[-1])
     assert res.returncode == 1 and "other settings" in _our_lines(res.stderr)[0]
+
+
+def test_help_and_helpfull_exit_0_and_list_the_flags():
+    assert_help_lists(["eval.py"], "attack")

@@ -14,7 +14,7 @@ import pytest
 
 from mnist_challenge_compat.data import load_dataset
 from mnist_challenge_compat.run_attack import evaluate_submission
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, assert_help_lists
 
 EPS = 0.3
 
@@ -95,6 +95,7 @@ def _tf1_predictions(meta, prefix, x):
                                for i in range(0, len(x), 1000)])
 
 
+@pytest.mark.slow
 def test_cli_valid_submission_prints_accuracy_of_the_real_graph(
         tmp_path, test_set, checkpoint, secret_meta, mnist_dir):
     x_nat, y = test_set
@@ -166,3 +167,7 @@ def test_cli_bad_flag_one_line_nonzero(tmp_path):
     lines = _our_stderr_lines(result)
     assert len(lines) == 1 and lines[0].startswith("run_attack: ") and "epsilon" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_cli_help_and_helpfull_exit_0_and_list_the_flags():
+    assert_help_lists(["-m", "mnist_challenge_compat.run_attack"], "attack_path")
