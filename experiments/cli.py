@@ -43,5 +43,6 @@ def flags_parser(name: str):
     """absl flags parser of ``experiments.<name>``: a bad flag is one ``name: ...`` line and
     exit 1; ``--help`` (exit 0) lists the shared flags and the module's own."""
     module = f"experiments.{name}"
+    loaded = sys.modules.get(module)  # None when it runs as __main__ (python -m)
     return one_line_flags_parser(name, modules=(common.__name__, module),
-                                 usage=sys.modules[module].__doc__ if module in sys.modules else None)
+                                 usage=loaded.__doc__ if loaded else None)
