@@ -108,5 +108,10 @@ def main(argv):
                                                  f"during start-up; nothing was computed or saved")
 
 
+def run() -> None:
+    """``python eval.py`` and the ``qg-eval`` console script: parse the flags, run :func:`main`."""
+    app.run(main, flags_parser=one_line_flags_parser(PROGRAM, modules=(__name__,), usage=__doc__))
+
+
 if __name__ == "__main__":
-    app.run(main, flags_parser=one_line_flags_parser(PROGRAM))
+    run()

@@ -537,5 +537,11 @@ def main(argv: list[str]) -> int:
         fail("train.py", err)
 
 
+def run() -> None:
+    """``python train.py`` and the ``qg-train`` console script: parse the flags, run :func:`main`."""
+    app.run(main, flags_parser=one_line_flags_parser("train.py", modules=(__name__,),
+                                                     usage=__doc__))
+
+
 if __name__ == "__main__":
-    app.run(main, flags_parser=one_line_flags_parser("train.py"))
+    run()

@@ -1,6 +1,7 @@
 """The absl wiring shared by the experiment commands (each is ``python -m experiments.<name>``)."""
 from __future__ import annotations
 
+import sys
 from typing import Sequence
 
 from absl import flags
@@ -39,5 +40,9 @@ def main(name: str, argv: Sequence[str]) -> None:
 
 
 def flags_parser(name: str):
-    """absl flags parser printing a bad flag as one ``name: ...`` line, exit 1."""
-    return one_line_flags_parser(name)
+    """absl flags parser of ``experiments.<name>``: a bad flag is one ``name: ...`` line and
+    exit 1; ``--help`` (exit 0) lists the shared flags and the module's own."""
+    module = f"experiments.{name}"
+    loaded = sys.modules.get(module)  # None when it runs as __main__ (python -m)
+    return one_line_flags_parser(name, modules=(common.__name__, module),
+                                 usage=loaded.__doc__ if loaded else None)

@@ -1,6 +1,8 @@
 """Every table and figure with the default sizes (77 min measured on a 2-core CPU).
 
-Usage: python -m experiments.run_all [--output_dir=runs/experiments] [--num_examples=N] [--runs=R] [--restarts=K] [--only=table2,figure4]
+Usage: python -m experiments.run_all [ARTIFACT ...] [--output_dir=runs/experiments] [--num_examples=N]
+       [--runs=R] [--restarts=K]  (or qg-experiments ..., installed); e.g.
+       qg-experiments table2 figure4, or --only=table2,figure4
 
 Runs the artifacts in an order that computes shared cells once: the MNIST tables, then the
 figures that reuse their cells, then Fashion-MNIST. --runs/--restarts, when given, apply to
@@ -22,9 +24,14 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        fail("run_all", f"unexpected arguments: {' '.join(argv[1:])}")
-    names = [n for n in ORDER if FLAGS.only is None or n in FLAGS.only]
+    chosen = argv[1:]
+    unknown = [n for n in chosen if n not in ORDER]
+    if unknown:
+        fail("run_all", f"unknown artifact(s) {', '.join(unknown)}; known: {', '.join(ORDER)}")
+    if chosen and FLAGS.only is not None:
+        fail("run_all", "name the artifacts either as arguments or with --only, not both")
+    wanted = chosen or FLAGS.only
+    names = [n for n in ORDER if wanted is None or n in wanted]
 
     def body():
         for name in names:
@@ -32,5 +39,10 @@ def main(argv):
     common.run_command("run_all", body)
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """``python -m experiments.run_all`` and the ``qg-experiments`` console script."""
     app.run(main, flags_parser=cli.flags_parser("run_all"))
+
+
+if __name__ == "__main__":
+    run()

@@ -27,6 +27,7 @@ NUM_CLASSES = 10
 
 SHIPPED_MNIST_DIR = Path(__file__).resolve().parent / "data" / "mnist"
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_DIR_ENV = "QG_FASHION_MNIST_DIR"
 
 CIFAR10_SIDE = 32
 CIFAR10_CHANNELS = 3
@@ -43,8 +44,8 @@ _FILE_STEMS = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 
-__all__ = ["load_dataset", "dataset_source", "read_idx_images", "read_idx_labels",
-           "read_cifar10_batch", "DATASETS", "SPLITS"]
+__all__ = ["load_dataset", "dataset_source", "fashion_mnist_dir", "read_idx_images",
+           "read_idx_labels", "read_cifar10_batch", "DATASETS", "SPLITS"]
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,13 @@ def _find_file(directory: Path, stem: str) -> Path | None:
     return None
 
 
+def fashion_mnist_dir() -> Path:
+    """Where Fashion-MNIST is looked for when no ``data_dir`` is given: ``$QG_FASHION_MNIST_DIR``
+    if set, else Debian's ``/usr/share/datasets/fashion-mnist`` (``apt-get install -y
+    dataset-fashion-mnist``). Read on every call, so setting the variable takes effect at once."""
+    return Path(os.environ.get(FASHION_DIR_ENV) or DEBIAN_FASHION_DIR)
+
+
 def _idx_source(kind: str, directory: Path, split: str) -> _Source | None:
     found = [_find_file(directory, stem) for stem in _FILE_STEMS[split]]
     if None in found:
@@ -226,8 +234,8 @@ def _resolve(name: str, split: str, data_dir: str | os.PathLike | None) -> _Sour
             raise CompatError(f"{directory}: missing IDX file(s) "
                               f"{', '.join(m + '[.gz]' for m in missing)} for {name} {split}")
         return source
-    if name == "fashion_mnist" and DEBIAN_FASHION_DIR.is_dir():
-        source = _idx_source("debian", DEBIAN_FASHION_DIR, split)
+    if name == "fashion_mnist" and fashion_mnist_dir().is_dir():
+        source = _idx_source("debian", fashion_mnist_dir(), split)
         if source is not None:
             return source
     if name == "mnist" and split == "test":
@@ -262,6 +270,10 @@ def _load_tfds(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         images, labels = tfds.as_numpy(
             tfds.load(name, split=split, batch_size=-1, as_supervised=True))
+    except ModuleNotFoundError as err:  # tfds imports some of its dependencies lazily
+        raise CompatError(f"{name}/{split}: tensorflow_datasets needs the Python module "
+                          f"{err.name or str(err)!r}, which is not installed; install it with "
+                          "pip, or pass data_dir=<folder with the IDX files>") from None
     except Exception as err:  # noqa: BLE001 - tfds raises many types; one line for the user
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CompatError(f"{name}/{split}: tensorflow_datasets failed ({first}); pass "
@@ -280,9 +292,9 @@ def load_dataset(name: str, split: str,
     Sources, first found wins: ``data_dir`` (must then hold the split's two IDX files,
     ``{train,t10k}-{images-idx3,labels-idx1}-ubyte`` with or without ``.gz``; for cifar10 the
     binary batches ``data_batch_{1..5}.bin`` / ``test_batch.bin``, in ``data_dir`` or in its
-    ``cifar-10-batches-bin`` folder); for fashion_mnist Debian's
-    ``/usr/share/datasets/fashion-mnist``; for the mnist test split the copy shipped in this
-    package; otherwise ``tensorflow_datasets``.
+    ``cifar-10-batches-bin`` folder); for fashion_mnist :func:`fashion_mnist_dir` (Debian's
+    ``/usr/share/datasets/fashion-mnist`` or ``$QG_FASHION_MNIST_DIR``); for the mnist test
+    split the copy shipped in this package; otherwise ``tensorflow_datasets``.
 
     Returns:
         ``x``: float32 ``(N, 784)`` in [0, 1] (pixel * (1/255) in float32, as the challenge),

@@ -34,7 +34,7 @@ from mnist_challenge_compat.submission import (
     save_array_atomic,
 )
 
-__all__ = ["evaluate_submission", "verify_attack", "main"]
+__all__ = ["evaluate_submission", "verify_attack", "main", "run"]
 
 PROGRAM = "run_attack"
 EXIT_INVALID = 1
@@ -169,16 +169,6 @@ def _define_flags() -> None:
                              message="--batch_size must be >= 1")
 
 
-def _parse_flags(argv: Sequence[str]) -> list[str]:
-    """absl ``flags_parser``: one-line error and exit 1 instead of absl's usage text."""
-    from absl import flags
-
-    try:
-        return flags.FLAGS(list(argv))
-    except flags.Error as err:
-        _fail(str(err))
-
-
 def main(argv: Sequence[str]) -> int:
     """absl main: runs :func:`verify_attack` with the flags; returns the exit status."""
     from absl import flags
@@ -199,11 +189,18 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """``python -m mnist_challenge_compat.run_attack`` and the ``qg-verify`` console script."""
     from absl import app
 
-    from workflow.cli import quiet_tensorflow
+    # The command line only: the library functions above need neither absl nor workflow.
+    from workflow.cli import one_line_flags_parser, quiet_tensorflow
 
     quiet_tensorflow()
     _define_flags()
-    app.run(main, flags_parser=_parse_flags)
+    app.run(main, flags_parser=one_line_flags_parser(PROGRAM, modules=(__name__,),
+                                                     usage=__doc__))
+
+
+if __name__ == "__main__":
+    run()

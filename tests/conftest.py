@@ -1,19 +1,53 @@
-"""Shared fixtures: the real data in ``../shared/data`` (override with ``QG_SHARED_DATA``)."""
+"""Shared fixtures: the real data in ``../shared/data`` (override with ``QG_SHARED_DATA``) and
+Debian's Fashion-MNIST (override with ``QG_FASHION_MNIST_DIR``).
+
+A test that needs data which is not there is SKIPPED with a reason naming the missing path and
+how to provide it; every other test still runs.
+"""
 import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
+from mnist_challenge_compat.data import FASHION_DIR_ENV, fashion_mnist_dir  # noqa: E402
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("QG_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+FASHION_INSTALL = "apt-get install -y dataset-fashion-mnist"
+
+
+def assert_help_lists(command: Sequence[str], flag: str) -> None:
+    """``command --help`` and ``command --helpfull`` (``command`` after the Python interpreter,
+    run from the checkout) exit 0 and print ``--flag`` with its help."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO_ROOT))
+    for help_flag in ("--help", "--helpfull"):
+        proc = subprocess.run([sys.executable, *command, help_flag], cwd=REPO_ROOT, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, (help_flag, proc.stdout[-1000:], proc.stderr[-1000:])
+        assert f"--{flag}:" in proc.stdout, (help_flag, proc.stdout[-2000:])
 
 
 def _require(path: Path) -> Path:
+    """``path``, or a skip naming it when the shared data is not there."""
     if not path.exists():
-        pytest.fail(f"test data missing: {path} (set QG_SHARED_DATA to the shared data folder)")
+        pytest.skip(f"shared test data missing: {path} (put the shared data folder at "
+                    f"{REPO_ROOT.parent / 'shared' / 'data'} or set QG_SHARED_DATA to it)")
     return path
+
+
+def require_fashion_mnist() -> Path:
+    """The Fashion-MNIST IDX folder ``load_dataset`` reads by default, or a skip naming the
+    package that provides it."""
+    directory = fashion_mnist_dir()
+    if not directory.is_dir():
+        pytest.skip(f"Fashion-MNIST missing: {directory} (install it with `{FASHION_INSTALL}` "
+                    f"or set {FASHION_DIR_ENV} to a folder with its four IDX files)")
+    return directory
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +79,9 @@ def cifar10_meta(shared_data) -> Path:
     """The CIFAR-10 challenge graph's ``.meta`` (rebuilt from its public code, no weights)."""
     return _require(shared_data / "cifar10_challenge" / "adv_trained_graph"
                     / "checkpoint-70000.meta")
+
+
+@pytest.fixture()
+def fashion_dir() -> Path:
+    """Debian's Fashion-MNIST folder (or ``$QG_FASHION_MNIST_DIR``); skips when it is missing."""
+    return require_fashion_mnist()

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from mnist_challenge_compat import check_submission, load_dataset, load_submission
+from tests.conftest import assert_help_lists
 from tests.tf1_reference import TF1Model, make_tf1_checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,6 +33,7 @@ def challenge_checkpoint(tmp_path_factory, secret_meta):
     return out, make_tf1_checkpoint(secret_meta, out, seed=7)
 
 
+@pytest.mark.slow
 def test_pgd_on_200_images_passes_the_rules_and_matches_the_real_graph(challenge_checkpoint, secret_meta,
                                                                        mnist_dir, tmp_path):
     model_dir, prefix = challenge_checkpoint
@@ -68,6 +70,7 @@ def test_noplots_and_plot_examples_reach_the_evaluation(tmp_path):
     assert len(json.loads((tmp_path / "results.json").read_text())["examples"]) == 3
 
 
+@pytest.mark.slow
 def test_sigterm_after_first_restart_then_rerun_is_bit_identical(challenge_checkpoint, tmp_path):
     model_dir, _ = challenge_checkpoint
     args = [f"--model_dir={model_dir}", "--num_examples=400", "--steps=15", "--restarts=3",
@@ -101,6 +104,7 @@ def test_sigterm_after_first_restart_then_rerun_is_bit_identical(challenge_check
     assert ra["restart_accuracies"] == rb["restart_accuracies"]
 
 
+@pytest.mark.slow
 def test_challenge_config_sets_the_flags_and_explicit_flags_win(challenge_checkpoint, shared_data, tmp_path):
     model_dir, _ = challenge_checkpoint
     config = shared_data / "mnist_challenge" / "config.json"
@@ -191,6 +195,7 @@ def test_two_runs_into_one_folder_the_second_refused_before_compute(challenge_ch
         first.communicate(timeout=300)
 
 
+@pytest.mark.slow
 def test_missing_model_and_foreign_state_are_one_line_errors(challenge_checkpoint, tmp_path):
     res = _eval(f"--model_dir={tmp_path / 'nope'}", f"--output_dir={tmp_path / 'o'}")
     assert res.returncode == 1 and "Traceback" not in res.stderr
@@ -200,3 +205,7 @@ def test_missing_model_and_foreign_state_are_one_line_errors(challenge_checkpoin
     assert _eval(*common).returncode == 0
     res = _eval(*common[:-2], "--steps=3", common[-1])
     assert res.returncode == 1 and "other settings" in _our_lines(res.stderr)[0]
+
+
+def test_help_and_helpfull_exit_0_and_list_the_flags():
+    assert_help_lists(["eval.py"], "attack")

@@ -20,6 +20,7 @@ import attacks
 import models
 from mnist_challenge_compat import latest_checkpoint, load_dataset, load_model
 from mnist_challenge_compat.checkpoint import read_global_step
+from tests.conftest import assert_help_lists
 from tests.tf1_reference import TF1Model, meta_for, restore_model_vars
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -89,6 +90,7 @@ def uninterrupted(tmp_path_factory, mnist_dir) -> str:
     return prefix
 
 
+@pytest.mark.slow
 def test_resume_after_stop_and_signal_equals_uninterrupted_run(tmp_path, mnist_dir,
                                                                uninterrupted):
     # 1) 15 steps, then the same command with a larger max continues from checkpoint-15.
@@ -112,6 +114,7 @@ def test_resume_after_stop_and_signal_equals_uninterrupted_run(tmp_path, mnist_d
     assert_same_checkpoint(resumed, uninterrupted)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["madry_mnist", "daa_fashion"])
 def test_training_checkpoints_restore_in_the_real_tf1_graph(tmp_path, mnist_dir, shared_data,
                                                             arch):
@@ -142,6 +145,7 @@ def adversarial_accuracy(model, x, y, epsilon: float) -> float:
     return attacks.attack(model, x, y, config, seed=0).accuracy
 
 
+@pytest.mark.slow
 def test_short_training_improves_adversarial_accuracy(tmp_path, mnist_dir):
     epsilon = 0.1
     result = run_train(train_args(mnist_dir, tmp_path, num_train_examples=10000,
@@ -160,6 +164,7 @@ def test_short_training_improves_adversarial_accuracy(tmp_path, mnist_dir):
     assert trained > untrained + 0.3, (untrained, trained, clean)
 
 
+@pytest.mark.slow
 def test_challenge_config_is_honoured_and_explicit_flags_win(tmp_path, mnist_dir,
                                                              shared_data):
     config = shared_data / "mnist_challenge" / "config.json"
@@ -351,3 +356,7 @@ def test_progress_eta_counts_hours_past_a_day():
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("ETA 25:00:00")  # 90,000 steps left at 1 s each
+
+
+def test_help_and_helpfull_exit_0_and_list_the_flags():
+    assert_help_lists(["train.py"], "max_num_training_steps")

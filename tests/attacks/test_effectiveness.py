@@ -4,6 +4,8 @@ import pytest
 
 from attacks import AttackConfig, attack, perturb, predict
 
+pytestmark = pytest.mark.slow  # every test here uses a CNN trained for the module (~10 s)
+
 EPS = 0.1
 N = 500
 

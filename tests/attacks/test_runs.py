@@ -42,13 +42,35 @@ def test_resuming_from_any_saved_restart_gives_the_uninterrupted_result(tiny_mod
     assert resumed.run_merged_accuracies == full.run_merged_accuracies
 
 
+def _numpy_predictions(model, x: np.ndarray) -> np.ndarray:
+    """Classes of ``tiny_model`` (Dense-tanh-Dense) computed in float64 numpy."""
+    w1, b1, w2, b2 = (np.asarray(v, dtype=np.float64) for v in model.weights)
+    return np.argmax(np.tanh(x.astype(np.float64) @ w1 + b1) @ w2 + b2, axis=1)
+
+
 def test_runs_differ_and_worst_is_the_lowest_run(tiny_model, data):
-    x, y = data
-    state = attack_runs(tiny_model, x, y, CONFIG, runs=3, restarts=1, seed=1)
+    x = data[0]
+    y = _numpy_predictions(tiny_model, x)  # every example starts classified correctly
+    # A wide random start and one tiny step: what a run breaks depends on its own start.
+    config = AttackConfig(method="pqgd", b=50, epsilon=0.1, steps=1, step_size=0.001,
+                          batch_size=16)
+    seed = 0
+    state = attack_runs(tiny_model, x, y, config, runs=3, restarts=1, seed=seed)
     assert len(state.run_accuracies) == 3 and state.current is None
-    assert state.worst_accuracy == min(state.run_accuracies)
-    assert state.average_accuracy == pytest.approx(np.mean(state.run_accuracies))
-    assert len({tuple(r) for r in state.run_restart_accuracies}) >= 1
+    # Run k is the attack seeded [seed, k] (its restart r draws from default_rng([seed, k, r])).
+    images = [attack(tiny_model, x, y, config, seed=[seed, k]).x_adv for k in range(3)]
+    accuracies = [float(np.mean(_numpy_predictions(tiny_model, im) == y)) for im in images]
+    assert state.run_accuracies == pytest.approx(accuracies)
+    for i in range(3):
+        for j in range(i + 1, 3):
+            assert not np.array_equal(images[i], images[j]), (i, j)
+    assert len(set(accuracies)) > 1, "the runs must reach different accuracies"
+    lowest = min(accuracies)
+    assert accuracies.count(lowest) == 1, "the test needs one strictly lowest run"
+    assert state.worst_accuracy == pytest.approx(lowest)
+    assert state.average_accuracy == pytest.approx(np.mean(accuracies))
+    np.testing.assert_array_equal(state.worst_x_adv, images[accuracies.index(lowest)])
+    assert np.mean(_numpy_predictions(tiny_model, state.worst_x_adv) == y) == pytest.approx(lowest)
 
 
 def test_attack_runs_refuses_unresumable_settings(tiny_model, data):

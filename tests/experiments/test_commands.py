@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 import attacks
+from experiments.artifacts import ARTIFACTS
 from mnist_challenge_compat import load_dataset, load_model
+from tests.conftest import assert_help_lists
 from workflow.evaluate import default_model_dir
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -44,6 +46,7 @@ def _pgd_outcomes(model, x, y, attack):
     return attacks.predict(model, x_adv) == y
 
 
+@pytest.mark.slow
 def test_table2_reports_each_runs_accuracy_of_the_attack_it_names(table2_dir):
     data = json.loads((table2_dir / "table2.json").read_text())
     rows = {r["attack"]: r for r in data["rows"]}
@@ -65,6 +68,7 @@ def test_table2_reports_each_runs_accuracy_of_the_attack_it_names(table2_dir):
     assert "| PGD |" in text and "200 steps, no restarts" in text and f"first {N} official" in text
 
 
+@pytest.mark.slow
 def test_table3_merges_restarts_per_example_reusing_table2s_attacks(table2_dir):
     proc = _run("table3", f"--num_examples={N}", "--runs=1", f"--restarts={RUNS}",
                 f"--output_dir={table2_dir}")
@@ -78,6 +82,7 @@ def test_table3_merges_restarts_per_example_reusing_table2s_attacks(table2_dir):
     assert f"{RUNS} random restarts merged per example" in (table2_dir / "table3.md").read_text()
 
 
+@pytest.mark.slow
 def test_an_interrupted_command_exits_130_and_resumes_to_the_same_table(table2_dir, tmp_path):
     args = [sys.executable, "-m", "experiments.table2", f"--num_examples={N}", f"--runs={RUNS}",
             f"--output_dir={tmp_path}"]
@@ -99,7 +104,9 @@ def test_an_interrupted_command_exits_130_and_resumes_to_the_same_table(table2_d
     assert [r["run_accuracies"] for r in a] == [r["run_accuracies"] for r in b]
 
 
+@pytest.mark.slow
 def test_figure2_histograms_count_the_models_real_gradients(tmp_path):
+    pytest.importorskip("matplotlib", reason="figures need matplotlib (pip install -e '.[test]')")
     import tensorflow as tf
     proc = _run("figure2", "--num_examples=20", f"--output_dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -128,6 +135,7 @@ def _zip_dir(path, files):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_secret_model_command_downloads_verifies_extracts_and_runs_tables_2_and_3(tmp_path):
     shipped = default_model_dir("mnist")
     files = {f"secret/{p.name}": p.read_bytes() for p in shipped.glob("checkpoint-6000.*")}
@@ -147,6 +155,7 @@ def test_secret_model_command_downloads_verifies_extracts_and_runs_tables_2_and_
         assert data["model"]["clean_accuracy"] == 1.0  # the shipped model gets the first 4 right
 
 
+@pytest.mark.slow
 def test_secret_model_command_refuses_a_wrong_digest_and_a_path_escaping_zip(tmp_path):
     _zip_dir(tmp_path / "secret.zip", {"secret/checkpoint": "x"})
     proc = _run("secret_model", f"--url=file://{tmp_path / 'secret.zip'}",
@@ -168,6 +177,8 @@ def test_secret_model_command_refuses_a_wrong_digest_and_a_path_escaping_zip(tmp
     ("figure3", ["--runs=x"], "runs"),
     ("run_all", ["--only=table9"], "--only takes names from"),
     ("table2", ["surplus"], "unexpected arguments"),
+    ("run_all", ["table9"], "unknown artifact(s) table9; known: table2,"),
+    ("run_all", ["table2", "--only=table3"], "either as arguments or with --only"),
 ])
 def test_bad_flags_give_one_line_and_exit_1(command, args, message, tmp_path):
     proc = _run(command, *args, f"--output_dir={tmp_path}")
@@ -216,3 +227,14 @@ def test_an_unwritable_output_folder_fails_in_one_line_before_any_work(tmp_path)
     assert proc.returncode == 1 and len(lines) == 1, proc.stderr[-1000:]
     assert f"output folder {blocker / 'out'} is not writable" in lines[0]
     assert proc.stdout == ""  # nothing loaded, nothing computed
+
+
+# command -> a flag its --help must list: the shared flags live in experiments/common.py.
+HELP_FLAGS = {**{name: "num_examples" for name in sorted(ARTIFACTS)},
+              "run_all": "only", "secret_model": "sha256"}
+
+
+@pytest.mark.parametrize("command", [
+    pytest.param(name, marks=() if name == "table2" else pytest.mark.slow) for name in HELP_FLAGS])
+def test_help_and_helpfull_exit_0_and_list_the_commands_flags(command):
+    assert_help_lists(["-m", f"experiments.{command}"], HELP_FLAGS[command])

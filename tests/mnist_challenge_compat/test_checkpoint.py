@@ -15,10 +15,10 @@ from mnist_challenge_compat import (CompatError, latest_checkpoint, load_dataset
                                     restore_optimizer, save_checkpoint, tf1_variable_map)
 from mnist_challenge_compat.checkpoint import (is_model_variable_name, read_global_step,
                                                tf1_layout)
+from mnist_challenge_compat.data import fashion_mnist_dir
 from tests.tf1_reference import TF1Model, make_tf1_checkpoint, meta_for, restore_model_vars
 
 ARCHS = ("madry_mnist", "daa_fashion")
-DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 N_IMAGES = 1000
 
 
@@ -30,8 +30,8 @@ def images(mnist_dir) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     for daa_fashion (MNIST when Debian's package is absent)."""
     x, y = load_dataset("mnist", "test", mnist_dir)
     out = {"madry_mnist": (x[:N_IMAGES], y[:N_IMAGES])}
-    if DEBIAN_FASHION.is_dir():
-        xf, yf = load_dataset("fashion_mnist", "test", DEBIAN_FASHION)
+    if fashion_mnist_dir().is_dir():
+        xf, yf = load_dataset("fashion_mnist", "test", fashion_mnist_dir())
         out["daa_fashion"] = (xf[:N_IMAGES], yf[:N_IMAGES])
     else:
         out["daa_fashion"] = out["madry_mnist"]

@@ -1,6 +1,7 @@
 """IDX loading of the real MNIST / Fashion-MNIST files, sources, and malformed-file errors."""
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import shutil
@@ -13,16 +14,13 @@ import tensorflow as tf
 from mnist_challenge_compat import CompatError, dataset_source, load_dataset
 from mnist_challenge_compat import data as data_module
 
-DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+SHIPPED = data_module.SHIPPED_MNIST_DIR  # the official test files (checked below)
 OFFICIAL_MD5 = {
     "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
 }
 MNIST_TEST_HISTOGRAM = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 TEST_FILES = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-
-needs_debian_fashion = pytest.mark.skipif(not DEBIAN_FASHION.is_dir(),
-                                          reason="Debian's dataset-fashion-mnist not installed")
 
 
 def _md5(path: Path) -> str:
@@ -34,11 +32,16 @@ def mnist_test(mnist_dir) -> tuple[np.ndarray, np.ndarray]:
     return load_dataset("mnist", "test", mnist_dir)
 
 
+@pytest.fixture(scope="module")
+def shipped_test() -> tuple[np.ndarray, np.ndarray]:
+    return load_dataset("mnist", "test", SHIPPED)
+
+
 @pytest.fixture()
-def raw_test_files(mnist_dir, tmp_path) -> tuple[Path, bytes, bytes]:
+def raw_test_files(tmp_path) -> tuple[Path, bytes, bytes]:
     """(a writable data dir, uncompressed image bytes, uncompressed label bytes)."""
-    images = gzip.decompress((mnist_dir / f"{TEST_FILES[0]}.gz").read_bytes())
-    labels = gzip.decompress((mnist_dir / f"{TEST_FILES[1]}.gz").read_bytes())
+    images = gzip.decompress((SHIPPED / f"{TEST_FILES[0]}.gz").read_bytes())
+    labels = gzip.decompress((SHIPPED / f"{TEST_FILES[1]}.gz").read_bytes())
     return tmp_path, images, labels
 
 
@@ -87,28 +90,40 @@ def test_shared_mnist_train_has_10000_images(mnist_dir):
     assert 0.0 <= x.min() and x.max() <= 1.0
 
 
-@needs_debian_fashion
-def test_fashion_mnist_from_debian():
+def test_fashion_mnist_from_debian(fashion_dir):
     x_train, y_train = load_dataset("fashion_mnist", "train")
     x_test, y_test = load_dataset("fashion_mnist", "test")
     assert x_train.shape == (60_000, 784) and x_test.shape == (10_000, 784)
     assert np.bincount(y_train).tolist() == [6000] * 10
     assert np.bincount(y_test).tolist() == [1000] * 10
     assert "debian" in dataset_source("fashion_mnist", "test")
-    assert str(DEBIAN_FASHION) in dataset_source("fashion_mnist", "train")
+    assert str(fashion_dir) in dataset_source("fashion_mnist", "train")
 
 
-def test_uncompressed_idx_files_work(raw_test_files, mnist_test):
+def test_fashion_mnist_folder_comes_from_the_environment_variable(raw_test_files, shipped_test,
+                                                                  monkeypatch):
+    directory, images, labels = raw_test_files
+    _write(directory, images, labels, gz=True)  # any IDX pair: here MNIST's test files
+    monkeypatch.setenv("QG_FASHION_MNIST_DIR", str(directory))
+    x, y = load_dataset("fashion_mnist", "test")
+    np.testing.assert_array_equal(x, shipped_test[0])
+    np.testing.assert_array_equal(y, shipped_test[1])
+    assert str(directory / f"{TEST_FILES[0]}.gz") in dataset_source("fashion_mnist", "test")
+    monkeypatch.setenv("QG_FASHION_MNIST_DIR", str(directory / "absent"))
+    assert "tensorflow_datasets" in dataset_source("fashion_mnist", "test")
+
+
+def test_uncompressed_idx_files_work(raw_test_files, shipped_test):
     directory, images, labels = raw_test_files
     _write(directory, images, labels)
     x, y = load_dataset("mnist", "test", directory)
-    np.testing.assert_array_equal(x, mnist_test[0])
-    np.testing.assert_array_equal(y, mnist_test[1])
+    np.testing.assert_array_equal(x, shipped_test[0])
+    np.testing.assert_array_equal(y, shipped_test[1])
     assert str(directory / TEST_FILES[0]) in dataset_source("mnist", "test", directory)
 
 
 def test_shipped_copy_equals_the_shared_one(mnist_dir, mnist_test):
-    shipped = data_module.SHIPPED_MNIST_DIR
+    shipped = SHIPPED
     for name, md5 in OFFICIAL_MD5.items():
         assert _md5(shipped / name) == md5
     assert (shipped / "PROVENANCE.md").is_file()
@@ -119,7 +134,7 @@ def test_shipped_copy_equals_the_shared_one(mnist_dir, mnist_test):
     assert "(data_dir)" in dataset_source("mnist", "test", mnist_dir)
 
 
-def test_without_local_files_falls_back_to_tfds(mnist_test, monkeypatch):
+def test_without_local_files_falls_back_to_tfds(shipped_test, monkeypatch):
     pytest.importorskip("tensorflow_datasets")
     import tensorflow_datasets as tfds
     assert "tensorflow_datasets" in dataset_source("mnist", "train")
@@ -127,14 +142,43 @@ def test_without_local_files_falls_back_to_tfds(mnist_test, monkeypatch):
 
     def fake_load(name, split, batch_size, as_supervised):  # no network in tests
         calls.append((name, split, batch_size, as_supervised))
-        pixels = np.rint(mnist_test[0][:5] * 255).astype(np.uint8).reshape(5, 28, 28, 1)
-        return tf.constant(pixels), tf.constant(mnist_test[1][:5])
+        pixels = np.rint(shipped_test[0][:5] * 255).astype(np.uint8).reshape(5, 28, 28, 1)
+        return tf.constant(pixels), tf.constant(shipped_test[1][:5])
 
     monkeypatch.setattr(tfds, "load", fake_load)
     x, y = load_dataset("mnist", "train")
     assert calls == [("mnist", "train", -1, True)]
-    np.testing.assert_array_equal(x, mnist_test[0][:5])
-    assert y.dtype == np.int64 and y.tolist() == mnist_test[1][:5].tolist()
+    np.testing.assert_array_equal(x, shipped_test[0][:5])
+    assert y.dtype == np.int64 and y.tolist() == shipped_test[1][:5].tolist()
+
+
+def test_real_tfds_fallback_offline_is_one_line_naming_tfds(tmp_path, monkeypatch):
+    # The real tensorflow_datasets builder on an empty data_dir: it prepares the download
+    # (importing its lazy dependencies, importlib_resources among them) and fails where it
+    # would go online.
+    tfds = pytest.importorskip("tensorflow_datasets")
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network in this test")
+
+    monkeypatch.setattr(tfds.download.DownloadManager, "download", offline)
+    monkeypatch.setattr(tfds.download.DownloadManager, "download_and_extract", offline)
+    monkeypatch.setattr(tfds, "load", functools.partial(tfds.load, data_dir=str(tmp_path)))
+    assert _error("mnist", "train") == ("mnist/train: tensorflow_datasets failed (no network "
+                                        "in this test); pass data_dir=<folder with the IDX files>")
+
+
+def test_a_missing_tfds_dependency_is_named_with_how_to_install_it(monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+
+    def load_missing_dependency(*args, **kwargs):  # what tfds raises when its import fails
+        raise ModuleNotFoundError("No module named 'importlib_resources'",
+                                  name="importlib_resources")
+
+    monkeypatch.setattr(tfds, "load", load_missing_dependency)
+    message = _error("mnist", "train")
+    assert message.startswith("mnist/train: tensorflow_datasets needs the Python module "
+                              "'importlib_resources', which is not installed; install it")
 
 
 # --------------------------------------------------------------------------- errors
@@ -163,20 +207,20 @@ def test_wrong_payload_length_is_named(raw_test_files, cut, word):
     assert TEST_FILES[0] in message and f"payload {word}" in message
 
 
-def test_truncated_gzip_is_named(raw_test_files, mnist_dir):
+def test_truncated_gzip_is_named(raw_test_files):
     directory, _, _ = raw_test_files
     for stem in TEST_FILES:
-        shutil.copy(mnist_dir / f"{stem}.gz", directory / f"{stem}.gz")
+        shutil.copy(SHIPPED / f"{stem}.gz", directory / f"{stem}.gz")
     gz = directory / f"{TEST_FILES[0]}.gz"
     gz.write_bytes(gz.read_bytes()[:100_000])
     message = _error("mnist", "test", directory)
     assert str(gz) in message and "truncated gzip" in message
 
 
-def test_corrupt_gzip_is_named(raw_test_files, mnist_dir):
+def test_corrupt_gzip_is_named(raw_test_files):
     directory, _, _ = raw_test_files
     for stem in TEST_FILES:
-        shutil.copy(mnist_dir / f"{stem}.gz", directory / f"{stem}.gz")
+        shutil.copy(SHIPPED / f"{stem}.gz", directory / f"{stem}.gz")
     gz = directory / f"{TEST_FILES[1]}.gz"
     raw = bytearray(gz.read_bytes())
     raw[-6] ^= 0xFF  # inside the CRC32 / length trailer

@@ -14,7 +14,7 @@ import pytest
 
 from mnist_challenge_compat.data import load_dataset
 from mnist_challenge_compat.run_attack import evaluate_submission
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, assert_help_lists
 
 EPS = 0.3
 
@@ -95,6 +95,7 @@ def _tf1_predictions(meta, prefix, x):
                                for i in range(0, len(x), 1000)])
 
 
+@pytest.mark.slow
 def test_cli_valid_submission_prints_accuracy_of_the_real_graph(
         tmp_path, test_set, checkpoint, secret_meta, mnist_dir):
     x_nat, y = test_set
@@ -219,3 +220,7 @@ def test_cli_stderr_is_exactly_the_one_error_line_without_tensorflow_start_up_no
     result = _run_cli(f"--attack_path={tmp_path / 'missing.npy'}", "--model_dir=m", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [f"run_attack: attack file {tmp_path / 'missing.npy'}: not found"]
+
+
+def test_cli_help_and_helpfull_exit_0_and_list_the_flags():
+    assert_help_lists(["-m", "mnist_challenge_compat.run_attack"], "attack_path")

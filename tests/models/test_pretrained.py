@@ -16,6 +16,7 @@ import tensorflow as tf
 from attacks import predict
 from mnist_challenge_compat import latest_checkpoint, load_dataset, load_model
 from mnist_challenge_compat.checkpoint import is_model_variable_name
+from tests.conftest import require_fashion_mnist
 from tests.tf1_reference import meta_for, restore_model_vars
 
 PRETRAINED = Path(__file__).resolve().parents[2] / "models" / "pretrained"
@@ -39,6 +40,9 @@ def shipped(request) -> tuple[str, Path, str]:
 
 
 def first_test_images(dataset: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` test images of ``dataset``; skips when Fashion-MNIST is not installed."""
+    if dataset == "fashion_mnist":
+        require_fashion_mnist()
     x, y = load_dataset(dataset, "test")
     return x[:n], y[:n]
 
