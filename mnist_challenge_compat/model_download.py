@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-from mnist_challenge_compat.checkpoint import (STATE_FILE, _check_data_shards, _resolve_prefix,
-                                               latest_checkpoint)
 from mnist_challenge_compat.errors import CompatError
 from mnist_challenge_compat.atomic import write_file_atomic
 
@@ -440,6 +438,9 @@ def _zip_name(url: str) -> str:
 def _find_model_dir(zip_path: Path, files: list[Path]) -> Path:
     """The one extracted directory whose ``checkpoint`` state file names an extracted
     checkpoint (``.index`` and data shards present)."""
+    # Imported here: the checkpoint module loads TensorFlow, which a download does not need.
+    from mnist_challenge_compat.checkpoint import (STATE_FILE, _check_data_shards,
+                                                   _resolve_prefix, latest_checkpoint)
     states = [path for path in files if path.name == STATE_FILE]
     if not states:
         raise CompatError(f"{zip_path}: archive holds no '{STATE_FILE}' state file "
@@ -531,10 +532,17 @@ def _define_flags() -> None:
     flags.DEFINE_string("sha256", None, "Expected sha256 of the zip (default: the published one).")
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """``python -m mnist_challenge_compat.model_download``."""
     from absl import app
 
-    from workflow.cli import one_line_flags_parser
+    from workflow.cli import one_line_flags_parser, quiet_tensorflow
 
+    quiet_tensorflow()
     _define_flags()
-    app.run(main, flags_parser=one_line_flags_parser("model_download"))
+    app.run(main, flags_parser=one_line_flags_parser("model_download", modules=(__name__,),
+                                                     usage=main.__doc__))
+
+
+if __name__ == "__main__":
+    run()

@@ -514,3 +514,8 @@ def test_cli_without_a_model_name_says_which_exist_in_one_line(tmp_path):
     ours = [line for line in result.stderr.splitlines() if line.startswith("model_download: ")]
     assert len(ours) == 1 and all(name in ours[0] for name in ("secret", "adv_trained", "natural"))
     assert "Traceback" not in result.stderr and not (tmp_path / "models").exists()
+
+
+def test_cli_help_and_helpfull_exit_0_and_list_the_flags():
+    from tests.conftest import assert_help_lists
+    assert_help_lists(["-m", "mnist_challenge_compat.model_download"], "dest_dir")
