@@ -55,11 +55,13 @@ Written down from reading that code, for wiring the attack; the defaults are its
   ``y`` of the upper margin bounds ``u`` (:func:`interval_loss` ``"xent"``). The step it
   actually runs follows the symbolic equation of the upper bound of ``logit_d - logit_y``
   for ``d = argmax_j u_j``: its input coefficients, i.e. that bound's gradient with respect
-  to the input (:func:`interval_loss` ``"margin"``, ``max_{j != y} hi_j - lo_y``).
+  to the box centre, the ReLU relaxation held fixed (:func:`interval_loss` ``"margin"``,
+  ``max_{j != y} hi_j - lo_y``).
 - Step: ``x += ed * s`` with ``s = +1`` where the coefficient is ``> 0`` and ``-1``
   elsewhere (zero coefficients step down), then projection onto the ``epsilon`` ball and
-  ``[0, 1]``. The step is ``ed`` (1, 3, 9 or 15), not the width ``estep * ed``: since
-  ``ed >= 1 > 2 epsilon`` the projected step lands on the vertex ``x_nat + epsilon * s``.
+  ``[0, 1]``. The step is ``ed`` (1, 3, 9 or 15), not the width ``estep * ed``: for
+  ``epsilon < 0.5``, ``ed >= 1 > 2 epsilon`` and the projected step lands on the vertex
+  ``clip(x_nat + epsilon * s, 0, 1)`` whatever the current point.
 - Schedule: per restart, ``interval_iters = 3`` rounds of (base attack, then one interval
   step for each example the model still classifies correctly), then the base attack once
   more. Restarts: ``--random`` 10 in ``attack2.py`` (50 in ``interval_attack.py``); the first
