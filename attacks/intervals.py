@@ -28,8 +28,8 @@ with naive interval arithmetic. Every point of the box has logits inside the ret
 
 ``ReLU`` and ``LeakyReLU`` are monotone because Keras refuses negative slopes and thresholds.
 Anything else (another layer class, ``gelu``/``swish`` or other non-monotone activations, a
-non-float32 layer, a model whose output is not a chain of single-input layers, such as the residual
-CIFAR-10 network whose ``Add`` layers take two inputs) is refused by
+non-float32 or quantized layer, a model whose output is not a chain of single-input layers,
+such as the residual CIFAR-10 network whose ``Add`` layers take two inputs) is refused by
 :func:`check_interval_support` with a one-line ``ValueError`` naming the layer and its
 class, before any tensor is touched. The bounds are of the float32 computation.
 
