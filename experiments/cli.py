@@ -6,37 +6,40 @@ from typing import Sequence
 
 from absl import flags
 
-from experiments import common
-from experiments.artifacts import ARTIFACTS, Sizes, produce
+from experiments import common, plan
+from experiments.artifacts import ARTIFACTS, describe_plan, produce
+from experiments.plan import Sizes
 from workflow.cli import fail, one_line_flags_parser
 
 FLAGS = flags.FLAGS
 
 
 def define(name: str) -> None:
-    """Defines the common flags with ``name``'s default runs and restarts."""
-    artifact = ARTIFACTS[name]
-    common.define_flags(runs=artifact.default_runs, restarts=artifact.default_restarts)
+    """Defines the common flags (``name``'s sizes come from ``--preset``)."""
+    del name  # every command takes the same flags
+    common.define_flags()
 
 
-def sizes_from_flags(name: str | None = None) -> Sizes:
-    """The sizes the flags ask for; for ``run_all`` (name given) unset runs/restarts take the
-    artifact's own defaults."""
-    runs, restarts = FLAGS.runs, FLAGS.restarts
-    if name is not None:
-        artifact = ARTIFACTS[name]
-        runs = FLAGS.runs if FLAGS["runs"].present else artifact.default_runs
-        restarts = FLAGS.restarts if FLAGS["restarts"].present else artifact.default_restarts
-    return Sizes(num_examples=FLAGS.num_examples, runs=runs, restarts=restarts, seed=FLAGS.seed,
-                 batch_size=FLAGS.batch_size)
+def sizes_from_flags(name: str) -> Sizes:
+    """Artifact ``name``'s sizes: the preset's, with the size flags given overriding them."""
+    return plan.sizes_for(name, FLAGS.preset, num_examples=FLAGS.num_examples, runs=FLAGS.runs,
+                          restarts=FLAGS.restarts, seed=FLAGS.seed, batch_size=FLAGS.batch_size)
+
+
+def produce_or_plan(name: str) -> None:
+    """Produces artifact ``name``, or with ``--dry_run`` prints the cells it would read."""
+    sizes = sizes_from_flags(name)
+    if FLAGS.dry_run:
+        print("\n".join(describe_plan(ARTIFACTS[name], sizes)), flush=True)
+    else:
+        produce(ARTIFACTS[name], sizes, FLAGS.output_dir)
 
 
 def main(name: str, argv: Sequence[str]) -> None:
     """Produces artifact ``name`` from the parsed flags; one-line errors, exit 130 if stopped."""
     if len(argv) > 1:
         fail(name, f"unexpected arguments: {' '.join(argv[1:])}")
-    common.run_command(name, lambda: produce(ARTIFACTS[name], sizes_from_flags(),
-                                             FLAGS.output_dir))
+    common.run_command(name, lambda: produce_or_plan(name))
 
 
 def flags_parser(name: str):

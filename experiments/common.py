@@ -22,7 +22,7 @@ from absl import flags
 
 from attacks import predict
 from experiments.cells import CellResult, CellSpec, run_cell, stored_attacks
-from experiments.plan import SETUPS
+from experiments.plan import PRESETS
 from mnist_challenge_compat import CompatError, checkpoint_sha256, load_dataset, load_model
 from workflow.cli import EXIT_INTERRUPTED, fail
 from workflow.evaluate import default_model_dir
@@ -36,14 +36,23 @@ FLAGS = flags.FLAGS
 DEFAULT_OUTPUT_DIR = "runs/experiments"
 
 
-def define_flags(*, runs: int = 5, restarts: int | None = None) -> None:
-    """The flags every command takes (``restarts`` only where restarts are merged)."""
-    flags.DEFINE_integer("num_examples", None, "First N test images (default: 300 for MNIST, "
-                         "200 for Fashion-MNIST; the paper uses all 10000).", lower_bound=1)
-    flags.DEFINE_integer("runs", runs, "Independent runs (Worst/Avg are over these).",
-                         lower_bound=1)
-    flags.DEFINE_integer("restarts", 1 if restarts is None else restarts,
-                         "Random restarts merged per example within a run.", lower_bound=1)
+def define_flags() -> None:
+    """The flags every experiment command takes (declared here once)."""
+    flags.DEFINE_enum("preset", "quick", list(PRESETS),
+                      "Sizes of every artifact. quick: 300 MNIST / 200 Fashion-MNIST images, "
+                      "Fashion-MNIST at the shipped model's eps 0.1 (about 75 min on a 2-core "
+                      "CPU). paper: the paper's protocol at GPU sizes: Tables 2/3 on 4,000 MNIST "
+                      "images, the figures on 1,000, Fashion-MNIST on 2,000 at the paper's eps "
+                      "0.2 (Table 5: 10 restarts). --num_examples/--runs/--restarts override it.")
+    flags.DEFINE_bool("dry_run", False, "Print the cells the command would read or compute "
+                      "(settings, images, attacks, example-steps) and exit: nothing is loaded, "
+                      "computed or written.")
+    flags.DEFINE_integer("num_examples", None, "First N test images of every dataset (default: "
+                         "the preset's; the paper uses all 10000).", lower_bound=1)
+    flags.DEFINE_integer("runs", None, "Independent runs (Worst/Avg are over these; default: "
+                         "the preset's for each artifact).", lower_bound=1)
+    flags.DEFINE_integer("restarts", None, "Random restarts merged per example within a run "
+                         "(default: the preset's for each artifact).", lower_bound=1)
     flags.DEFINE_string("output_dir", DEFAULT_OUTPUT_DIR, "Where the markdown, PNG and JSON go "
                         "(--output_dir=results refreshes the shipped results).")
     flags.DEFINE_string("cache_dir", None, "Where computed cells are kept (resume, sharing "
@@ -85,11 +94,10 @@ class Target:
         return float(np.mean(predict(self.model, self.x) == self.y))
 
 
-def load_target(dataset: str, num_examples: int | None = None) -> Target:
-    """The model and data of ``dataset`` given the model/data flags."""
+def load_target(dataset: str, n: int) -> Target:
+    """The model and the first ``n`` test images of ``dataset`` given the model/data flags."""
     model_dir = getattr(FLAGS, f"{_flag_prefix(dataset)}_model_dir") or str(default_model_dir(dataset))
     data_dir = getattr(FLAGS, f"{_flag_prefix(dataset)}_data_dir")
-    n = SETUPS[dataset].default_examples if num_examples is None else num_examples
     x_all, y_all = load_dataset(dataset, "test", data_dir)
     if n > len(x_all):
         raise ValueError(f"num_examples must be at most {len(x_all)} for {dataset}, got {n}")
@@ -191,10 +199,11 @@ def compute(jobs: Sequence[tuple[Target, CellSpec, int]],
 
 
 def run_command(program: str, body: Callable[[], None]) -> None:
-    """Runs a command's body after :func:`prepare_outputs`: one-line errors (exit 1),
-    interruption saved (exit 130)."""
+    """Runs a command's body after :func:`prepare_outputs` (not for ``--dry_run``): one-line
+    errors (exit 1), interruption saved (exit 130)."""
     try:
-        prepare_outputs()
+        if not FLAGS.dry_run:
+            prepare_outputs()
         body()
     except Interrupted:
         print(f"{program}: interrupted; finished segments are saved in {cache_dir()}, rerun the "

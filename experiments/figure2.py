@@ -1,7 +1,7 @@
 """Figure 2 analog: histograms of sign, raw and quantized (b = 10, 100, 200, 1000) gradients of
 the MNIST model, with +-eps/a marked.
 
-Usage: python -m experiments.figure2 [--num_examples=N] [--runs=R] [--restarts=K] [--output_dir=runs/experiments]
+Usage: python -m experiments.figure2 [--preset=quick|paper] [--dry_run] [--num_examples=N] [--runs=R] [--restarts=K] [--output_dir=runs/experiments]
 
 Writes <output_dir>/figure2.md, <output_dir>/figure2.json and <output_dir>/figure2.png. Finished attacks are kept in <output_dir>/cells/: an interrupted
 run resumes where it stopped, and commands that share a setting share the work.

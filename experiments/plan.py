@@ -1,35 +1,40 @@
 """The cells behind each table and figure, as functions of the sizes a user asks for.
 
+The sizes come from a preset (``--preset``): ``quick`` (the default, about 75 minutes on a
+2-core CPU: 300 MNIST / 200 Fashion-MNIST images, Fashion-MNIST at the shipped model's eps
+0.1) or ``paper`` (the paper's protocol at sizes a GPU makes practical: Tables 2 and 3 on
+4,000 MNIST images, the figures on 1,000, Fashion-MNIST on 2,000 images at the paper's eps 0.2
+with Table 5's 10 restarts and Table 4's PQGD_200). Explicit flags override a preset.
+
 Settings that several artifacts share are built by the same function so that they produce
 the same :class:`experiments.cells.CellSpec` and therefore share stored work:
 
 * MNIST at eps 0.3: every method runs 200 steps scored at 20, 40, 60, 80, 100 and 200 steps;
   Tables 2 and 3, Figure 4, the b sweep and Figure 3's eps = 0.3 points all read these cells.
-* Fashion-MNIST at its training eps 0.1: 200 steps scored at 100 and 200; Tables 4 and 5 and
-  Figure 3's eps = 0.1 points read these.
+* Fashion-MNIST at the preset's eps (0.1 quick, 0.2 paper): 200 steps scored at 100 and 200;
+  Tables 4 and 5 and Figure 3's point at that eps read these.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from experiments.cells import CellSpec
 
 
 @dataclass(frozen=True)
 class DatasetSetup:
-    """The paper's threat model for a dataset and our default sample size on a 2-core CPU."""
+    """The paper's threat model for a dataset (the quick preset's eps) and the milestones of
+    its long cells."""
 
     epsilon: float
     step_size: float
-    default_examples: int
     long_milestones: tuple[int, ...]
 
 
 SETUPS = {
-    "mnist": DatasetSetup(epsilon=0.3, step_size=0.01, default_examples=300,
-                          long_milestones=(20, 40, 60, 80, 100, 200)),
-    "fashion_mnist": DatasetSetup(epsilon=0.1, step_size=0.01, default_examples=200,
-                                  long_milestones=(100, 200)),
+    "mnist": DatasetSetup(epsilon=0.3, step_size=0.01, long_milestones=(20, 40, 60, 80, 100, 200)),
+    # 0.1: the shipped Fashion-MNIST model's training eps (the paper attacks at 0.2).
+    "fashion_mnist": DatasetSetup(epsilon=0.1, step_size=0.01, long_milestones=(100, 200)),
 }
 
 # The methods of each artifact: (method, b).
@@ -37,6 +42,9 @@ TABLE2_METHODS = (("pgd", None), ("pqgd", 100), ("pqgd", 200), ("blob", None),
                   ("blob_qg", 100), ("blob_qg", 200))
 FASHION_TABLE_METHODS = (("pgd", None), ("pqgd", 100), ("pqgd", 1000), ("blob", None),
                          ("blob_qg", 100), ("blob_qg", 200), ("blob_qg", 500), ("blob_qg", 1000))
+# The paper preset adds the paper's Table 4 PQGD_200 (after PQGD_100).
+FASHION_PAPER_TABLE_METHODS = (FASHION_TABLE_METHODS[:2] + (("pqgd", 200),)
+                               + FASHION_TABLE_METHODS[2:])
 FIGURE3_METHODS = (("pgd", None), ("pqgd", 100), ("pqgd", 1000))
 FIGURE3_EPSILONS = {"mnist": (0.1, 0.15, 0.2, 0.25, 0.3), "fashion_mnist": (0.1, 0.15, 0.2)}
 FIGURE4_METHODS = (("pgd", None), ("pqgd", 100), ("pqgd", 500), ("pqgd", 1000))
@@ -47,25 +55,134 @@ SWEEP_STEPS = (20, 100)
 MNIST_LONG_METHODS = (("pgd", None), ("pqgd", 100), ("pqgd", 200), ("pqgd", 500),
                       ("pqgd", 1000), ("blob", None), ("blob_qg", 100), ("blob_qg", 200))
 
+ARTIFACT_NAMES = ("table2", "table3", "table4", "table5", "figure2", "figure3", "figure4",
+                  "sweep_b")
+# The datasets each artifact attacks.
+ARTIFACT_DATASETS = {"table2": ("mnist",), "table3": ("mnist",), "table4": ("fashion_mnist",),
+                     "table5": ("fashion_mnist",), "figure2": ("mnist",),
+                     "figure3": ("mnist", "fashion_mnist"), "figure4": ("mnist",),
+                     "sweep_b": ("mnist",)}
 
-def num_examples_for(dataset: str, requested: int | None) -> int:
-    return SETUPS[dataset].default_examples if requested is None else requested
+
+@dataclass(frozen=True)
+class ArtifactSizes:
+    """A preset's sizes for one artifact: images per dataset, runs, restarts merged per run."""
+
+    examples: dict[str, int]
+    runs: int
+    restarts: int
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Named sizes for every artifact, the eps of each dataset's tables, Fashion's methods."""
+
+    name: str
+    epsilons: dict[str, float]
+    artifacts: dict[str, ArtifactSizes]
+    fashion_table_methods: tuple = FASHION_TABLE_METHODS
+
+
+def _preset(name, epsilons, mnist, fashion, figures_mnist, table3_restarts, table5_restarts,
+            fashion_methods) -> Preset:
+    runs5 = {"runs": 5, "restarts": 1}
+    return Preset(name, epsilons, {
+        "table2": ArtifactSizes({"mnist": mnist}, **runs5),
+        "table3": ArtifactSizes({"mnist": mnist}, runs=1, restarts=table3_restarts),
+        "table4": ArtifactSizes({"fashion_mnist": fashion}, **runs5),
+        "table5": ArtifactSizes({"fashion_mnist": fashion}, runs=1, restarts=table5_restarts),
+        "figure2": ArtifactSizes({"mnist": figures_mnist}, runs=1, restarts=1),
+        "figure3": ArtifactSizes({"mnist": figures_mnist, "fashion_mnist": fashion}, **runs5),
+        "figure4": ArtifactSizes({"mnist": figures_mnist}, **runs5),
+        "sweep_b": ArtifactSizes({"mnist": figures_mnist}, **runs5),
+    }, fashion_methods)
+
+
+PRESETS = {
+    # 2-core CPU: every MNIST artifact shares Table 2's 300-image cells.
+    "quick": _preset("quick", {"mnist": 0.3, "fashion_mnist": 0.1}, mnist=300, fashion=200,
+                     figures_mnist=300, table3_restarts=5, table5_restarts=5,
+                     fashion_methods=FASHION_TABLE_METHODS),
+    # The paper's protocol (Table 3: 5 restarts merged from Table 2's runs, not its 50).
+    "paper": _preset("paper", {"mnist": 0.3, "fashion_mnist": 0.2}, mnist=4000, fashion=2000,
+                     figures_mnist=1000, table3_restarts=5, table5_restarts=10,
+                     fashion_methods=FASHION_PAPER_TABLE_METHODS),
+}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much one artifact computes: images per dataset, runs, restarts, eps per dataset."""
+
+    examples: dict[str, int]
+    runs: int = 5
+    restarts: int = 1
+    seed: int = 0
+    batch_size: int = 200
+    preset: str = "quick"
+    epsilons: dict[str, float] = field(default_factory=lambda: dict(PRESETS["quick"].epsilons))
+    num_examples_override: int | None = None
+
+    def n(self, dataset: str) -> int:
+        return self.examples[dataset]
+
+    def epsilon(self, dataset: str) -> float:
+        """The eps of ``dataset``'s tables (its long cells)."""
+        return self.epsilons[dataset]
+
+    @property
+    def fashion_table_methods(self) -> tuple:
+        return PRESETS[self.preset].fashion_table_methods
+
+
+def sizes_for(artifact: str, preset: str = "quick", *, num_examples: int | None = None,
+              runs: int | None = None, restarts: int | None = None, seed: int = 0,
+              batch_size: int = 200) -> Sizes:
+    """``artifact``'s sizes under ``preset``; a given ``num_examples`` / ``runs`` /
+    ``restarts`` overrides the preset's (``num_examples`` for every dataset)."""
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    chosen = PRESETS[preset]
+    own = chosen.artifacts[artifact]
+    examples = {ds: own.examples[ds] if num_examples is None else num_examples
+                for ds in ARTIFACT_DATASETS[artifact]}
+    return Sizes(examples=examples, runs=own.runs if runs is None else runs,
+                 restarts=own.restarts if restarts is None else restarts, seed=seed,
+                 batch_size=batch_size, preset=preset, epsilons=dict(chosen.epsilons),
+                 num_examples_override=num_examples)
+
+
+def shared_with(name: str, sizes: Sizes) -> list[str]:
+    """The other artifacts (same preset, images, seed and batch size) that read at least one
+    of ``name``'s cells: their numbers come from the same attacks."""
+    own = {c for c, _ in artifact_cells(name, sizes)}
+    others = []
+    for other in ARTIFACT_NAMES:
+        if other == name:
+            continue
+        other_sizes = sizes_for(other, sizes.preset, num_examples=sizes.num_examples_override,
+                                seed=sizes.seed, batch_size=sizes.batch_size)
+        if own & {c for c, _ in artifact_cells(other, other_sizes)}:
+            others.append(other)
+    return others
 
 
 def spec(dataset: str, method: str, b: float | None, num_examples: int, *,
          epsilon: float | None = None, steps: int = 200, seed: int = 0,
-         batch_size: int = 200) -> CellSpec:
+         batch_size: int = 200, home_epsilon: float | None = None) -> CellSpec:
     """The cell for one attack setting; settings other artifacts share map to shared cells.
 
-    At the dataset's own eps, a pgd/pqgd/blob/blob_qg setting with at most 200 steps whose
-    milestones the long cells hold is read from the long cell. ``pqgd`` with ``b = 1`` is
-    PGD step for step (the quantizer's b = 1 is the sign), so it is read from the PGD cell.
+    At the tables' eps ``home_epsilon`` (default: the quick preset's), a
+    pgd/pqgd/blob/blob_qg setting with at most 200 steps whose milestones the long cells hold
+    is read from the long cell. ``pqgd`` with ``b = 1`` is PGD step for step (the
+    quantizer's b = 1 is the sign), so it is read from the PGD cell.
     """
     setup = SETUPS[dataset]
-    eps = setup.epsilon if epsilon is None else epsilon
+    home = setup.epsilon if home_epsilon is None else home_epsilon
+    eps = home if epsilon is None else epsilon
     if method == "pqgd" and b == 1:
         method, b = "pgd", None
-    long_cell = (eps == setup.epsilon and steps in setup.long_milestones
+    long_cell = (eps == home and steps in setup.long_milestones
                  and _in_long_family(dataset, method, b))
     milestones = setup.long_milestones if long_cell else _milestones_up_to(steps, dataset)
     return CellSpec(dataset=dataset, method=method, b=None if b is None else float(b),
@@ -74,7 +191,7 @@ def spec(dataset: str, method: str, b: float | None, num_examples: int, *,
 
 
 def _in_long_family(dataset: str, method: str, b) -> bool:
-    family = MNIST_LONG_METHODS if dataset == "mnist" else FASHION_TABLE_METHODS
+    family = MNIST_LONG_METHODS if dataset == "mnist" else FASHION_PAPER_TABLE_METHODS
     return (method, None if b is None else int(b)) in family
 
 
@@ -85,23 +202,57 @@ def _milestones_up_to(steps: int, dataset: str) -> tuple[int, ...]:
     return (steps,)
 
 
-def table_specs(dataset: str, methods, num_examples: int, seed: int, batch_size: int,
-                steps: int = 200) -> list[CellSpec]:
-    return [spec(dataset, m, b, num_examples, steps=steps, seed=seed, batch_size=batch_size)
-            for m, b in methods]
+def _spec(sizes: Sizes, dataset: str, method: str, b, *, steps: int,
+          epsilon: float | None = None) -> CellSpec:
+    return spec(dataset, method, b, sizes.n(dataset), epsilon=epsilon, steps=steps,
+                seed=sizes.seed, batch_size=sizes.batch_size,
+                home_epsilon=sizes.epsilon(dataset))
 
 
-def figure3_specs(dataset: str, num_examples: int, seed: int, batch_size: int) -> list[CellSpec]:
-    return [spec(dataset, m, b, num_examples, epsilon=eps, steps=100, seed=seed,
-                 batch_size=batch_size)
-            for eps in FIGURE3_EPSILONS[dataset] for m, b in FIGURE3_METHODS]
+def table_methods(name: str, sizes: Sizes) -> tuple:
+    """The ``(method, b)`` rows of Table ``name``, PGD first."""
+    return TABLE2_METHODS if name in ("table2", "table3") else sizes.fashion_table_methods
 
 
-def figure4_specs(num_examples: int, seed: int, batch_size: int) -> list[CellSpec]:
-    return [spec("mnist", m, b, num_examples, steps=100, seed=seed, batch_size=batch_size)
-            for m, b in FIGURE4_METHODS]
+TABLE_STEPS = {"table2": 200, "table3": 200, "table4": 100, "table5": 200}
 
 
-def sweep_specs(num_examples: int, seed: int, batch_size: int) -> list[CellSpec]:
-    return [spec("mnist", "pqgd", b, num_examples, steps=100, seed=seed, batch_size=batch_size)
-            for b in SWEEP_BS]
+def table_specs(name: str, sizes: Sizes) -> list[CellSpec]:
+    dataset = ARTIFACT_DATASETS[name][0]
+    return [_spec(sizes, dataset, m, b, steps=TABLE_STEPS[name])
+            for m, b in table_methods(name, sizes)]
+
+
+def figure3_epsilons(dataset: str, sizes: Sizes) -> tuple[float, ...]:
+    """The eps grid of Figure 3's ``dataset`` panel, with the tables' eps included."""
+    return tuple(sorted(set(FIGURE3_EPSILONS[dataset]) | {sizes.epsilon(dataset)}))
+
+
+def figure3_specs(dataset: str, sizes: Sizes) -> list[CellSpec]:
+    return [_spec(sizes, dataset, m, b, epsilon=eps, steps=100)
+            for eps in figure3_epsilons(dataset, sizes) for m, b in FIGURE3_METHODS]
+
+
+def figure4_specs(sizes: Sizes) -> list[CellSpec]:
+    return [_spec(sizes, "mnist", m, b, steps=100) for m, b in FIGURE4_METHODS]
+
+
+def sweep_specs(sizes: Sizes) -> list[CellSpec]:
+    return [_spec(sizes, "mnist", "pqgd", b, steps=100) for b in SWEEP_BS]
+
+
+def artifact_cells(name: str, sizes: Sizes) -> list[tuple[CellSpec, int]]:
+    """Every cell artifact ``name`` reads, with the attacks it needs (runs x restarts)."""
+    if name in TABLE_STEPS:
+        specs = table_specs(name, sizes)
+    elif name == "figure3":
+        specs = [c for ds in ARTIFACT_DATASETS[name] for c in figure3_specs(ds, sizes)]
+    elif name == "figure4":
+        specs = figure4_specs(sizes)
+    elif name == "sweep_b":
+        specs = sweep_specs(sizes)
+    elif name == "figure2":
+        specs = []  # gradients at the clean images, computed while rendering
+    else:
+        raise KeyError(f"no artifact {name!r}")
+    return [(c, sizes.runs * sizes.restarts) for c in specs]

@@ -1,17 +1,18 @@
-"""Every table and figure with the default sizes (77 min measured on a 2-core CPU).
+"""Every table and figure (quick preset: 77 min measured on a 2-core CPU).
 
-Usage: python -m experiments.run_all [ARTIFACT ...] [--output_dir=runs/experiments] [--num_examples=N]
-       [--runs=R] [--restarts=K]  (or qg-experiments ..., installed); e.g.
-       qg-experiments table2 figure4, or --only=table2,figure4
+Usage: python -m experiments.run_all [ARTIFACT ...] [--preset=quick|paper] [--dry_run]
+       [--output_dir=runs/experiments] [--num_examples=N] [--runs=R] [--restarts=K]
+       (or qg-experiments ..., installed); e.g. qg-experiments table2 figure4, or
+       --only=table2,figure4
 
 Runs the artifacts in an order that computes shared cells once: the MNIST tables, then the
 figures that reuse their cells, then Fashion-MNIST. --runs/--restarts, when given, apply to
-every artifact; otherwise each uses its own default (Tables 3 and 5: 1 run x 5 restarts).
+every artifact; otherwise each uses its preset's (Tables 3 and 5: 1 run x 5 or 10 restarts).
+--dry_run prints the cells each artifact would read and computes nothing.
 """
 from absl import app, flags
 
 from experiments import cli, common
-from experiments.artifacts import ARTIFACTS, produce
 from workflow.cli import fail
 
 ORDER = ("table2", "table3", "figure4", "sweep_b", "figure2", "table4", "table5", "figure3")
@@ -35,7 +36,7 @@ def main(argv):
 
     def body():
         for name in names:
-            produce(ARTIFACTS[name], cli.sizes_from_flags(name), FLAGS.output_dir)
+            cli.produce_or_plan(name)
     common.run_command("run_all", body)
 
 

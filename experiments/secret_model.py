@@ -10,11 +10,10 @@ zip members, then writes Table 2 and Table 3 for that model under --output_dir
 from absl import app, flags
 
 from experiments import cli, common
-from experiments.artifacts import ARTIFACTS, produce
 from mnist_challenge_compat.model_download import OFFICIAL_MODELS, fetch_model
 from workflow.cli import fail
 
-common.define_flags(runs=5, restarts=1)
+common.define_flags()
 flags.DEFINE_string("url", OFFICIAL_MODELS["secret"].url, "Where the model zip is.")
 flags.DEFINE_string("sha256", OFFICIAL_MODELS["secret"].sha256,
                     "Expected sha256 of the zip (default: the challenge's published digest).")
@@ -28,13 +27,17 @@ def main(argv):
         fail("secret_model", f"unexpected arguments: {' '.join(argv[1:])}")
 
     def body():
+        if FLAGS.dry_run:
+            for name in ("table2", "table3"):
+                cli.produce_or_plan(name)
+            return
         fetched = fetch_model(FLAGS.url, FLAGS.download_dir, sha256=FLAGS.sha256)
         print(f"model zip {fetched.zip_path} sha256 {fetched.sha256} "
               f"({'verified' if fetched.verified else 'no digest to check against'}); "
               f"checkpoint in {fetched.model_dir}", flush=True)
         FLAGS.mnist_model_dir = str(fetched.model_dir)
         for name in ("table2", "table3"):
-            produce(ARTIFACTS[name], cli.sizes_from_flags(name), FLAGS.output_dir)
+            cli.produce_or_plan(name)
     common.run_command("secret_model", body)
 
 

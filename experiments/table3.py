@@ -1,7 +1,7 @@
 """Table 3 analog: the Table 2 attacks with random restarts merged per example (default 5
 restarts, 1 run).
 
-Usage: python -m experiments.table3 [--num_examples=N] [--runs=R] [--restarts=K] [--output_dir=runs/experiments]
+Usage: python -m experiments.table3 [--preset=quick|paper] [--dry_run] [--num_examples=N] [--runs=R] [--restarts=K] [--output_dir=runs/experiments]
 
 Writes <output_dir>/table3.md, <output_dir>/table3.json. Finished attacks are kept in <output_dir>/cells/: an interrupted
 run resumes where it stopped, and commands that share a setting share the work.

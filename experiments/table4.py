@@ -1,7 +1,7 @@
 """Table 4 analog: Fashion-MNIST at its training eps 0.1, 100 steps, no restarts; PGD, PQGD, BLOB,
 BLOB_QG with b in 100, 200, 500, 1000.
 
-Usage: python -m experiments.table4 [--num_examples=N] [--runs=R] [--restarts=K] [--output_dir=runs/experiments]
+Usage: python -m experiments.table4 [--preset=quick|paper] [--dry_run] [--num_examples=N] [--runs=R] [--restarts=K] [--output_dir=runs/experiments]
 
 Writes <output_dir>/table4.md, <output_dir>/table4.json. Finished attacks are kept in <output_dir>/cells/: an interrupted
 run resumes where it stopped, and commands that share a setting share the work.

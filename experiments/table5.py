@@ -1,7 +1,7 @@
 """Table 5 analog: the Table 4 attacks at 200 steps with random restarts merged per example
 (default 5 restarts, 1 run).
 
-Usage: python -m experiments.table5 [--num_examples=N] [--runs=R] [--restarts=K] [--output_dir=runs/experiments]
+Usage: python -m experiments.table5 [--preset=quick|paper] [--dry_run] [--num_examples=N] [--runs=R] [--restarts=K] [--output_dir=runs/experiments]
 
 Writes <output_dir>/table5.md, <output_dir>/table5.json. Finished attacks are kept in <output_dir>/cells/: an interrupted
 run resumes where it stopped, and commands that share a setting share the work.

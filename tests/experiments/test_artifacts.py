@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from experiments import plan, report
-from experiments.artifacts import (ARTIFACTS, Sizes, _run_range, compute_provenance,
+from experiments import paper, plan, report
+from experiments.artifacts import (ARTIFACTS, _run_range, compute_provenance,
                                    step_representations)
 from experiments.cells import CellResult, run_cell
 from experiments.common import Target
@@ -37,7 +37,7 @@ def test_a_rerender_on_another_machine_keeps_the_cells_provenance(tmp_path, monk
     x, y = load_dataset("mnist", "test")
     x, y = x[:4], y[:4]
     target = Target("mnist", load_model(model_dir), str(model_dir), x, y, "m", {}, "d")
-    sizes = Sizes(num_examples=4, runs=1)
+    sizes = plan.sizes_for("figure4", num_examples=4, runs=1)
     artifact = ARTIFACTS["figure4"]
     cells = tmp_path / "cells"
 
@@ -79,3 +79,66 @@ def test_provenance_lists_each_machine_once_with_its_time():
     assert merged == [{**a, "first_date": "2026-11", "last_date": "2026-11", "seconds": 60.0},
                       {**b, "first_date": "2026-12-01", "last_date": "2026-12-03",
                        "seconds": 150.0}]
+
+
+def _synthetic_results(name, sizes, correct_of):
+    """Cells of artifact ``name`` whose outcomes are ``correct_of(label)`` ((K, N) bool) at
+    every milestone, computed nowhere."""
+    results = {}
+    for spec, attacks in plan.artifact_cells(name, sizes):
+        c = correct_of(spec.label)[:attacks]
+        results[spec] = CellResult(spec, np.repeat(c[:, None, :], len(spec.milestones), axis=1),
+                                   1.0, [])
+    return results
+
+
+def test_table2_puts_the_papers_numbers_beside_ours_with_exact_tests_and_holm(tmp_path):
+    n = 40
+    sizes = plan.sizes_for("table2", num_examples=n)
+    target = Target("mnist", None, str(default_model_dir("mnist")), np.zeros(n), None, "m", {},
+                    "d")
+    target.__dict__["clean_accuracy"] = 1.0  # no model: the table needs only this number
+    pgd = np.ones((5, n), bool)
+
+    def correct_of(label):
+        out = pgd.copy()
+        if label == "PQGD_100":
+            out[:, :6] = False  # 6 images broken in every run, all one way: p = 2 / 2^6
+        return out
+
+    ARTIFACTS["table2"].render({"mnist": target}, _synthetic_results("table2", sizes, correct_of),
+                               sizes, tmp_path)
+    data = json.loads((tmp_path / "table2.json").read_text())
+    rows = {r["attack"]: r for r in data["rows"]}
+    assert rows["PGD"]["paper"] == list(paper.TABLES["table2"].numbers["PGD"])
+    pq = rows["PQGD_100"]["diff_vs_sign_counterpart"]
+    assert pq["p"] == pytest.approx(2 / 2 ** 6) and pq["discordant"] == 6
+    assert pq["test"] == "exact sign-flip"
+    # Holm over the 4 primary comparisons: the smallest p times 4; the others (p = 1) stay 1.
+    assert pq["p_holm"] == pytest.approx(4 * 2 / 2 ** 6)
+    assert [r["attack"] for r in data["rows"] if r["primary"]] == [
+        "PQGD_100", "PQGD_200", "BLOB_QG_100", "BLOB_QG_200"]
+    assert data["comparisons"] == {"total": 7, "primary": 4}
+    text = (tmp_path / "table2.md").read_text()
+    assert "| PGD | 92.56 / 92.79 |" in text
+    assert "images: ours the first 40, the paper's 10,000" in text
+    assert "Same runs:" in text and "Multiplicity: 7 distinct" in text
+
+
+def test_tables_mark_the_papers_attacks_we_do_not_run(tmp_path):
+    n = 10
+    sizes = plan.sizes_for("table3", num_examples=n)
+    target = Target("mnist", None, "elsewhere", np.zeros(n), None, "m", {}, "d")
+    target.__dict__["clean_accuracy"] = 1.0
+    ARTIFACTS["table3"].render({"mnist": target},
+                               _synthetic_results("table3", sizes, lambda l: np.ones((5, n), bool)),
+                               sizes, tmp_path)
+    text = (tmp_path / "table3.md").read_text()
+    for baseline in paper.PENDING_BASELINES:
+        value = paper.TABLES["table3"].numbers[baseline][0]
+        assert f"| {baseline} | {value:.2f} | pending: attack not implemented yet |" in text
+    assert "| BLOB_QG_200 (100 restarts) | 88.32 | not run (100 restarts) |" in text
+    assert "model: ours `elsewhere`" in text  # not the shipped model: named by its folder
+    data = json.loads((tmp_path / "table3.json").read_text())
+    assert set(data["paper"]["not_run_here"]) == {"Interval Attack", "Surrogate",
+                                                   "BLOB_QG_200 (100 restarts)"}

@@ -176,6 +176,7 @@ def test_secret_model_command_refuses_a_wrong_digest_and_a_path_escaping_zip(tmp
     ("table4", ["--num_examples=20000"], "at most 10000"),
     ("figure3", ["--runs=x"], "runs"),
     ("run_all", ["--only=table9"], "--only takes names from"),
+    ("table2", ["--preset=huge"], "preset"),
     ("table2", ["surplus"], "unexpected arguments"),
     ("run_all", ["table9"], "unknown artifact(s) table9; known: table2,"),
     ("run_all", ["table2", "--only=table3"], "either as arguments or with --only"),
@@ -238,3 +239,16 @@ HELP_FLAGS = {**{name: "num_examples" for name in sorted(ARTIFACTS)},
     pytest.param(name, marks=() if name == "table2" else pytest.mark.slow) for name in HELP_FLAGS])
 def test_help_and_helpfull_exit_0_and_list_the_commands_flags(command):
     assert_help_lists(["-m", f"experiments.{command}"], HELP_FLAGS[command])
+
+
+def test_dry_run_prints_the_paper_presets_cells_and_computes_nothing(tmp_path):
+    out = tmp_path / "out"
+    proc = _run("run_all", "--preset=paper", "--dry_run", f"--output_dir={out}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert "table2: Table 2 analog: MNIST, 200 steps, no restarts [preset paper]" in lines
+    assert ("  mnist BLOB_QG_200 eps=0.3 milestones=20,40,60,80,100,200 images=4000 attacks=5 "
+            "(4,000,000 example-steps if none is stored)") in lines
+    assert ("  fashion_mnist PQGD_200 eps=0.2 milestones=100,200 images=2000 attacks=10 "
+            "(4,000,000 example-steps if none is stored)") in lines
+    assert not out.exists()  # nothing written, not even the output folder

@@ -6,27 +6,28 @@ from experiments.artifacts import ARTIFACTS
 
 
 def test_mnist_artifacts_at_eps_03_share_one_cell_per_method():
-    n = 300
-    table = {(c.method, c.b): c for c in plan.table_specs("mnist", plan.TABLE2_METHODS, n, 0, 200)}
-    fig4 = {(c.method, c.b): c for c in plan.figure4_specs(n, 0, 200)}
-    sweep = {(c.method, c.b): c for c in plan.sweep_specs(n, 0, 200)}
-    fig3 = {(c.method, c.b): c for c in plan.figure3_specs("mnist", n, 0, 200) if c.epsilon == 0.3}
+    sizes = plan.sizes_for("figure3")
+    table = {(c.method, c.b): c for c in plan.table_specs("table2", plan.sizes_for("table2"))}
+    fig4 = {(c.method, c.b): c for c in plan.figure4_specs(sizes)}
+    sweep = {(c.method, c.b): c for c in plan.sweep_specs(sizes)}
+    fig3 = {(c.method, c.b): c for c in plan.figure3_specs("mnist", sizes) if c.epsilon == 0.3}
     assert fig4[("pgd", None)] == table[("pgd", None)] == sweep[("pgd", None)] == fig3[("pgd", None)]
     assert fig4[("pqgd", 100.0)] == table[("pqgd", 100.0)] == sweep[("pqgd", 100.0)] == fig3[("pqgd", 100.0)]
     assert fig4[("pqgd", 1000.0)] == sweep[("pqgd", 1000.0)] == fig3[("pqgd", 1000.0)]
 
 
 def test_sweep_b1_is_read_from_the_pgd_cell():
-    specs = plan.sweep_specs(50, 0, 200)
+    specs = plan.sweep_specs(plan.sizes_for("sweep_b", num_examples=50))
     assert specs[0] == plan.spec("mnist", "pgd", None, 50, steps=100)
     assert len(set(specs)) == len(plan.SWEEP_BS)
 
 
 def test_fashion_tables_4_and_5_share_their_cells():
-    t4 = plan.table_specs("fashion_mnist", plan.FASHION_TABLE_METHODS, 200, 0, 200, steps=100)
-    t5 = plan.table_specs("fashion_mnist", plan.FASHION_TABLE_METHODS, 200, 0, 200, steps=200)
-    assert t4 == t5
-    assert all(c.epsilon == 0.1 and c.milestones == (100, 200) for c in t4)
+    for preset, eps in (("quick", 0.1), ("paper", 0.2)):
+        t4 = plan.table_specs("table4", plan.sizes_for("table4", preset))
+        t5 = plan.table_specs("table5", plan.sizes_for("table5", preset))
+        assert t4 == t5
+        assert all(c.epsilon == eps and c.milestones == (100, 200) for c in t4)
 
 
 def test_cells_differ_when_what_determines_the_result_differs():
@@ -42,10 +43,9 @@ def test_cells_differ_when_what_determines_the_result_differs():
 
 @pytest.mark.parametrize("name", sorted(ARTIFACTS))
 def test_every_artifact_reads_only_milestones_its_cells_store(name):
-    from experiments.artifacts import Sizes
     from experiments.common import Target
     artifact = ARTIFACTS[name]
-    sizes = Sizes(num_examples=10, runs=2, restarts=1)
+    sizes = plan.sizes_for(name, num_examples=10, runs=2, restarts=1)
     targets = {ds: Target(ds, None, "m", None, None, "d", {}, "data") for ds in artifact.datasets}
     needed = {"table2": [200], "table3": [200], "table4": [100], "table5": [200],
               "figure3": [100], "figure4": list(plan.FIGURE4_STEPS), "sweep_b": list(plan.SWEEP_STEPS),
@@ -63,3 +63,67 @@ def test_blob_milestones_must_follow_the_regrouping_schedule():
     with pytest.raises(ValueError, match="strictly increasing"):
         CellSpec(dataset="mnist", method="pgd", epsilon=0.3, step_size=0.01, milestones=(20, 20),
                  num_examples=10)
+
+
+def _planned(name, preset):
+    """``{(dataset, label, eps): (images, attacks, milestones)}`` of an artifact's plan."""
+    sizes = plan.sizes_for(name, preset)
+    return {(c.dataset, c.label, c.epsilon): (c.num_examples, k, c.milestones)
+            for c, k in plan.artifact_cells(name, sizes)}
+
+
+MNIST_LONG = (20, 40, 60, 80, 100, 200)
+
+
+def test_the_paper_preset_plans_table2_and_3_on_4000_mnist_images_5_runs_200_steps():
+    expected = {("mnist", label, 0.3): (4000, 5, MNIST_LONG)
+                for label in ("PGD", "PQGD_100", "PQGD_200", "BLOB", "BLOB_QG_100", "BLOB_QG_200")}
+    assert _planned("table2", "paper") == expected
+    assert _planned("table3", "paper") == expected  # 1 run x 5 restarts: the same 5 attacks
+
+
+def test_the_paper_preset_plans_fashion_at_eps_02_on_2000_images_with_10_restarts():
+    labels = ("PGD", "PQGD_100", "PQGD_200", "PQGD_1000", "BLOB", "BLOB_QG_100", "BLOB_QG_200",
+              "BLOB_QG_500", "BLOB_QG_1000")
+    assert _planned("table4", "paper") == {("fashion_mnist", l, 0.2): (2000, 5, (100, 200))
+                                           for l in labels}
+    assert _planned("table5", "paper") == {("fashion_mnist", l, 0.2): (2000, 10, (100, 200))
+                                           for l in labels}
+    fig3 = _planned("figure3", "paper")
+    fashion = {k: v for k, v in fig3.items() if k[0] == "fashion_mnist"}
+    assert {k[2] for k in fashion} == {0.1, 0.15, 0.2}
+    assert all(n == 2000 and k == 5 for n, k, _ in fashion.values())
+    assert fashion[("fashion_mnist", "PGD", 0.2)] == (2000, 5, (100, 200))  # Table 4's cell
+
+
+def test_the_paper_preset_plans_the_sweep_and_figures_on_1000_mnist_images():
+    sweep = _planned("sweep_b", "paper")
+    assert {k[1] for k in sweep} == {"PGD"} | {f"PQGD_{b}" for b in plan.SWEEP_BS[1:]}
+    assert all(n == 1000 and k == 5 and {20, 100} <= set(m) for n, k, m in sweep.values())
+    assert all(n == 1000 for n, _, _ in _planned("figure4", "paper").values())
+    mnist3 = {k: v for k, v in _planned("figure3", "paper").items() if k[0] == "mnist"}
+    assert {k[2] for k in mnist3} == {0.1, 0.15, 0.2, 0.25, 0.3}
+    assert all(n == 1000 for n, _, _ in mnist3.values())
+    assert plan.sizes_for("figure2", "paper").n("mnist") == 1000
+
+
+def test_the_quick_preset_keeps_the_shipped_sizes():
+    assert all(n == 300 and k == 5 for n, k, _ in _planned("table2", "quick").values())
+    assert all(n == 200 and k == 5 and eps == 0.1
+               for (_, _, eps), (n, k, _) in _planned("table5", "quick").items())
+    assert "PQGD_200" not in {k[1] for k in _planned("table4", "quick")}
+
+
+def test_explicit_sizes_override_the_preset():
+    sizes = plan.sizes_for("table5", "paper", num_examples=7, runs=2, restarts=3)
+    assert (sizes.n("fashion_mnist"), sizes.runs, sizes.restarts) == (7, 2, 3)
+    assert sizes.epsilon("fashion_mnist") == 0.2
+    with pytest.raises(ValueError, match="preset must be one of"):
+        plan.sizes_for("table2", "huge")
+
+
+def test_shared_cells_are_found_across_artifacts():
+    assert set(plan.shared_with("table2", plan.sizes_for("table2"))) == {
+        "table3", "figure3", "figure4", "sweep_b"}
+    # The paper preset attacks 4,000 images in Table 2 and 1,000 in the figures: not shared.
+    assert plan.shared_with("table2", plan.sizes_for("table2", "paper")) == ["table3"]

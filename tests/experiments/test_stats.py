@@ -4,7 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from experiments.stats import paired_difference, run_spread, wilson_interval
+from experiments import stats
+from experiments.stats import (MCNEMAR, SIGN_FLIP, SIGN_FLIP_NORMAL, holm, paired_difference,
+                               run_spread, sign_flip_p, sign_test_p, wilson_interval)
 
 
 def test_wilson_interval_matches_the_closed_form_and_known_values():
@@ -61,3 +63,78 @@ def test_run_spread_reports_min_max_and_sample_sd():
     low, high, sd = run_spread([0.8, 0.9, 0.85])
     assert (low, high) == (0.8, 0.9) and sd == pytest.approx(0.05)
     assert run_spread([0.7])[2] == 0.0
+
+
+@pytest.mark.parametrize("positive,negative,expected", [
+    (5, 0, 2 * 0.5 ** 5),                       # 0.0625
+    (0, 5, 2 * 0.5 ** 5),
+    (6, 1, 2 * (1 + 7) / 2 ** 7),               # n = 7: (C(7,0) + C(7,1)) / 2^7 -> 0.125
+    (3, 3, 1.0),                                # 2 * 42/64 > 1 -> 1
+    (0, 0, 1.0),
+])
+def test_sign_test_equals_the_hand_computed_binomial_tail(positive, negative, expected):
+    assert sign_test_p(positive, negative) == pytest.approx(expected, rel=1e-12)
+
+
+def test_sign_test_tail_for_12_discordant_written_out():
+    # n = 12, 10 vs 2: P(X <= 2) = (C(12,0) + C(12,1) + C(12,2)) / 2^12 = (1 + 12 + 66) / 4096
+    assert sign_test_p(10, 2) == pytest.approx(2 * 79 / 4096, rel=1e-12)
+
+
+def test_sign_flip_with_equal_magnitudes_is_the_sign_test():
+    assert sign_flip_p([1, 1, 1, 1, 1]) == (pytest.approx(0.0625), SIGN_FLIP)
+    assert sign_flip_p([2, 2, -2, 2, 2, 2, 2, 0, 0])[0] == pytest.approx(sign_test_p(6, 1))
+
+
+def test_sign_flip_counts_sign_patterns_by_hand():
+    # magnitudes 2, 1, 1: sums over the 8 patterns are +-4, +-2, +-2, 0, 0.
+    assert sign_flip_p([2, 1, 1])[0] == pytest.approx(2 / 8)      # |sum| >= 4
+    assert sign_flip_p([2, -1, 1])[0] == pytest.approx(6 / 8)     # |sum| >= 2
+    assert sign_flip_p([0, 0])[0] == 1.0
+
+
+def test_sign_flip_matches_brute_force_enumeration():
+    rng = np.random.default_rng(3)
+    d = rng.integers(-4, 5, size=14)
+    d[d == 0] = 3
+    signs = np.array(np.meshgrid(*[[-1, 1]] * d.size)).reshape(d.size, -1).T
+    sums = signs @ np.abs(d)
+    expected = np.mean(np.abs(sums) >= abs(d.sum()))
+    assert sign_flip_p(d)[0] == pytest.approx(expected, rel=1e-9)
+
+
+def test_sign_flip_beyond_the_limit_uses_and_names_the_normal_approximation(monkeypatch):
+    monkeypatch.setattr(stats, "EXACT_SIGN_FLIP_LIMIT", 3)
+    d = [2, 1, 1, 1, -1]
+    p, method = sign_flip_p(d)
+    assert method == SIGN_FLIP_NORMAL
+    assert p == pytest.approx(math.erfc(4 / math.sqrt(8) / math.sqrt(2)))
+
+
+def test_sign_flip_refuses_fractions():
+    with pytest.raises(ValueError, match="integer"):
+        sign_flip_p([0.2, -0.4])
+
+
+def test_holm_adjusts_in_step_down_order():
+    # sorted 0.01, 0.03, 0.04 -> 3*0.01, max(0.03, 2*0.03), max(0.06, 1*0.04)
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, 0.9]) == [1.0, 1.0]
+    assert holm([]) == []
+
+
+def test_one_run_each_is_tested_with_exact_mcnemar_on_the_discordant_images():
+    a = np.array([[0, 0, 0, 0, 0, 1, 1, 0]], bool)
+    b = np.array([[1, 1, 1, 1, 1, 1, 1, 0]], bool)  # 5 discordant, all one way
+    diff = paired_difference(a, b)
+    assert (diff.test, diff.discordant) == (MCNEMAR, 5)
+    assert diff.p == pytest.approx(0.0625) and not diff.resolved and diff.few_discordant
+    assert "p = 0.0625, exact McNemar, 5 discordant" in diff.describe()
+
+
+def test_several_runs_are_tested_on_differences_of_runs_correct():
+    a = np.array([[0, 1, 0, 1], [0, 0, 0, 1]], bool)  # runs correct per image: 0, 1, 0, 2
+    b = np.array([[1, 1, 1, 1], [1, 1, 0, 1]], bool)  # 2, 2, 1, 2 -> differences -2, -1, -1, 0
+    diff = paired_difference(a, b)
+    assert (diff.test, diff.discordant) == (SIGN_FLIP, 3)
+    assert diff.p == pytest.approx(sign_flip_p([2, 1, 1])[0]) == pytest.approx(0.25)
