@@ -24,7 +24,7 @@ from attacks import predict
 from experiments.cells import CellResult, CellSpec, run_cell, stored_attacks
 from experiments.plan import PRESETS
 from mnist_challenge_compat import CompatError, checkpoint_sha256, load_dataset, load_model
-from workflow.cli import EXIT_INTERRUPTED, fail
+from workflow.cli import fail, interrupted
 from workflow.evaluate import default_model_dir
 from workflow.fingerprint import data_sha256
 from workflow.progress import format_duration
@@ -201,13 +201,15 @@ def compute(jobs: Sequence[tuple[Target, CellSpec, int]],
 def run_command(program: str, body: Callable[[], None]) -> None:
     """Runs a command's body after :func:`prepare_outputs` (not for ``--dry_run``): one-line
     errors (exit 1), interruption saved (exit 130)."""
+    # Installed for the whole command, so that a signal between two of its steps (e.g. after
+    # the plan is printed, before the first cell starts) also ends in one line and exit 130.
     try:
-        if not FLAGS.dry_run:
-            prepare_outputs()
-        body()
+        with raise_on_termination():
+            if not FLAGS.dry_run:
+                prepare_outputs()
+            body()
     except Interrupted:
-        print(f"{program}: interrupted; finished segments are saved in {cache_dir()}, rerun the "
-              f"same command to resume", file=sys.stderr, flush=True)
-        sys.exit(EXIT_INTERRUPTED)
+        interrupted(program, f"interrupted; every attack segment finished before now is kept in "
+                             f"{cache_dir()}; rerun the same command to resume")
     except (CompatError, ValueError, KeyError, OSError, ImportError) as err:
         fail(program, err)
