@@ -18,7 +18,7 @@ class RunsState:
     Attributes:
       run_restart_accuracies: for each finished run, its per-restart accuracies.
       run_accuracies: for each finished run, its accuracy with restarts merged, in [0, 1].
-      worst_x_adv: ``(N, 784)`` float32 images of the finished run with the lowest accuracy
+      worst_x_adv: ``(N, *S)`` float32 images of the finished run with the lowest accuracy
         (the strongest attack, the one a submission should use); None before any finishes.
       current: the run in progress (its finished restarts), or None.
     """
@@ -75,7 +75,7 @@ def run_seed(seed: Seed, run: int) -> list[int]:
 
 def attack_runs(model: keras.Model, x: np.ndarray, y: np.ndarray, config: AttackConfig, *,
                 runs: int = 1, restarts: int = 1, seed: Seed = 0,
-                resume: RunsState | None = None,
+                y_target: np.ndarray | None = None, resume: RunsState | None = None,
                 on_update: Callable[[RunsState, int], None] | None = None,
                 on_progress: Callable[[int, int, int], None] | None = None) -> RunsState:
     """Runs ``runs`` independent ``restarts``-restart attacks; resumable after any restart.
@@ -83,6 +83,7 @@ def attack_runs(model: keras.Model, x: np.ndarray, y: np.ndarray, config: Attack
     Args:
       model, x, y, config: as for :func:`attacks.attack`.
       seed: an int (a None seed could not be resumed, so it is refused).
+      y_target: ``(N,)`` target classes for a targeted attack (see :func:`attacks.perturb`).
       resume: a state saved from ``on_update``; the result equals an uninterrupted run's.
       on_update: called with ``(state, run)`` after every restart (save it here).
       on_progress: called with ``(run, restart, example_steps_done)`` after each group.
@@ -108,7 +109,7 @@ def attack_runs(model: keras.Model, x: np.ndarray, y: np.ndarray, config: Attack
             if on_progress is not None:
                 on_progress(run, state.current.completed if state.current else 0, done)
 
-        attack(model, x, y, config, restarts=restarts, seed=run_seed(seed, run),
+        attack(model, x, y, config, restarts=restarts, seed=run_seed(seed, run), y_target=y_target,
                resume=state.current, on_restart=restart_done, on_progress=progress)
     return state
 
