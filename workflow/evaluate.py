@@ -63,6 +63,10 @@ class EvalSettings:
     xla: str = "auto"
     compute_dtype: str = "float32"
     submitted_by: str = "qg-attacks"
+    kappa: float | None = None
+    norm: str = "linf"
+    keep: str = "best"
+    target: str = "none"
 
     def attack_config(self) -> AttackConfig:
         fgsm = self.attack == "fgsm"
@@ -71,7 +75,18 @@ class EvalSettings:
                             step_size=None if fgsm else self.step_size, b=self.b, loss=self.loss,
                             random_start=self.random_start, batch_size=self.batch_size,
                             steps_per_group=self.steps_per_group, c=self.c,
-                            compute_dtype=self.compute_dtype, xla=self.xla)
+                            compute_dtype=self.compute_dtype, xla=self.xla, kappa=self.kappa,
+                            norm=self.norm, keep=self.keep)
+
+    def targets(self, y: np.ndarray, num_classes: int) -> np.ndarray | None:
+        """Target classes of a targeted job (``target`` next | random), else None."""
+        if self.target == "none":
+            return None
+        if self.target == "next":
+            return (y + 1) % num_classes
+        if self.target == "random":
+            return attacks.random_targets(y, num_classes, np.random.default_rng([self.seed, 1]))
+        raise ValueError(f"target must be none, next or random, got {self.target!r}")
 
 
 def default_model_dir(dataset: str = "mnist") -> Path:
@@ -93,6 +108,7 @@ def run_evaluation(settings: EvalSettings, log: Callable[[str], None] = print) -
     x_all, y_all = load_dataset(settings.dataset, "test", settings.data_dir)
     n = _num_examples(settings.num_examples, len(x_all))
     x, y = x_all[:n], y_all[:n]
+    y_target = settings.targets(y, int(model.outputs[0].shape[-1]))
     out = Path(settings.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint_files = checkpoint_sha256(model_dir)
@@ -125,7 +141,8 @@ def run_evaluation(settings: EvalSettings, log: Callable[[str], None] = print) -
     with raise_on_termination():
         try:
             state = attack_runs(model, x, y, config, runs=settings.runs,
-                                restarts=settings.restarts, seed=settings.seed, resume=state,
+                                restarts=settings.restarts, seed=settings.seed,
+                                y_target=y_target, resume=state,
                                 on_update=save, on_progress=progress.within_restart)
         except Interrupted:
             log(f"interrupted: progress up to the last finished restart is saved in "
@@ -222,8 +239,13 @@ def _attack_label(config: AttackConfig, settings: EvalSettings) -> str:
     if config.method != "fgsm":
         parts.append(f"{config.steps} steps, a={config.step_size:g}")
     parts.append(f"{config.loss} loss")
+    if settings.target != "none":
+        parts.append(f"targeted ({settings.target})")
+    if config.norm != "linf":
+        parts.append(config.norm.upper())
     if settings.restarts > 1:
         parts.append(f"{settings.restarts} restarts")
+    parts.append(f"{config.keep} iterate")
     return ", ".join(parts)
 
 
