@@ -6,6 +6,7 @@ import os
 import re
 
 import numpy as np
+import pytest
 
 import attacks
 from tests.conftest import REPO_ROOT
@@ -17,6 +18,7 @@ def _readme_example() -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
+@pytest.mark.slow
 def test_the_readme_composed_attack_is_at_most_15_lines_and_runs(monkeypatch):
     code = _readme_example()
     assert len([line for line in code.splitlines() if line.strip()]) <= 15
