@@ -188,11 +188,14 @@ class StepRunner:
         x_t = tf.convert_to_tensor(x, tf.float32)
         x_nat_t = tf.convert_to_tensor(x_nat, tf.float32)
         y_t = tf.convert_to_tensor(y, tf.int64)
-        t_t = y_t if y_target is None or not self._loss.targeted else tf.convert_to_tensor(y_target, tf.int64)
+        # Untargeted losses ignore the targets: the labels fill their place in the signature.
+        t_t = tf.convert_to_tensor(y_target, tf.int64) if self._loss.targeted else y_t
         shape = tuple(x_t.shape[1:])
         track = best is not None
-        state = (tf.convert_to_tensor(best.x, tf.float32), tf.convert_to_tensor(best.found)) if track else ()
+        state = ((tf.convert_to_tensor(best.x, tf.float32), tf.convert_to_tensor(best.found))
+                 if track else ())
         full, rest = divmod(n, self._chunk)
+        # With tracking, a last 0-step call checks the final iterate x_n.
         for m in [self._chunk] * full + ([rest] if rest else []) + ([0] if track else []):
             out = self._compiled_steps(m, shape, track)(x_t, x_nat_t, y_t, t_t, *state)
             x_t, state = (out[0], tuple(out[1:])) if track else (out, ())

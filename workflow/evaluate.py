@@ -38,7 +38,12 @@ DEFAULT_ARCH_BY_DATASET = {"mnist": "madry_mnist", "fashion_mnist": "daa_fashion
 
 @dataclass(frozen=True)
 class EvalSettings:
-    """One evaluation job. Attack fields mean what :class:`attacks.AttackConfig` says."""
+    """One evaluation job. Attack fields mean what :class:`attacks.AttackConfig` says.
+
+    ``target`` (none | next | random) makes the attack targeted; its run and restart
+    accuracies then count the images that did not reach their target, while
+    ``adversarial_accuracy`` stays the model's accuracy on the submitted images.
+    """
 
     attack: str = "pgd"
     epsilon: float = 0.3
