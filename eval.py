@@ -23,11 +23,20 @@ FLAGS = flags.FLAGS
 
 flags.DEFINE_enum("attack", "pgd", ["fgsm", "pgd", "pqgd", "blob", "blob_qg"], "Attack method.")
 flags.DEFINE_float("b", None, "Quantization level (>= 1) for pqgd, blob_qg and quantized fgsm.")
-flags.DEFINE_float("epsilon", None, "L-inf radius (pixels in [0, 1]); default: the model's "
-                   "config.json, else 0.3.")
+flags.DEFINE_float("epsilon", None, "Radius of the --norm ball (pixels in [0, 1]); default: the "
+                   "model's config.json, else 0.3.")
 flags.DEFINE_integer("steps", None, "Attack iterations (the challenge's k); default 40. Not for fgsm.")
 flags.DEFINE_float("step_size", None, "Step size a; default 0.01. Not for fgsm.")
-flags.DEFINE_enum("loss", "xent", ["xent", "cw"], "Attack loss.")
+flags.DEFINE_enum("loss", "xent", ["xent", "cw", "dlr", "logit_margin"],
+                  "Attack loss (its targeted form with --target).")
+flags.DEFINE_float("kappa", None, "CW loss margin (default 50, the challenge's); --loss=cw only.")
+flags.DEFINE_enum("norm", "linf", ["linf", "l2"], "Threat model: L-inf or L2 ball of --epsilon.")
+flags.DEFINE_enum("keep", "best", ["best", "final"],
+                  "Per example, the first iterate that fools the model (best) or the last one "
+                  "(final: the paper's and the challenge scripts' protocol).")
+flags.DEFINE_enum("target", "none", ["none", "next", "random"],
+                  "Targeted attack towards (y + 1) mod C (next) or a random other class per "
+                  "image drawn from --seed (random); none: untargeted.")
 flags.DEFINE_bool("random_start", True, "Start from a uniform random point of the eps-ball.")
 flags.DEFINE_integer("restarts", 1, "Restarts, merged per example.")
 flags.DEFINE_integer("runs", 1, "Independent runs (reports worst and average accuracy).")
@@ -67,6 +76,9 @@ flags.register_validator("steps_per_group", lambda v: v >= 1, "--steps_per_group
 flags.register_validator("num_examples", lambda v: v is None or v >= 1, "--num_examples must be >= 1")
 flags.register_validator("c", lambda v: v is None or v >= 0, "--c must be >= 0")
 flags.register_validator("plot_examples", lambda v: v >= 1, "--plot_examples must be >= 1")
+flags.register_multi_flags_validator(
+    ["loss", "kappa"], lambda f: f["kappa"] is None or f["loss"] == "cw",
+    "--kappa applies to --loss=cw only")
 flags.register_multi_flags_validator(
     ["attack", "b"], lambda f: f["attack"] not in ("pqgd", "blob_qg") or f["b"] is not None,
     "--attack=pqgd and --attack=blob_qg need --b (the quantization level, >= 1)")

@@ -272,12 +272,10 @@ class AdversarialTrainer:
 
     def _make_runner(self):
         """``attacks.make_runner`` with the step rule's epsilon replaced by the variable."""
-        from attacks import attack_model
-        from attacks.engine import StepRunner, resolve_xla
+        from attacks import make_runner
         cfg = self._attack_config(self.settings.epsilon).resolved()
-        rule = dataclasses.replace(cfg.step_rule(), epsilon=self.epsilon)
-        return StepRunner(attack_model(self.model), cfg.loss, rule, cfg.direction(),
-                          xla=resolve_xla(cfg.xla))
+        return make_runner(self.model, cfg,
+                           rule=dataclasses.replace(cfg.step_rule(), epsilon=self.epsilon))
 
     def adversarial_batch(self, x: "np.ndarray", y: "np.ndarray", step: int) -> "np.ndarray":
         """PGD-k examples ``(B, 784)`` float32 in [0, 1] of the clean batch ``x`` at ``step``."""

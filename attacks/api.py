@@ -8,9 +8,10 @@ import keras
 import numpy as np
 
 from attacks.config import AttackConfig
-from attacks.engine import StepRunner, gpu_available, resolve_xla
+from attacks.engine import BestIterate, StepRunner, gpu_available, resolve_xla
 from attacks.fast_backward import with_fast_input_gradient
 from attacks.precision import model_in_dtype
+from attacks.steps import StepRule
 from models.predict import predict_labels
 
 Seed = int | Sequence[int] | None
@@ -21,10 +22,12 @@ class RestartState:
     """Progress of a multi-restart attack; everything needed to resume it.
 
     Attributes:
-      x_adv: ``(N, 784)`` float32, per example the image kept so far (a misclassified one
-        as soon as any restart found one, else restart 0's).
-      broken: ``(N,)`` bool, True where some restart's image is misclassified.
-      restart_accuracies: accuracy of each finished restart on its own, in [0, 1].
+      x_adv: ``(N, *S)`` float32, per example the image kept so far (a successful one as
+        soon as any restart found one, else restart 0's).
+      broken: ``(N,)`` bool, True where some restart's image succeeds: is misclassified
+        (untargeted) or classified as ``y_target`` (targeted).
+      restart_accuracies: per finished restart on its own, the fraction of examples where
+        the attack did not succeed (untargeted: the model's accuracy), in [0, 1].
     """
 
     x_adv: np.ndarray
@@ -37,40 +40,46 @@ class RestartState:
 
     @property
     def accuracy(self) -> float:
-        """Accuracy after merging the finished restarts per example."""
+        """Fraction not broken after merging the finished restarts per example."""
         return float(1.0 - self.broken.mean()) if self.broken.size else 0.0
 
 
 def perturb(model: keras.Model, x: np.ndarray, y: np.ndarray, *, method: str, epsilon: float,
             steps: int | None = None, step_size: float | None = None, b: float | None = None,
-            loss: str = "xent", random_start: bool = True, seed: Seed = None,
+            loss: str | Callable = "xent", random_start: bool = True, seed: Seed = None,
             x_start: np.ndarray | None = None, batch_size: int = 200, steps_per_group: int = 10,
             c: float | None = None, restarts: int = 1, compute_dtype: str = "float32",
-            xla: str | bool = "auto") -> np.ndarray:
+            xla: str | bool = "auto", kappa: float | None = None, norm: str = "linf",
+            bounds: tuple[float, float] = (0.0, 1.0), keep: str = "final",
+            y_target: np.ndarray | None = None) -> np.ndarray:
     """Adversarial examples for ``model`` (see :class:`attacks.config.AttackConfig`).
 
     Args:
-      model: Keras model mapping ``(N, 784)`` float32 in [0, 1] to ``(N, C)`` logits.
-      x: ``(N, 784)`` clean images, finite, in [0, 1].
+      model: Keras model mapping ``(N, *S)`` float32 images in ``bounds`` to ``(N, C)``
+        logits (``S = (784,)`` for the challenge's MNIST models).
+      x: ``(N, *S)`` clean images, finite, in ``bounds``; ``S`` must match the model's input.
       y: ``(N,)`` integer labels in ``[0, C)``.
       seed: same seed -> identical output on CPU; None draws fresh randomness.
-      x_start: ``(N, 784)`` starting images within ``epsilon`` of ``x``; replaces the random
+      x_start: ``(N, *S)`` starting images within ``epsilon`` of ``x``; replaces the random
         start in every restart.
-      restarts: >= 1; per example, an image of a restart that fools the model is kept.
+      restarts: >= 1; per example, an image of a restart that succeeds is kept.
+      y_target: ``(N,)`` target classes (each ``!= y``) for a targeted attack: the loss
+        takes its targeted form and success means predicting ``y_target``.
 
     Returns:
-      ``(N, 784)`` float32 images within ``epsilon`` (L-inf) of ``x``, in [0, 1].
+      ``(N, *S)`` float32 images within ``epsilon`` (in ``norm``) of ``x``, in ``bounds``.
     """
     config = AttackConfig(method=method, epsilon=epsilon, steps=steps, step_size=step_size, b=b,
                           loss=loss, random_start=random_start, batch_size=batch_size,
                           steps_per_group=steps_per_group, c=c, compute_dtype=compute_dtype,
-                          xla=xla)
-    return attack(model, x, y, config, restarts=restarts, seed=seed, x_start=x_start).x_adv
+                          xla=xla, kappa=kappa, norm=norm, bounds=bounds, keep=keep)
+    return attack(model, x, y, config, restarts=restarts, seed=seed, x_start=x_start,
+                  y_target=y_target).x_adv
 
 
 def attack(model: keras.Model, x: np.ndarray, y: np.ndarray, config: AttackConfig, *,
            restarts: int = 1, seed: Seed = None, x_start: np.ndarray | None = None,
-           resume: RestartState | None = None,
+           y_target: np.ndarray | None = None, resume: RestartState | None = None,
            on_restart: Callable[[RestartState], None] | None = None,
            on_progress: Callable[[int], None] | None = None) -> RestartState:
     """Runs ``restarts`` restarts of ``config`` and merges them per example.
@@ -79,21 +88,30 @@ def attack(model: keras.Model, x: np.ndarray, y: np.ndarray, config: AttackConfi
     resumed from ``resume`` (the state after its first ``resume.completed`` restarts) ends
     exactly as an uninterrupted one. ``on_restart`` sees the state after every restart;
     ``on_progress`` the example-steps done so far in the current restart, after each group.
+    ``y_target`` makes the attack targeted (see :func:`perturb`). Every argument is checked
+    before any attack step runs.
     """
-    x, y = validate_inputs(x, y, model)
+    cfg = config.resolved()
+    x, y = validate_inputs(x, y, model, cfg.bounds)
+    num_classes = _num_classes(model, x)
+    if y_target is not None:
+        y_target = validate_targets(y_target, y, num_classes)
+    if num_classes is not None:
+        cfg.make_loss(targeted=y_target is not None).check(num_classes)
     if not (isinstance(restarts, int) and restarts >= 1):
         raise ValueError(f"restarts must be an integer >= 1, got {restarts}")
     if x_start is not None:
-        x_start = validate_start(x_start, x, config.epsilon)
-    runner = make_runner(model, config)
+        x_start = validate_start(x_start, x, cfg.step_rule())
+    runner = make_runner(model, cfg, targeted=y_target is not None)
     state = resume if resume is not None else RestartState(
         x_adv=np.empty_like(x), broken=np.zeros(len(x), dtype=bool))
     if len(state.broken) != len(x):
         raise ValueError(f"resume state holds {len(state.broken)} examples, the data {len(x)}")
     for r in range(state.completed, restarts):
         rng = np.random.default_rng([*seed_words(seed), r])
-        x_adv = run_restart(runner, config, x, y, rng, x_start, on_progress)
-        merge_restart(state, x_adv, predict(model, x_adv, config.batch_size) == y)
+        x_adv = run_restart(runner, cfg, x, y, rng, x_start, on_progress, y_target=y_target)
+        pred = predict(model, x_adv, cfg.batch_size)
+        merge_restart(state, x_adv, pred != y_target if y_target is not None else pred == y)
         if on_restart is not None:
             on_restart(state)
     return state
@@ -101,8 +119,13 @@ def attack(model: keras.Model, x: np.ndarray, y: np.ndarray, config: AttackConfi
 
 def run_restart(runner: StepRunner, config: AttackConfig, x: np.ndarray, y: np.ndarray,
                 rng: np.random.Generator, x_start: np.ndarray | None = None,
-                on_progress: Callable[[int], None] | None = None) -> np.ndarray:
-    """One restart: start point, then all steps on groups of the set; ``(N, 784)`` float32."""
+                on_progress: Callable[[int], None] | None = None, *,
+                y_target: np.ndarray | None = None) -> np.ndarray:
+    """One restart: start point, then all steps on groups of the set; ``(N, *S)`` float32.
+
+    With ``config.keep == "best"`` each example ends at the first iterate (start included)
+    at which the attack succeeded, where one did, else at its last iterate.
+    """
     cfg = config.resolved()
     rule = cfg.step_rule()
     if x_start is not None:
@@ -111,13 +134,18 @@ def run_restart(runner: StepRunner, config: AttackConfig, x: np.ndarray, y: np.n
         x_adv = rule.random_perturb(x, rng)
     else:
         x_adv = x.copy()
+    best = BestIterate.empty(x) if cfg.keep == "best" else None
     done = 0
     for idx, n in group_schedule(len(x), cfg, rng):
-        x_adv[idx] = runner.run(x_adv[idx], x[idx], y[idx], n)
+        part = best.take(idx) if best is not None else None
+        x_adv[idx] = runner.run(x_adv[idx], x[idx], y[idx], n, best=part,
+                                y_target=None if y_target is None else y_target[idx])
+        if best is not None:
+            best.put(idx, part)
         done += len(idx) * n
         if on_progress is not None:
             on_progress(done)
-    return x_adv
+    return x_adv if best is None else best.select(x_adv)
 
 
 def group_schedule(n_examples: int, config: AttackConfig,
@@ -145,7 +173,10 @@ def group_schedule(n_examples: int, config: AttackConfig,
 
 
 def merge_restart(state: RestartState, x_adv: np.ndarray, correct: np.ndarray) -> None:
-    """Folds one restart into ``state``: a newly fooled example takes this restart's image."""
+    """Folds one restart into ``state``: a newly broken example takes this restart's image.
+
+    ``correct``: ``(N,)`` bool, True where this restart's image did not succeed.
+    """
     if state.completed == 0:
         state.x_adv[...] = x_adv
     newly_broken = ~correct & ~state.broken
@@ -159,41 +190,83 @@ def predict(model: keras.Model, x: np.ndarray, batch_size: int = 200) -> np.ndar
     return predict_labels(model, x, batch_size)
 
 
-def validate_inputs(x, y, model: keras.Model | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Checks clean images and labels; returns float32 ``(N, 784)`` and int64 ``(N,)``."""
+def random_targets(y: np.ndarray, num_classes: int, rng: np.random.Generator) -> np.ndarray:
+    """``(N,)`` int64 target classes drawn uniformly among the classes other than ``y``."""
+    y = np.asarray(y, dtype=np.int64)
+    return (y + rng.integers(1, num_classes, size=y.shape)) % num_classes
+
+
+def model_input_shape(model: keras.Model) -> tuple | None:
+    """Per-example input shape of ``model`` (None entries: any size), or None if unknown."""
+    inputs = getattr(model, "inputs", None)
+    if not inputs:
+        return None
+    return tuple(inputs[0].shape[1:])
+
+
+def validate_inputs(x, y, model: keras.Model | None = None,
+                    bounds: tuple[float, float] = (0.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
+    """Checks clean images and labels; returns float32 ``(N, *S)`` and int64 ``(N,)``."""
     x = np.asarray(x)
     y = np.asarray(y)
-    if x.ndim != 2 or x.shape[1] != 784:
-        raise ValueError(f"images must have shape (N, 784), got {x.shape}")
+    lo, hi = bounds
+    expected = model_input_shape(model) if model is not None else None
+    if x.ndim < 2 or (expected is not None and not _shape_matches(x.shape[1:], expected)):
+        want = "(N, " + ", ".join("?" if d is None else str(d) for d in expected) + ")" \
+            if expected is not None else "(N, ...)"
+        raise ValueError(f"images must have shape {want} to match the model's input, got {x.shape}")
     if not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"images must be floating point in [0, 1], got dtype {x.dtype}")
+        raise ValueError(f"images must be floating point in [{lo:g}, {hi:g}], got dtype {x.dtype}")
     x = x.astype(np.float32, copy=False)
     if not np.all(np.isfinite(x)):
         raise ValueError("images contain NaN or infinite values")
-    if x.size and (x.min() < 0 or x.max() > 1):
-        raise ValueError(f"image pixels must be in [0, 1], found [{x.min():g}, {x.max():g}]")
+    if x.size and (x.min() < lo or x.max() > hi):
+        raise ValueError(f"image pixels must be in [{lo:g}, {hi:g}] (bounds), found "
+                         f"[{x.min():g}, {x.max():g}]")
     if y.shape != (x.shape[0],):
         raise ValueError(f"labels must have shape ({x.shape[0]},), got {y.shape}")
     if not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"labels must be integers, got dtype {y.dtype}")
-    n_classes = model.outputs[0].shape[-1] if model is not None and model.outputs else None
+    n_classes = _output_classes(model) if model is not None else None
     if y.size and (y.min() < 0 or (n_classes is not None and y.max() >= n_classes)):
         raise ValueError(f"labels must be in [0, {n_classes}), found [{y.min()}, {y.max()}]")
     return x, y.astype(np.int64, copy=False)
 
 
-def validate_start(x_start, x: np.ndarray, epsilon: float) -> np.ndarray:
-    """Checks a user-given start point: shape, finite, [0, 1], within eps of ``x``."""
+def validate_targets(y_target, y: np.ndarray, num_classes: int | None) -> np.ndarray:
+    """Checks target classes: ``(N,)`` integers in ``[0, C)``, none equal to its label."""
+    y_target = np.asarray(y_target)
+    if y_target.shape != y.shape:
+        raise ValueError(f"y_target must have the labels' shape {y.shape}, got {y_target.shape}")
+    if not np.issubdtype(y_target.dtype, np.integer):
+        raise ValueError(f"y_target must be integers, got dtype {y_target.dtype}")
+    if y_target.size and (y_target.min() < 0 or (num_classes is not None
+                                                 and y_target.max() >= num_classes)):
+        raise ValueError(f"y_target must be in [0, {num_classes}), found "
+                         f"[{y_target.min()}, {y_target.max()}]")
+    same = np.flatnonzero(y_target == y)
+    if same.size:
+        raise ValueError(f"y_target must differ from y; equal at {same.size} example(s), "
+                         f"first at index {same[0]}")
+    return y_target.astype(np.int64, copy=False)
+
+
+def validate_start(x_start, x: np.ndarray, rule: StepRule) -> np.ndarray:
+    """Checks a user-given start point: shape, finite, within bounds and within eps of ``x``."""
     x_start = np.asarray(x_start, dtype=np.float32)
+    lo, hi = rule.bounds
     if x_start.shape != x.shape:
         raise ValueError(f"x_start must have the images' shape {x.shape}, got {x_start.shape}")
     if not np.all(np.isfinite(x_start)):
         raise ValueError("x_start contains NaN or infinite values")
-    if x_start.min() < 0 or x_start.max() > 1:
-        raise ValueError(f"x_start pixels must be in [0, 1], found [{x_start.min():g}, {x_start.max():g}]")
-    dist = float(np.max(np.abs(x_start - x))) if x.size else 0.0
-    if dist > epsilon + 1e-6:
-        raise ValueError(f"x_start is {dist:g} from the images in L-inf, more than epsilon {epsilon:g}")
+    if x_start.size and (x_start.min() < lo or x_start.max() > hi):
+        raise ValueError(f"x_start pixels must be in [{lo:g}, {hi:g}], found "
+                         f"[{x_start.min():g}, {x_start.max():g}]")
+    dist = float(rule.distance(x_start, x).max(initial=0.0))
+    # Relative slack: the L2 projection's float32 rounding, on any pixel scale.
+    if dist > rule.epsilon * (1 + 1e-5) + 1e-6:
+        raise ValueError(f"x_start is {dist:g} from the images in {rule.NORM}, more than epsilon "
+                         f"{rule.epsilon:g}")
     return x_start
 
 
@@ -206,11 +279,35 @@ def attack_model(model: keras.Model, compute_dtype: str = "float32") -> keras.Mo
     return copy if gpu_available() else with_fast_input_gradient(copy)
 
 
-def make_runner(model: keras.Model, config: AttackConfig) -> StepRunner:
-    """The compiled step loop for ``config`` on ``model`` (see :func:`attack_model`)."""
+def make_runner(model: keras.Model, config: AttackConfig, *, targeted: bool = False,
+                rule: StepRule | None = None) -> StepRunner:
+    """The compiled step loop for ``config`` on ``model`` (see :func:`attack_model`).
+
+    ``targeted`` selects the targeted form of the loss; ``rule`` replaces the config's step
+    rule (e.g. one whose epsilon is a ``tf.Variable`` changed between calls).
+    """
     cfg = config.resolved()
-    return StepRunner(attack_model(model, cfg.compute_dtype), cfg.loss, cfg.step_rule(),
-                      cfg.direction(), xla=resolve_xla(cfg.xla))
+    return StepRunner(attack_model(model, cfg.compute_dtype), cfg.make_loss(targeted),
+                      cfg.step_rule() if rule is None else rule, cfg.direction(),
+                      xla=resolve_xla(cfg.xla))
+
+
+def _shape_matches(shape: tuple, expected: tuple) -> bool:
+    return len(shape) == len(expected) and all(e is None or s == e for s, e in zip(shape, expected))
+
+
+def _output_classes(model: keras.Model) -> int | None:
+    outputs = getattr(model, "outputs", None)
+    return outputs[0].shape[-1] if outputs else None
+
+
+def _num_classes(model: keras.Model, x: np.ndarray) -> int | None:
+    """Classes of ``model``: from its output shape, else from one forward pass on ``x[:1]``
+    (None for a model of unknown output given no images)."""
+    n = _output_classes(model)
+    if n is None and len(x):
+        n = np.asarray(model(x[:1], training=False)).shape[-1]
+    return None if n is None else int(n)
 
 
 def seed_words(seed: Seed) -> list[int]:

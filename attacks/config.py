@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Callable
 
 from attacks.directions import DEFAULT_C, DirectionFn, blob_direction_fn, gradient_direction
-from attacks.losses import LOSSES
+from attacks.losses import LOSSES, Loss, make_loss
 from attacks.precision import COMPUTE_DTYPES
-from attacks.steps import LinfStep, quantized_unit, sign_unit
+from attacks.steps import L2Step, LinfStep, StepRule, quantized_unit, raw_unit, sign_unit
 
 METHODS = ("fgsm", "pgd", "pqgd", "blob", "blob_qg")
+NORMS = ("linf", "l2")
+KEEP = ("final", "best")
 # Methods whose direction couples the examples of a group (regrouped every round).
 GROUPED_METHODS = ("blob", "blob_qg")
 QUANTIZED_METHODS = ("pqgd", "blob_qg")
@@ -21,18 +24,30 @@ class AttackConfig:
 
     Attributes:
       method: fgsm | pgd | pqgd | blob | blob_qg.
-      epsilon: L-inf radius, > 0 (pixels are in [0, 1]).
+      epsilon: radius of the ``norm`` ball, > 0, in pixel units of ``bounds`` (the
+        CIFAR-10 challenge: 8 on 0-255 images).
       steps: iterations, >= 1 (FGSM: 1).
       step_size: ``a`` per step, > 0 (FGSM: ``epsilon``).
       b: quantization level >= 1; required by pqgd and blob_qg, optional for fgsm
         (quantized FGSM), not accepted by pgd and blob (whose step is the sign).
-      loss: xent | cw.
-      random_start: start from ``clip(x_nat + U(-eps, eps), 0, 1)`` (FGSM: never). The
+      loss: xent | cw | dlr | logit_margin (``attacks.losses``; the targeted form when the
+        attack is given ``y_target``), or a callable ``(logits, y) -> (M,)`` loss
+        (``(logits, y, y_target)`` for a targeted attack).
+      kappa: CW's margin, default 50 (the challenge's); cw only.
+      norm: "linf" (sign / quantized steps, ``attacks.steps.LinfStep``) or "l2"
+        (``a * d / ||d||_2``, or the quantized direction normalised the same way,
+        ``attacks.steps.L2Step``). BLOB's direction works under both.
+      bounds: ``(lo, hi)`` pixel range, ``lo < hi``; projection clips to the ball, then here.
+      keep: "final" (the last iterate: the paper's and the challenge scripts' protocol) or
+        "best" (per example, the first iterate at which the attack succeeds, when one does;
+        the success is read from the logits of the attacked model in ``compute_dtype``).
+      random_start: start from a uniform point of the ball, clipped to ``bounds`` (L-inf:
+        ``clip(x_nat + U(-eps, eps), lo, hi)``) (FGSM: never). The
         challenge's code clips the start the same way; the DAA authors' code does not clip
         it (the first projection does), which changes only where the first step lands.
       batch_size: images per compiled call; for BLOB the group size M of the kernel term.
       steps_per_group: BLOB steps between regroupings of the whole set.
-      c: BLOB kernel weight (default 1.1 for xent, 10 for cw). The DAA authors' code, as it
+      c: BLOB kernel weight (default 1.1 for xent, 10 for cw; required for other losses). The DAA authors' code, as it
         runs, uses 1.1 for the CW loss too: its ``c = 10.0`` is a local variable that its
         ``perturb`` never reads. 10 for cw is the value that code states; pass ``c=1.1`` to
         reproduce what it computes.
@@ -45,17 +60,30 @@ class AttackConfig:
     steps: int | None = None
     step_size: float | None = None
     b: float | None = None
-    loss: str = "xent"
+    loss: str | Callable = "xent"
     random_start: bool = True
     batch_size: int = 200
     steps_per_group: int = 10
     c: float | None = None
     compute_dtype: str = "float32"
     xla: str | bool = "auto"
+    kappa: float | None = None
+    norm: str = "linf"
+    bounds: tuple[float, float] = (0.0, 1.0)
+    keep: str = "final"
 
     def __post_init__(self):
         _check(self.method in METHODS, f"unknown method {self.method!r}; known: {', '.join(METHODS)}")
-        _check(self.loss in LOSSES, f"unknown loss {self.loss!r}; known: {', '.join(LOSSES)}")
+        _check(callable(self.loss) or self.loss in LOSSES,
+               f"unknown loss {self.loss!r}; known: {', '.join(LOSSES)}, or a callable")
+        _check(self.norm in NORMS, f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
+        _check(self.keep in KEEP, f"keep must be one of {', '.join(KEEP)}, got {self.keep!r}")
+        _check(_valid_bounds(self.bounds),
+               f"bounds must be (lo, hi) with finite lo < hi, got {self.bounds!r}")
+        if self.kappa is not None:
+            _check(self.loss == "cw", f"kappa (the CW margin) applies to the cw loss only")
+            _check(isinstance(self.kappa, (int, float)) and math.isfinite(self.kappa),
+                   f"kappa must be a finite number, got {self.kappa}")
         _check(self.compute_dtype in COMPUTE_DTYPES,
                f"compute_dtype must be one of {', '.join(COMPUTE_DTYPES)}, got {self.compute_dtype!r}")
         _check(_positive(self.epsilon), f"epsilon must be a finite number > 0, got {self.epsilon}")
@@ -88,6 +116,9 @@ class AttackConfig:
         if self.method == "fgsm":
             return replace(self, steps=1, step_size=self.epsilon, random_start=False)
         if self.method in GROUPED_METHODS and self.c is None:
+            _check(not callable(self.loss) and self.loss in DEFAULT_C,
+                   f"{self.method} with loss {getattr(self.loss, '__name__', self.loss)!r} needs "
+                   f"c (the kernel weight); defaults exist for xent (1.1) and cw (10)")
             return replace(self, c=DEFAULT_C[self.loss])
         return self
 
@@ -95,11 +126,20 @@ class AttackConfig:
     def grouped(self) -> bool:
         return self.method in GROUPED_METHODS
 
-    def step_rule(self) -> LinfStep:
-        """Sign or quantized unit step: the single piece that makes an attack 'quantized'."""
+    def step_rule(self) -> StepRule:
+        """Sign (L2: raw) or quantized unit step: the single piece that makes an attack
+        'quantized'; L-inf or L2 ball within ``bounds``."""
         cfg = self.resolved()
+        bounds = (float(cfg.bounds[0]), float(cfg.bounds[1]))
+        if cfg.norm == "l2":
+            unit = raw_unit() if cfg.b is None else quantized_unit(cfg.b)
+            return L2Step(epsilon=cfg.epsilon, step_size=cfg.step_size, unit=unit, bounds=bounds)
         unit = sign_unit() if cfg.b is None else quantized_unit(cfg.b)
-        return LinfStep(epsilon=cfg.epsilon, step_size=cfg.step_size, unit=unit)
+        return LinfStep(epsilon=cfg.epsilon, step_size=cfg.step_size, unit=unit, bounds=bounds)
+
+    def make_loss(self, targeted: bool = False) -> Loss:
+        """The loss the driver maximises, in its targeted form for a targeted attack."""
+        return make_loss(self.loss, targeted=targeted, kappa=self.kappa)
 
     def direction(self) -> DirectionFn:
         """Plain gradient, or the BLOB kernel-interaction direction."""
@@ -110,6 +150,15 @@ class AttackConfig:
 def _positive(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) \
         and math.isfinite(value) and value > 0
+
+
+def _valid_bounds(bounds) -> bool:
+    try:
+        lo, hi = bounds
+    except (TypeError, ValueError):
+        return False
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lo, hi))
+    return numbers and math.isfinite(lo) and math.isfinite(hi) and lo < hi
 
 
 def _check(condition: bool, message: str) -> None:

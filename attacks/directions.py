@@ -3,7 +3,8 @@ from typing import Callable
 
 import tensorflow as tf
 
-# direction(x, g) -> d, all (M, d) float32; x are the group's current images.
+# direction(x, g) -> d, all (M, *S) float32 (any per-example shape S); x are the group's
+# current images, g their loss gradients.
 DirectionFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
 # Default kernel-term weights of the DAA code, per loss.
@@ -24,12 +25,13 @@ def blob_direction(x: tf.Tensor, g: tf.Tensor, c: float | tf.Tensor) -> tf.Tenso
     """DAA-BLOB direction for a group of M images.
 
     Args:
-      x: ``(M, d)`` current images of the group, float32.
-      g: ``(M, d)`` their loss gradients.
+      x: ``(M, *S)`` current images of the group, float32; each example is flattened to a
+        vector of ``d = prod(S)`` pixels for the kernel.
+      g: ``(M, *S)`` their loss gradients.
       c: weight of the kernel term (DAA defaults: 1.1 for xent, 10 for cw).
 
     Returns:
-      ``(M, d)``: ``eg = G + (c / M) * (K @ G - R)`` with ``D_ij = ||x_i - x_j||^2``,
+      ``(M, *S)``: ``eg = G + (c / M) * (K @ G - R)`` with ``D_ij = ||x_i - x_j||^2``,
       ``h2 = 0.5 * median(D) / log(M)`` (median over all M*M entries, numpy's definition),
       ``K = exp(-D / (2 h2))`` and ``R_i = sum_j K_ij (x_i - x_j) / h2``.
 
@@ -39,6 +41,10 @@ def blob_direction(x: tf.Tensor, g: tf.Tensor, c: float | tf.Tensor) -> tf.Tenso
     """
     x = tf.convert_to_tensor(x)
     g = tf.convert_to_tensor(g, dtype=x.dtype)
+    if x.shape.rank != 2:
+        flat = blob_direction(tf.reshape(x, [tf.shape(x)[0], -1]),
+                              tf.reshape(g, [tf.shape(g)[0], -1]), c)
+        return tf.reshape(flat, tf.shape(g))
     m = tf.shape(x)[0]
     m_float = tf.cast(m, x.dtype)
     sq_norms = tf.reduce_sum(tf.square(x), axis=1)

@@ -1,7 +1,8 @@
 """The one driver loop: gradient -> direction -> step -> project, compiled in TensorFlow.
 
-Every method (FGSM, PGD, PQGD, DAA-BLOB, BLOB_QG) runs through :class:`StepRunner`; methods
-differ only in the ``LinfStep`` (sign or quantized unit) and the direction function.
+Every method (FGSM, PGD, PQGD, DAA-BLOB, BLOB_QG, under either norm) runs through
+:class:`StepRunner`; methods differ only in the step rule (``LinfStep`` / ``L2Step`` with a
+sign, raw or quantized unit), the direction function and the loss.
 """
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dataclasses import dataclass
+from typing import Callable
+
 from attacks.directions import DirectionFn
-from attacks.losses import per_example_loss
-from attacks.steps import LinfStep
+from attacks.losses import Loss, make_loss
+from attacks.steps import StepRule
 
 # Steps unrolled into one compiled call. Measured on a 2-core CPU: a Python-unrolled chunk is
 # faster than a tf.while_loop over tf.range (which blocks some graph optimisations), and a
@@ -21,7 +25,7 @@ from attacks.steps import LinfStep
 DEFAULT_CHUNK = 10
 
 # Compiled step loops shared by every StepRunner on the same model object and the same
-# (loss, step rule, direction, xla, chunk, n): ``attacks.perturb`` builds a new runner per
+# (loss, step rule, direction, xla, chunk, n, image shape, tracking): ``attacks.perturb`` builds a new runner per
 # call, and retracing + re-optimising the unrolled graph cost ~0.6 s per call (~8% of a
 # 1,000-image PGD-20 run at batch 200 on 2 cores). Weakly keyed: a model that is garbage
 # collected takes its compiled loops with it.
@@ -54,33 +58,72 @@ def resolve_xla(xla: str | bool) -> bool:
     raise ValueError(f"xla must be auto, on or off, got {xla!r}")
 
 
+@dataclass
+class BestIterate:
+    """Per example, the first iterate at which the attack succeeded (``keep="best"``).
+
+    Attributes:
+      x: ``(M, *S)`` float32, the kept iterate where ``found``, unspecified elsewhere.
+      found: ``(M,)`` bool, True once some iterate succeeded.
+    """
+
+    x: np.ndarray
+    found: np.ndarray
+
+    @classmethod
+    def empty(cls, like: np.ndarray) -> BestIterate:
+        return cls(x=np.zeros_like(like, dtype=np.float32), found=np.zeros(len(like), dtype=bool))
+
+    def take(self, idx: np.ndarray) -> BestIterate:
+        return BestIterate(self.x[idx], self.found[idx])
+
+    def put(self, idx: np.ndarray, part: BestIterate) -> None:
+        self.x[idx] = part.x
+        self.found[idx] = part.found
+
+    def select(self, final: np.ndarray) -> np.ndarray:
+        """The kept iterate where one succeeded, else ``final``."""
+        mask = self.found.reshape((-1,) + (1,) * (final.ndim - 1))
+        return np.where(mask, self.x, final).astype(np.float32, copy=False)
+
+
 class StepRunner:
-    """Runs ``n`` attack steps on one group of images in a single compiled call.
+    """Runs ``n`` attack steps on one group of images in a single compiled call: the driver.
+
+    Each step: ``g`` = input gradient of each example's own loss (the loss SUM is
+    differentiated), ``d = direction(x, g)``, ``x = rule.project(rule.step(x, d), x_nat)``.
 
     Args:
-      model: Keras model, ``(M, 784)`` float32 in [0, 1] -> ``(M, C)`` logits. For
+      model: Keras model, ``(M, *S)`` float32 images -> ``(M, C)`` logits. For
         ``compute_dtype="bfloat16"`` pass a bfloat16 copy (``attacks.precision``); images,
         gradients' normalisation and projection stay float32.
-      loss: ``"xent"`` or ``"cw"``.
-      rule: the step rule (epsilon, step size, sign or quantized unit).
+      loss: a loss name of ``attacks.losses.LOSSES`` (untargeted), a callable
+        ``(logits, y) -> (M,)`` (untargeted), or a :class:`attacks.losses.Loss` from
+        ``make_loss`` (targeted or not).
+      rule: the step rule (``LinfStep`` or ``L2Step``: epsilon, step size, unit, bounds).
       direction: ``(x, g) -> d``; the plain gradient or the BLOB direction of the group.
       xla: compile with XLA (``jit_compile``).
       chunk: steps unrolled per compiled call.
     """
 
-    def __init__(self, model: keras.Model, loss: str, rule: LinfStep, direction: DirectionFn,
-                 xla: bool = False, chunk: int = DEFAULT_CHUNK):
+    def __init__(self, model: keras.Model, loss: str | Callable | Loss, rule: StepRule,
+                 direction: DirectionFn, xla: bool = False, chunk: int = DEFAULT_CHUNK):
         self._model = model
-        self._loss = loss
+        self._loss = make_loss(loss)
         self._rule = rule
         self._direction = direction
         self._chunk = chunk
         self._xla = xla
         self._compiled = self._shared_cache(model)
 
+    @property
+    def targeted(self) -> bool:
+        return self._loss.targeted
+
     def _shared_cache(self, model) -> dict:
         """The cache of compiled loops for this model and configuration (private if unhashable)."""
-        key = (self._loss, self._rule.epsilon, self._rule.step_size, _fn_key(self._rule.unit),
+        key = (type(self._rule), self._loss.targeted, _fn_key(self._loss.fn), self._rule.epsilon,
+               self._rule.step_size, self._rule.bounds, _fn_key(self._rule.unit),
                _fn_key(self._direction), self._xla, self._chunk)
         try:
             hash(key)
@@ -89,55 +132,100 @@ class StepRunner:
             return {}
         return per_model.setdefault(key, {})
 
-    def gradient(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
-        """Each example's input gradient of its own loss, ``(M, d)`` float32."""
-        return _gradient(self._model, self._loss, x, y)
+    def gradient(self, x: tf.Tensor, y: tf.Tensor, y_target: tf.Tensor | None = None) -> tf.Tensor:
+        """Each example's input gradient of its own loss, ``(M, *S)`` float32."""
+        y = tf.convert_to_tensor(y, tf.int64)
+        t = y if y_target is None else tf.convert_to_tensor(y_target, tf.int64)
+        return _gradient(self._model, self._loss, tf.convert_to_tensor(x, tf.float32), y, t)[0]
 
-    def _one_step(self, x, x_nat, y):
-        return _one_step(self._model, self._loss, self._rule, self._direction, x, x_nat, y)
-
-    def _compiled_steps(self, n: int):
-        if n not in self._compiled:
+    def _compiled_steps(self, n: int, image_shape: tuple, track: bool):
+        """``n`` steps unrolled; with ``track``, also the first successful iterate (the
+        success of iterate ``k`` is read from the logits of step ``k``'s own forward pass;
+        ``n = 0`` with ``track`` only checks the current point)."""
+        key = (n, image_shape, track)
+        if key not in self._compiled:
             # The shared cache must not keep the model alive: a weak reference (only
             # dereferenced while tracing; the cache entry dies with the model).
             model_ref = weakref.ref(self._model)
             loss, rule, direction = self._loss, self._rule, self._direction
 
-            def steps(x, x_nat, y):
+            def steps(x, x_nat, y, t, *best):
                 model = model_ref()
                 for _ in range(n):
-                    x = _one_step(model, loss, rule, direction, x, x_nat, y)
-                return x
-            spec = tf.TensorSpec([None, None], tf.float32)
-            self._compiled[n] = tf.function(
-                steps, jit_compile=self._xla, reduce_retracing=True,
-                input_signature=[spec, spec, tf.TensorSpec([None], tf.int64)])
-        return self._compiled[n]
+                    x_next, logits = _one_step(model, loss, rule, direction, x, x_nat, y, t)
+                    if track:
+                        best = _keep_first_success(best, x, logits, y, t, loss.targeted)
+                    x = x_next
+                if not track:
+                    return x
+                if n == 0:
+                    logits = tf.cast(model(x, training=False), tf.float32)
+                    best = _keep_first_success(best, x, logits, y, t, loss.targeted)
+                return (x, *best)
+            images = tf.TensorSpec([None, *image_shape], tf.float32)
+            labels = tf.TensorSpec([None], tf.int64)
+            signature = [images, images, labels, labels]
+            if track:
+                signature += [images, tf.TensorSpec([None], tf.bool)]
+            self._compiled[key] = tf.function(steps, jit_compile=self._xla,
+                                              reduce_retracing=True, input_signature=signature)
+        return self._compiled[key]
 
-    def run(self, x: np.ndarray, x_nat: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
-        """``n >= 0`` steps from ``x``; all arrays ``(M, d)`` float32 / ``(M,)`` int64."""
+    def run(self, x: np.ndarray, x_nat: np.ndarray, y: np.ndarray, n: int, *,
+            y_target: np.ndarray | None = None, best: BestIterate | None = None) -> np.ndarray:
+        """``n >= 0`` steps from ``x``; returns the final iterate.
+
+        Args:
+          x, x_nat: ``(M, *S)`` float32 current and clean images.
+          y: ``(M,)`` int64 labels.
+          y_target: ``(M,)`` int64 targets; required by a targeted loss, else ignored.
+          best: when given, updated in place with the first iterate of ``x, x_1, ..., x_n``
+            that succeeds (checked in the compiled loop on the logits of each step's forward
+            pass, plus one forward pass at ``x_n``).
+        """
+        if self._loss.targeted and y_target is None:
+            raise ValueError("a targeted loss needs y_target")
         x_t = tf.convert_to_tensor(x, tf.float32)
         x_nat_t = tf.convert_to_tensor(x_nat, tf.float32)
         y_t = tf.convert_to_tensor(y, tf.int64)
+        # Untargeted losses ignore the targets: the labels fill their place in the signature.
+        t_t = tf.convert_to_tensor(y_target, tf.int64) if self._loss.targeted else y_t
+        shape = tuple(x_t.shape[1:])
+        track = best is not None
+        state = ((tf.convert_to_tensor(best.x, tf.float32), tf.convert_to_tensor(best.found))
+                 if track else ())
         full, rest = divmod(n, self._chunk)
-        for _ in range(full):
-            x_t = self._compiled_steps(self._chunk)(x_t, x_nat_t, y_t)
-        if rest:
-            x_t = self._compiled_steps(rest)(x_t, x_nat_t, y_t)
+        # With tracking, a last 0-step call checks the final iterate x_n.
+        for m in [self._chunk] * full + ([rest] if rest else []) + ([0] if track else []):
+            out = self._compiled_steps(m, shape, track)(x_t, x_nat_t, y_t, t_t, *state)
+            x_t, state = (out[0], tuple(out[1:])) if track else (out, ())
+        if track:
+            best.x, best.found = state[0].numpy(), state[1].numpy()
         return x_t.numpy()
 
 
-def _gradient(model, loss: str, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+def _gradient(model, loss: Loss, x: tf.Tensor, y: tf.Tensor, t: tf.Tensor):
+    """``(input gradient, float32 logits)`` at ``x``: one forward and one backward pass."""
     with tf.GradientTape() as tape:
         tape.watch(x)
         # A bfloat16 model casts its float32 input itself (Keras autocast).
-        logits = model(x, training=False)
-        losses = per_example_loss(tf.cast(logits, tf.float32), y, loss)
-        total = tf.reduce_sum(losses)
-    return tf.cast(tape.gradient(total, x), tf.float32)
+        logits = tf.cast(model(x, training=False), tf.float32)
+        total = tf.reduce_sum(loss(logits, y, t))
+    return tf.cast(tape.gradient(total, x), tf.float32), logits
 
 
-def _one_step(model, loss: str, rule: LinfStep, direction: DirectionFn, x, x_nat, y):
-    g = _gradient(model, loss, x, y)
+def _one_step(model, loss: Loss, rule: StepRule, direction: DirectionFn, x, x_nat, y, t):
+    """``(next iterate, logits at x)``."""
+    g, logits = _gradient(model, loss, x, y, t)
     d = direction(x, g)
-    return rule.project(rule.step(x, d), x_nat)
+    return rule.project(rule.step(x, d), x_nat), logits
+
+
+def _keep_first_success(best, x, logits, y, t, targeted: bool):
+    """Where the prediction on ``x`` is a success not seen before, keep ``x``."""
+    x_best, found = best
+    pred = tf.argmax(logits, axis=1, output_type=tf.int64)
+    success = tf.equal(pred, t) if targeted else tf.not_equal(pred, y)
+    new = tf.logical_and(success, tf.logical_not(found))
+    new_b = tf.reshape(new, [-1] + [1] * (x.shape.rank - 1))
+    return tf.where(new_b, x, x_best), tf.logical_or(found, success)

@@ -32,7 +32,8 @@ _VIEWS = weakref.WeakKeyDictionary()
 
 
 def with_fast_input_gradient(model: keras.Model) -> keras.Model:
-    """``model`` with eligible Conv2D / Dense layers wrapped (see module docstring).
+    """``model`` with eligible Conv2D / Dense layers wrapped (see module docstring), also
+    inside nested functional / sequential models.
 
     The returned model shares every variable with ``model`` (training ``model`` changes it
     too), is made once per model and reused, and is for calling and differentiating only
@@ -55,10 +56,12 @@ def with_fast_input_gradient(model: keras.Model) -> keras.Model:
 
 
 def _rewrite(model: keras.Model) -> keras.Model:
-    if not any(_wrapper_for(layer) is not None for layer in model.layers):
+    if not _has_eligible_layer(model):
         return model
 
     def clone(layer):
+        if isinstance(layer, keras.Model):  # a nested model (e.g. behind a rescaling layer)
+            return _rewrite(layer)
         wrapper = _wrapper_for(layer)
         return wrapper(layer) if wrapper is not None else layer  # same layer: shared weights
 
@@ -66,6 +69,12 @@ def _rewrite(model: keras.Model) -> keras.Model:
         return keras.models.clone_model(model, clone_function=clone)
     except ValueError:  # subclassed model: no graph of layers to rewrite
         return model
+
+
+def _has_eligible_layer(model: keras.Model) -> bool:
+    return any(_wrapper_for(layer) is not None
+               or (isinstance(layer, keras.Model) and _has_eligible_layer(layer))
+               for layer in getattr(model, "layers", ()))
 
 
 def _wrapper_for(layer):

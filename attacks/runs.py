@@ -21,7 +21,7 @@ class RunsState:
       run_merged_accuracies: for each finished run, its accuracy with its first ``r + 1``
         restarts merged, for ``r = 0 .. restarts - 1`` (the last one is its run accuracy);
         None for restarts of a state saved before these were recorded.
-      worst_x_adv: ``(N, 784)`` float32 images of the finished run with the lowest accuracy
+      worst_x_adv: ``(N, *S)`` float32 images of the finished run with the lowest accuracy
         (the strongest attack, the one a submission should use); None before any finishes.
       current: the run in progress (its finished restarts), or None.
       current_merged_accuracies: ``run_merged_accuracies`` of the run in progress.
@@ -119,7 +119,7 @@ def run_seed(seed: Seed, run: int) -> list[int]:
 
 def attack_runs(model: keras.Model, x: np.ndarray, y: np.ndarray, config: AttackConfig, *,
                 runs: int = 1, restarts: int = 1, seed: Seed = 0,
-                resume: RunsState | None = None,
+                y_target: np.ndarray | None = None, resume: RunsState | None = None,
                 on_update: Callable[[RunsState, int], None] | None = None,
                 on_progress: Callable[[int, int, int], None] | None = None) -> RunsState:
     """Runs ``runs`` independent ``restarts``-restart attacks; resumable after any restart.
@@ -127,6 +127,7 @@ def attack_runs(model: keras.Model, x: np.ndarray, y: np.ndarray, config: Attack
     Args:
       model, x, y, config: as for :func:`attacks.attack`.
       seed: an int (a None seed could not be resumed, so it is refused).
+      y_target: ``(N,)`` target classes for a targeted attack (see :func:`attacks.perturb`).
       resume: a state saved from ``on_update``; the result equals an uninterrupted run's.
       on_update: called with ``(state, run)`` after every restart (save it here).
       on_progress: called with ``(run, restart, example_steps_done)`` after each group.
@@ -153,7 +154,7 @@ def attack_runs(model: keras.Model, x: np.ndarray, y: np.ndarray, config: Attack
             if on_progress is not None:
                 on_progress(run, state.current.completed if state.current else 0, done)
 
-        attack(model, x, y, config, restarts=restarts, seed=run_seed(seed, run),
+        attack(model, x, y, config, restarts=restarts, seed=run_seed(seed, run), y_target=y_target,
                resume=state.current, on_restart=restart_done, on_progress=progress)
     return state
 

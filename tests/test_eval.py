@@ -209,3 +209,27 @@ def test_missing_model_and_foreign_state_are_one_line_errors(challenge_checkpoin
 
 def test_help_and_helpfull_exit_0_and_list_the_flags():
     assert_help_lists(["eval.py"], "attack")
+
+
+def test_keep_defaults_to_best_and_is_recorded_in_results_and_leaderboard(tmp_path):
+    common = ["--num_examples=100", "--steps=10"]
+    accuracy = {}
+    for keep, flags in (("best", []), ("final", ["--keep=final"])):
+        res = _eval(*common, *flags, f"--output_dir={tmp_path / keep}")
+        assert res.returncode == 0, res.stderr[-2000:]
+        results = json.loads((tmp_path / keep / "results.json").read_text())
+        assert results["settings"]["keep"] == results["attack_config"]["keep"] == keep
+        assert f"{keep} iterate" in (tmp_path / keep / "leaderboard.md").read_text()
+        accuracy[keep] = results["adversarial_accuracy"]
+    assert accuracy["best"] <= accuracy["final"]
+
+
+def test_targeted_l2_dlr_flags_run_and_are_labelled(tmp_path):
+    res = _eval("--num_examples=20", "--steps=3", "--loss=dlr", "--target=next", "--norm=l2",
+                "--epsilon=2", "--step_size=0.5", f"--output_dir={tmp_path}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    settings = json.loads((tmp_path / "results.json").read_text())["attack_config"]
+    assert settings["loss"] == "dlr" and settings["norm"] == "l2"
+    assert "dlr loss, targeted (next), L2" in (tmp_path / "leaderboard.md").read_text()
+    res = _eval("--kappa=5")
+    assert res.returncode != 0 and "--kappa applies to --loss=cw only" in res.stderr

@@ -61,6 +61,9 @@ class EvalSettings:
     ``epsilon`` left None is taken from the model's ``config.json`` (the radius it was trained
     at, where > 0), else 0.3; ``steps`` and ``step_size`` left None are the challenge's 40 and
     0.01. FGSM takes no steps or step size (one step of size epsilon).
+    ``target`` (none | next | random) makes the attack targeted; its run and restart
+    accuracies then count the images that did not reach their target, while
+    ``adversarial_accuracy`` stays the model's accuracy on the submitted images.
     """
 
     attack: str = "pgd"
@@ -88,6 +91,10 @@ class EvalSettings:
     submitted_by: str = "qg-attacks"
     plots: bool = True
     plot_examples: int = 8
+    kappa: float | None = None
+    norm: str = "linf"
+    keep: str = "best"
+    target: str = "none"
 
     def attack_config(self) -> AttackConfig:
         """The attack (``epsilon``, ``steps``, ``step_size`` must be filled in, except FGSM's).
@@ -102,7 +109,18 @@ class EvalSettings:
                             step_size=self.step_size, b=self.b, loss=self.loss,
                             random_start=self.random_start, batch_size=self.batch_size,
                             steps_per_group=self.steps_per_group, c=self.c,
-                            compute_dtype=self.compute_dtype, xla=self.xla)
+                            compute_dtype=self.compute_dtype, xla=self.xla, kappa=self.kappa,
+                            norm=self.norm, keep=self.keep)
+
+    def targets(self, y: np.ndarray, num_classes: int) -> np.ndarray | None:
+        """Target classes of a targeted job (``target`` next | random), else None."""
+        if self.target == "none":
+            return None
+        if self.target == "next":
+            return (y + 1) % num_classes
+        if self.target == "random":
+            return attacks.random_targets(y, num_classes, np.random.default_rng([self.seed, 1]))
+        raise ValueError(f"target must be none, next or random, got {self.target!r}")
 
 
 def default_model_dir(dataset: str = "mnist") -> Path:
@@ -150,6 +168,7 @@ def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage) -> d
         x_all, y_all = load_dataset(settings.dataset, "test", settings.data_dir)
         n = _num_examples(settings.num_examples, len(x_all))
         x, y = x_all[:n], y_all[:n]
+        y_target = settings.targets(y, int(model.outputs[0].shape[-1]))
         checkpoint_files = checkpoint_sha256(model_dir)
         fingerprint = _fingerprint(settings, config, checkpoint_files, x, y)
         state, elapsed_before = _load_or_new_state(out / STATE_FILE, fingerprint, n)
@@ -181,7 +200,7 @@ def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage) -> d
             progress.restart_finished(run, restart, restart_acc, merged, per_restart)
 
         state = attack_runs(model, x, y, config, runs=settings.runs, restarts=settings.restarts,
-                            seed=settings.seed, resume=state, on_update=save,
+                            seed=settings.seed, y_target=y_target, resume=state, on_update=save,
                             on_progress=progress.within_restart)
         stage.writing()
         wall = elapsed_before + time.perf_counter() - started
@@ -500,10 +519,15 @@ def _attack_label(config: AttackConfig, settings: EvalSettings, model_dir: Path,
     if config.method != "fgsm":
         parts.append(f"{config.steps} steps, a={config.step_size:g}")
     parts.append(f"{config.loss} loss")
+    if settings.target != "none":
+        parts.append(f"targeted ({settings.target})")
+    if config.norm != "linf":
+        parts.append(config.norm.upper())
     if settings.restarts > 1:
         parts.append(f"{settings.restarts} restarts")
     parts += [f"eps {config.epsilon:g}", f"{n:,} of {available:,} test images",
               f"model {_model_label(model_dir)}"]
+    parts.append(f"{config.keep} iterate")
     return ", ".join(parts)
 
 

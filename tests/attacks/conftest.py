@@ -25,6 +25,27 @@ def challenge_pair(tmp_path_factory, secret_meta):
 
 
 @pytest.fixture(scope="session")
+def shipped_mnist():
+    """The robust MNIST model shipped in models/pretrained (adversarially trained)."""
+    from tests.conftest import REPO_ROOT
+    return load_model(REPO_ROOT / "models" / "pretrained" / "madry_mnist")
+
+
+@pytest.fixture(scope="session")
+def cifar_cnn():
+    """A small NHWC CNN on 32x32x3 images with pixels on the 0-255 scale (random weights)."""
+    keras.utils.set_random_seed(8)
+    inputs = keras.Input((32, 32, 3))
+    h = keras.layers.Rescaling(1 / 255.0)(inputs)
+    h = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(h)
+    h = keras.layers.MaxPooling2D()(h)
+    h = keras.layers.Conv2D(16, 3, activation="relu")(h)
+    h = keras.layers.Flatten()(h)
+    h = keras.layers.Dense(32, activation="relu")(h)
+    return keras.Model(inputs, keras.layers.Dense(10)(h))
+
+
+@pytest.fixture(scope="session")
 def tiny_model():
     """A small smooth model (784 -> 10) for fast invariant and gradient checks."""
     keras.utils.set_random_seed(3)

@@ -43,3 +43,36 @@ def test_start_outside_the_eps_ball_is_rejected(tiny_model):
         perturb(tiny_model, X, Y, x_start=X + 0.31, **OK)
     with pytest.raises(ValueError, match=r"x_start must have the images' shape"):
         perturb(tiny_model, X, Y, x_start=X[:2], **OK)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(bounds=(1.0, 0.0)), r"bounds must be \(lo, hi\) with finite lo < hi"),
+    (dict(bounds=(0.0, float("inf"))), "bounds must be"), (dict(bounds=(0.0,)), "bounds must be"),
+    (dict(bounds=(0.0, 0.4)), r"pixels must be in \[0, 0.4\] \(bounds\)"),
+    (dict(y_target=Y), "y_target must differ from y"),
+    (dict(y_target=np.array([0, 1, 10])), r"y_target must be in \[0, 10\)"),
+    (dict(y_target=np.array([0, 1])), "y_target must have the labels' shape"),
+    (dict(loss="hinge"), "unknown loss 'hinge'"), (dict(norm="l1"), "norm must be one of"),
+    (dict(keep="last"), "keep must be one of"), (dict(kappa=5.0), "kappa .* cw loss only"),
+    (dict(loss=lambda logits, y: logits), "loss callable must return one value per example"),
+    (dict(method="blob", loss="dlr"), "needs c"),
+    (dict(norm="l2", x_start=X + 0.5 * np.eye(3, 784, dtype=np.float32)), "more than epsilon"),
+])
+def test_bad_new_settings_are_rejected_with_one_line(tiny_model, kwargs, match):
+    with pytest.raises(ValueError, match=match) as err:
+        perturb(tiny_model, X, Y, **{**OK, **kwargs})
+    assert "\n" not in str(err.value)
+
+
+def test_images_of_another_shape_than_the_model_input_are_rejected(cifar_cnn):
+    x = np.full((2, 32, 32, 1), 100.0, np.float32)
+    with pytest.raises(ValueError, match=r"shape \(N, 32, 32, 3\) to match the model's input"):
+        perturb(cifar_cnn, x, np.array([1, 2]), bounds=(0, 255), **OK)
+
+
+def test_dlr_on_a_two_class_model_is_rejected():
+    import keras
+    inputs = keras.Input((784,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    with pytest.raises(ValueError, match="needs at least 3 classes"):
+        perturb(model, X, np.array([0, 1, 1]), loss="dlr", **OK)
