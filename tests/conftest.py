@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import pytest  # noqa: E402
+
+from workflow.cli import quiet_tensorflow  # noqa: E402
+
+quiet_tensorflow()  # the test log without TensorFlow's start-up lines (QG_TF_LOG=1 shows them)
 
 from mnist_challenge_compat.data import FASHION_DIR_ENV, fashion_mnist_dir  # noqa: E402
 

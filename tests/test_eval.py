@@ -231,5 +231,8 @@ def test_targeted_l2_dlr_flags_run_and_are_labelled(tmp_path):
     settings = json.loads((tmp_path / "results.json").read_text())["attack_config"]
     assert settings["loss"] == "dlr" and settings["norm"] == "l2"
     assert "dlr loss, targeted (next), L2" in (tmp_path / "leaderboard.md").read_text()
+    results = json.loads((tmp_path / "results.json").read_text())
+    reached = 100 * (1 - results["worst_accuracy"])  # the run counts images off their target
+    assert f"target (next) reached for {reached:.2f}% of the images" in res.stdout
     res = _eval("--kappa=5")
     assert res.returncode != 0 and "--kappa applies to --loss=cw only" in res.stderr

@@ -281,10 +281,16 @@ def _write_outputs(settings, config, model, model_dir, checkpoint_files, x, y, a
     write_leaderboard(out / LEADERBOARD_FILE, [row], notes=_leaderboard_notes(len(x), available))
     if settings.plots:
         plot_outputs(out, results, x, x_adv, log)
+    if settings.target == "none":
+        runs_text = (f"worst of {len(state.run_accuracies)} run(s); average "
+                     f"{100 * state.average_accuracy:.2f}%")
+    else:  # a targeted run's accuracies count the images that did not reach their target
+        runs_text = (f"target ({settings.target}) reached for "
+                     f"{100 * (1 - state.worst_accuracy):.2f}% of the images")
     log(f"model {_model_label(model_dir)}, {_scope(config, len(x), available, settings.dataset)}: "
         f"clean accuracy {100 * clean_accuracy:.2f}%, adversarial accuracy "
-        f"{100 * adversarial_accuracy:.2f}% (worst of {len(state.run_accuracies)} run(s); average "
-        f"{100 * state.average_accuracy:.2f}%), {format_duration(wall)} wall; wrote {attack_file}")
+        f"{100 * adversarial_accuracy:.2f}% ({runs_text}), {format_duration(wall)} wall; "
+        f"wrote {attack_file}")
     return results
 
 
