@@ -287,7 +287,7 @@ def test_start_line_final_line_and_leaderboard_state_model_eps_and_images(tmp_pa
         assert "eps 0.3" in line and "20 of 10,000 mnist test images" in line
         assert "madry_mnist" in line
     board = (tmp_path / "leaderboard.md").read_text().splitlines()
-    assert "eps 0.3, 20 of 10,000 test images, model madry_mnist |" in board[2]
+    assert "eps 0.3, 20 of 10,000 test images, model madry_mnist, best iterate |" in board[2]
     assert board[-1] == ("Partial evaluation: 20 of the 10,000 test images. Not a valid "
                          "challenge submission, which needs all 10,000.")
 
