@@ -98,7 +98,8 @@ def test_step_sizes_and_restarts_equal_a_numpy_replay_of_the_recorded_losses(shi
     np.testing.assert_allclose(final, record["loss"].max(axis=0), rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("method,loss", [("apgd", "xent"), ("apgd_t", "dlr")])
+@pytest.mark.parametrize("method,loss", [("apgd", "xent"),
+                                         pytest.param("apgd_t", "dlr", marks=pytest.mark.slow)])
 def test_b_1_equals_sign_apgd_bit_for_bit(shipped_mnist, batch, method, loss):
     x, y = batch[0][:20], batch[1][:20]
     extra = {"num_targets": 2} if method == "apgd_t" else {}
