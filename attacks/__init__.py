@@ -26,7 +26,7 @@ example and run (``AttackConfig.gradient_passes``).
 from attacks.apgd import APGDStep, checkpoints, top_targets
 from attacks.api import (RestartState, attack, attack_model, make_runner, model_input_shape,
                          perturb, predict, random_targets, run_restart)
-from attacks.config import KEEP, METHODS, NORMS, AttackConfig
+from attacks.config import APGD_METHODS, KEEP, METHODS, NORMS, AttackConfig
 from attacks.directions import DirectionFn, blob_direction, blob_direction_fn, gradient_direction
 from attacks.engine import BestIterate, StepRunner, resolve_xla
 from attacks.losses import LOSSES, Loss, make_loss, per_example_loss
@@ -34,7 +34,7 @@ from attacks.quantize import quantize
 from attacks.runs import RunsState, attack_runs
 from attacks.steps import L2Step, LinfStep, StepRule, UnitFn, quantized_unit, raw_unit, sign_unit
 
-__all__ = ["APGDStep", "AttackConfig", "BestIterate", "DirectionFn", "KEEP", "L2Step", "LOSSES", "LinfStep",
+__all__ = ["APGDStep", "APGD_METHODS", "AttackConfig", "BestIterate", "DirectionFn", "KEEP", "L2Step", "LOSSES", "LinfStep",
            "Loss", "METHODS", "NORMS", "RestartState", "RunsState", "StepRule", "StepRunner",
            "UnitFn", "attack", "attack_model", "attack_runs", "blob_direction",
            "blob_direction_fn", "checkpoints", "gradient_direction", "make_loss", "make_runner",

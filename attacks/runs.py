@@ -197,8 +197,10 @@ def _images(arrays: dict[str, np.ndarray], key: str, n: int | None) -> np.ndarra
     value = arrays.get(key)
     if value is None:
         raise ValueError(f"state array {key!r} is missing")
-    if value.ndim != 2 or (n is not None and value.shape[0] != n) or value.shape[0] == 0:
-        want = f"({n}, D)" if n is not None else "(N, D)"
+    # Images are (N, *S): flat (N, 784) for the challenge's MNIST models, (N, 32, 32, 3) for
+    # CIFAR-10.
+    if value.ndim < 2 or (n is not None and value.shape[0] != n) or value.shape[0] == 0:
+        want = f"({n}, ...)" if n is not None else "(N, ...)"
         raise ValueError(f"state array {key!r} has shape {value.shape}, expected {want}")
     return _array(arrays, key, value.shape, np.floating)
 

@@ -25,9 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 import attacks
-from attacks import AttackConfig, RunsState, attack_runs, predict
-from attacks.config import APGD_METHODS
-from attacks.engine import resolve_xla
+from attacks import APGD_METHODS, AttackConfig, RunsState, attack_runs, predict, resolve_xla
 from mnist_challenge_compat import (CompatError, check_submission, checkpoint_sha256,
                                     dataset_source, latest_checkpoint, leaderboard_row, load_dataset, load_model, load_state,
                                     read_challenge_config, save_array_atomic, save_state,

@@ -134,7 +134,7 @@ def test_a_consistent_record_reads_back():
     (lambda a, m: m.update(run_accuracies=[0.5, 0.4]), "2 finished run"),
     (lambda a, m: m.update(current_restart_accuracies=["x"]), "'current_restart_accuracies'"),
     (lambda a, m: m.update(run_restart_accuracies=[[]]), "without restarts"),
-    (lambda a, m: a.update(current_x_adv=np.zeros((3, 6), np.float32)), r"\(3, 6\), expected \(4, D\)"),
+    (lambda a, m: a.update(current_x_adv=np.zeros((3, 6), np.float32)), r"\(3, 6\), expected \(4, \.\.\.\)"),
     (lambda a, m: a.update(current_broken=np.zeros(4, np.float32)), "dtype float32, expected bool"),
     (lambda a, m: a.update(worst_x_adv=np.zeros(24, np.float32)), r"shape \(24,\)"),
 ])
@@ -145,6 +145,13 @@ def test_an_inconsistent_record_is_one_value_error_saying_what(damage, needle):
         RunsState.from_record(arrays, meta)
 
 
+def test_a_record_of_image_shaped_examples_reads_back():
+    arrays, meta = _record()
+    arrays = {k: v.reshape(4, 1, 2, 3) if v.ndim == 2 else v for k, v in arrays.items()}
+    state = RunsState.from_record(arrays, meta, num_examples=4)
+    assert state.worst_x_adv.shape == (4, 1, 2, 3) and state.current.x_adv.shape == (4, 1, 2, 3)
+
+
 def test_a_record_for_another_number_of_images_is_refused():
-    with pytest.raises(ValueError, match=r"\(4, 6\), expected \(5, D\)"):
+    with pytest.raises(ValueError, match=r"\(4, 6\), expected \(5, \.\.\.\)"):
         RunsState.from_record(*_record(), num_examples=5)
