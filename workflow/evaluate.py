@@ -59,7 +59,8 @@ class EvalSettings:
 
     ``epsilon`` left None is taken from the model's ``config.json`` (the radius it was trained
     at, where > 0), else 0.3; ``steps`` and ``step_size`` left None are the challenge's 40 and
-    0.01. FGSM takes no steps or step size (one step of size epsilon).
+    0.01. FGSM takes no steps or step size (one step of size epsilon), APGD and APGD-T no
+    step size (their schedule starts at ``2 * epsilon``); ``num_targets`` is APGD-T's.
     ``target`` (none | next | random) makes the attack targeted; its run and restart
     accuracies then count the images that did not reach their target, while
     ``adversarial_accuracy`` stays the model's accuracy on the submitted images.
