@@ -21,12 +21,16 @@ from workflow.signals import Interrupted, raise_on_termination, signal_name
 PROGRAM = "eval.py"
 FLAGS = flags.FLAGS
 
-flags.DEFINE_enum("attack", "pgd", ["fgsm", "pgd", "pqgd", "blob", "blob_qg"], "Attack method.")
-flags.DEFINE_float("b", None, "Quantization level (>= 1) for pqgd, blob_qg and quantized fgsm.")
+flags.DEFINE_enum("attack", "pgd", ["fgsm", "pgd", "pqgd", "blob", "blob_qg", "apgd", "apgd_t"],
+                  "Attack method (apgd: APGD, its step size from 2 eps; apgd_t: APGD-T, one "
+                  "targeted run per top wrong class).")
+flags.DEFINE_float("b", None, "Quantization level (>= 1) for pqgd, blob_qg and quantized fgsm, "
+                   "apgd and apgd_t.")
+flags.DEFINE_integer("num_targets", None, "apgd_t: targets per image, 1..classes-1 (default 9).")
 flags.DEFINE_float("epsilon", None, "Radius of the --norm ball (pixels in [0, 1]); default: the "
                    "model's config.json, else 0.3.")
 flags.DEFINE_integer("steps", None, "Attack iterations (the challenge's k); default 40. Not for fgsm.")
-flags.DEFINE_float("step_size", None, "Step size a; default 0.01. Not for fgsm.")
+flags.DEFINE_float("step_size", None, "Step size a; default 0.01. Not for fgsm, apgd, apgd_t.")
 flags.DEFINE_enum("loss", "xent", ["xent", "cw", "dlr", "logit_margin"],
                   "Attack loss (its targeted form with --target).")
 flags.DEFINE_float("kappa", None, "CW loss margin (default 50, the challenge's); --loss=cw only.")
@@ -83,6 +87,15 @@ flags.register_multi_flags_validator(
     ["attack", "b"], lambda f: f["attack"] not in ("pqgd", "blob_qg") or f["b"] is not None,
     "--attack=pqgd and --attack=blob_qg need --b (the quantization level, >= 1)")
 flags.register_multi_flags_validator(
+    ["attack", "num_targets"], lambda f: f["num_targets"] is None or f["attack"] == "apgd_t",
+    "--num_targets applies to --attack=apgd_t only")
+flags.register_multi_flags_validator(
+    ["attack", "step_size"], lambda f: f["attack"] not in ("apgd", "apgd_t") or f["step_size"] is None,
+    "--attack=apgd and apgd_t set their own step sizes (from 2 eps): they take no --step_size")
+flags.register_multi_flags_validator(
+    ["attack", "target"], lambda f: f["attack"] != "apgd_t" or f["target"] == "none",
+    "--attack=apgd_t chooses its own targets: it takes no --target")
+flags.register_multi_flags_validator(
     ["attack", "steps", "step_size"],
     lambda f: f["attack"] != "fgsm" or (f["steps"] is None and f["step_size"] is None),
     "--attack=fgsm takes one step of size --epsilon: it has no --steps or --step_size")
@@ -98,6 +111,8 @@ def settings_from_flags():
         from_config = config_to_flag_values(read_challenge_config(FLAGS.config), EVAL_CONFIG_TO_FLAGS)
         if FLAGS.attack == "fgsm":  # a challenge config's k and a are for the iterative attack
             from_config = {k: v for k, v in from_config.items() if k not in ("steps", "step_size")}
+        if FLAGS.attack in ("apgd", "apgd_t"):  # APGD's schedule sets the step sizes
+            from_config.pop("step_size", None)
         values.update({k: v for k, v in from_config.items() if not FLAGS[k].present})
     return EvalSettings(**values)
 

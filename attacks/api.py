@@ -7,6 +7,7 @@ from typing import Callable, Iterator, Sequence
 import keras
 import numpy as np
 
+from attacks.apgd import top_targets
 from attacks.config import AttackConfig
 from attacks.engine import BestIterate, StepRunner, gpu_available, resolve_xla
 from attacks.fast_backward import with_fast_input_gradient
@@ -51,7 +52,7 @@ def perturb(model: keras.Model, x: np.ndarray, y: np.ndarray, *, method: str, ep
             c: float | None = None, restarts: int = 1, compute_dtype: str = "float32",
             xla: str | bool = "auto", kappa: float | None = None, norm: str = "linf",
             bounds: tuple[float, float] = (0.0, 1.0), keep: str = "final",
-            y_target: np.ndarray | None = None) -> np.ndarray:
+            y_target: np.ndarray | None = None, num_targets: int | None = None) -> np.ndarray:
     """Adversarial examples for ``model`` (see :class:`attacks.config.AttackConfig`).
 
     Args:
@@ -64,7 +65,9 @@ def perturb(model: keras.Model, x: np.ndarray, y: np.ndarray, *, method: str, ep
         start in every restart.
       restarts: >= 1; per example, an image of a restart that succeeds is kept.
       y_target: ``(N,)`` target classes (each ``!= y``) for a targeted attack: the loss
-        takes its targeted form and success means predicting ``y_target``.
+        takes its targeted form and success means predicting ``y_target``. Not for apgd_t,
+        which chooses its own targets.
+      num_targets: apgd_t's targets per example, ``1 .. C - 1`` (default 9).
 
     Returns:
       ``(N, *S)`` float32 images within ``epsilon`` (in ``norm``) of ``x``, in ``bounds``.
@@ -72,7 +75,8 @@ def perturb(model: keras.Model, x: np.ndarray, y: np.ndarray, *, method: str, ep
     config = AttackConfig(method=method, epsilon=epsilon, steps=steps, step_size=step_size, b=b,
                           loss=loss, random_start=random_start, batch_size=batch_size,
                           steps_per_group=steps_per_group, c=c, compute_dtype=compute_dtype,
-                          xla=xla, kappa=kappa, norm=norm, bounds=bounds, keep=keep)
+                          xla=xla, kappa=kappa, norm=norm, bounds=bounds, keep=keep,
+                          num_targets=num_targets)
     return attack(model, x, y, config, restarts=restarts, seed=seed, x_start=x_start,
                   y_target=y_target).x_adv
 
@@ -89,29 +93,43 @@ def attack(model: keras.Model, x: np.ndarray, y: np.ndarray, config: AttackConfi
     exactly as an uninterrupted one. ``on_restart`` sees the state after every restart;
     ``on_progress`` the example-steps done so far in the current restart, after each group.
     ``y_target`` makes the attack targeted (see :func:`perturb`). Every argument is checked
-    before any attack step runs.
+    before any attack step runs. apgd_t is untargeted (success: misclassified) and runs the
+    targeted loss towards each of its targets in turn (:func:`run_target_sweep`).
     """
     cfg = config.resolved()
     x, y = validate_inputs(x, y, model, cfg.bounds)
     num_classes = _num_classes(model, x)
+    sweep = cfg.method == "apgd_t"
+    if sweep and y_target is not None:
+        raise ValueError("apgd_t chooses its targets (the top wrong classes); for one given "
+                         "target per example use apgd with y_target")
+    if sweep and num_classes is not None and cfg.num_targets > num_classes - 1:
+        raise ValueError(f"num_targets must be in 1..{num_classes - 1} (the model's classes "
+                         f"minus the true one), got {cfg.num_targets}")
     if y_target is not None:
         y_target = validate_targets(y_target, y, num_classes)
     if num_classes is not None:
-        cfg.make_loss(targeted=y_target is not None).check(num_classes)
+        cfg.make_loss(targeted=y_target is not None or sweep).check(num_classes)
     if not (isinstance(restarts, int) and restarts >= 1):
         raise ValueError(f"restarts must be an integer >= 1, got {restarts}")
     if x_start is not None:
         x_start = validate_start(x_start, x, cfg.step_rule())
-    runner = make_runner(model, cfg, targeted=y_target is not None)
+    runner = make_runner(model, cfg, targeted=y_target is not None or sweep)
+    targets = top_targets(_logits(model, x, cfg.batch_size), y, cfg.num_targets) if sweep else None
     state = resume if resume is not None else RestartState(
         x_adv=np.empty_like(x), broken=np.zeros(len(x), dtype=bool))
     if len(state.broken) != len(x):
         raise ValueError(f"resume state holds {len(state.broken)} examples, the data {len(x)}")
     for r in range(state.completed, restarts):
         rng = np.random.default_rng([*seed_words(seed), r])
-        x_adv = run_restart(runner, cfg, x, y, rng, x_start, on_progress, y_target=y_target)
-        pred = predict(model, x_adv, cfg.batch_size)
-        merge_restart(state, x_adv, pred != y_target if y_target is not None else pred == y)
+        if sweep:
+            x_adv, correct = run_target_sweep(model, runner, cfg, x, y, targets, rng, x_start,
+                                              on_progress)
+        else:
+            x_adv = run_restart(runner, cfg, x, y, rng, x_start, on_progress, y_target=y_target)
+            pred = predict(model, x_adv, cfg.batch_size)
+            correct = pred != y_target if y_target is not None else pred == y
+        merge_restart(state, x_adv, correct)
         if on_restart is not None:
             on_restart(state)
     return state
@@ -146,6 +164,43 @@ def run_restart(runner: StepRunner, config: AttackConfig, x: np.ndarray, y: np.n
         if on_progress is not None:
             on_progress(done)
     return x_adv if best is None else best.select(x_adv)
+
+
+def run_target_sweep(model: keras.Model, runner: StepRunner, config: AttackConfig,
+                     x: np.ndarray, y: np.ndarray, targets: np.ndarray,
+                     rng: np.random.Generator, x_start: np.ndarray | None = None,
+                     on_progress: Callable[[int], None] | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """One restart of apgd_t: a targeted run (``runner``'s targeted loss, own random start
+    from ``rng``) towards ``targets[:, j]`` for ``j = 0, 1, ...``, each on the examples that
+    no earlier target's run has misclassified.
+
+    Args:
+      targets: ``(N, K)`` int64 target classes per example, best first.
+
+    Returns:
+      ``(N, *S)`` float32 images (per example the first run's image that is misclassified,
+      else the first run's) and ``(N,)`` bool, True where no run misclassified the example.
+    """
+    merged = RestartState(x_adv=np.empty_like(x), broken=np.zeros(len(x), dtype=bool))
+    done = 0
+    for j in range(targets.shape[1]):
+        idx = np.flatnonzero(~merged.broken) if j else np.arange(len(x))
+        if idx.size == 0:
+            break
+        progress = None if on_progress is None else (lambda d, base=done: on_progress(base + d))
+        x_j = run_restart(runner, config, x[idx], y[idx], rng,
+                          None if x_start is None else x_start[idx], progress,
+                          y_target=targets[idx, j])
+        done += idx.size * config.steps
+        correct = predict(model, x_j, config.batch_size) == y[idx]
+        if j == 0:
+            merge_restart(merged, x_j, correct)
+        else:
+            newly = ~correct
+            merged.x_adv[idx[newly]] = x_j[newly]
+            merged.broken[idx[newly]] = True
+    return merged.x_adv, ~merged.broken
 
 
 def group_schedule(n_examples: int, config: AttackConfig,
@@ -194,6 +249,13 @@ def random_targets(y: np.ndarray, num_classes: int, rng: np.random.Generator) ->
     """``(N,)`` int64 target classes drawn uniformly among the classes other than ``y``."""
     y = np.asarray(y, dtype=np.int64)
     return (y + rng.integers(1, num_classes, size=y.shape)) % num_classes
+
+
+def _logits(model: keras.Model, x: np.ndarray, batch_size: int) -> np.ndarray:
+    """``(N, C)`` float32 logits of the float32 model, in batches."""
+    parts = [np.asarray(model(x[i:i + batch_size], training=False), dtype=np.float32)
+             for i in range(0, len(x), batch_size)]
+    return np.concatenate(parts) if parts else np.zeros((0, _output_classes(model) or 0), np.float32)
 
 
 def model_input_shape(model: keras.Model) -> tuple | None:

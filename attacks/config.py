@@ -5,17 +5,21 @@ import math
 from dataclasses import dataclass, replace
 from typing import Callable
 
+from attacks.apgd import INITIAL_STEP, APGDStep
 from attacks.directions import DEFAULT_C, DirectionFn, blob_direction_fn, gradient_direction
 from attacks.losses import LOSSES, Loss, make_loss
 from attacks.precision import COMPUTE_DTYPES
 from attacks.steps import L2Step, LinfStep, StepRule, quantized_unit, raw_unit, sign_unit
 
-METHODS = ("fgsm", "pgd", "pqgd", "blob", "blob_qg")
+# APGD (Croce & Hein 2020, attacks.apgd) and APGD-T, one APGD run per target class.
+APGD_METHODS = ("apgd", "apgd_t")
+METHODS = ("fgsm", "pgd", "pqgd", "blob", "blob_qg") + APGD_METHODS
 NORMS = ("linf", "l2")
 KEEP = ("final", "best")
 # Methods whose direction couples the examples of a group (regrouped every round).
 GROUPED_METHODS = ("blob", "blob_qg")
 QUANTIZED_METHODS = ("pqgd", "blob_qg")
+DEFAULT_NUM_TARGETS = 9  # APGD-T's targets in AutoAttack
 
 
 @dataclass(frozen=True)
@@ -23,13 +27,20 @@ class AttackConfig:
     """Everything that defines one attack run (not the model or the data).
 
     Attributes:
-      method: fgsm | pgd | pqgd | blob | blob_qg.
+      method: fgsm | pgd | pqgd | blob | blob_qg | apgd | apgd_t. ``apgd`` is APGD
+        (``attacks.apgd``: its own step-size schedule from ``2 * epsilon``, momentum, best
+        point); ``apgd_t`` runs APGD with the targeted form of ``loss`` once per target, the
+        ``num_targets`` highest-scoring wrong classes of the clean logits (AutoAttack's
+        APGD-T: ``loss="dlr"``), each only on the examples no earlier target broke.
       epsilon: radius of the ``norm`` ball, > 0, in pixel units of ``bounds`` (the
         CIFAR-10 challenge: 8 on 0-255 images).
-      steps: iterations, >= 1 (FGSM: 1).
-      step_size: ``a`` per step, > 0 (FGSM: ``epsilon``).
-      b: quantization level >= 1; required by pqgd and blob_qg, optional for fgsm
-        (quantized FGSM), not accepted by pgd and blob (whose step is the sign).
+      steps: iterations, >= 1 (FGSM: 1); APGD's schedule is laid out over them.
+      step_size: ``a`` per step, > 0 (FGSM: ``epsilon``; APGD: none, its schedule starts
+        at ``2 * epsilon``).
+      b: quantization level >= 1; required by pqgd and blob_qg, optional for fgsm and
+        apgd / apgd_t (their quantized forms: the step ``eta * zeta(b g / max|g|)``,
+        ``b = 1`` the sign), not accepted by pgd and blob (whose step is the sign).
+      num_targets: apgd_t only, targets per example, in ``1 .. C - 1`` (default 9).
       loss: xent | cw | dlr | logit_margin (``attacks.losses``; the targeted form when the
         attack is given ``y_target``), or a callable ``(logits, y) -> (M,)`` loss
         (``(logits, y, y_target)`` for a targeted attack).
@@ -38,9 +49,11 @@ class AttackConfig:
         (``a * d / ||d||_2``, or the quantized direction normalised the same way,
         ``attacks.steps.L2Step``). BLOB's direction works under both.
       bounds: ``(lo, hi)`` pixel range, ``lo < hi``; projection clips to the ball, then here.
-      keep: "final" (the last iterate: the paper's and the challenge scripts' protocol) or
-        "best" (per example, the first iterate at which the attack succeeds, when one does;
-        the success is read from the logits of the attacked model in ``compute_dtype``).
+      keep: "final" (the last iterate: the paper's and the challenge scripts' protocol;
+        APGD: its best-loss point) or "best" (per example, the first iterate at which the
+        attack succeeds, when one does, else what "final" gives; the success is read from
+        the logits of the attacked model in ``compute_dtype``; for apgd_t success within a
+        target's run means reaching that target, across targets being misclassified).
       random_start: start from a uniform point of the ball, clipped to ``bounds`` (L-inf:
         ``clip(x_nat + U(-eps, eps), lo, hi)``) (FGSM: never). The
         challenge's code clips the start the same way; the DAA authors' code does not clip
@@ -71,6 +84,7 @@ class AttackConfig:
     norm: str = "linf"
     bounds: tuple[float, float] = (0.0, 1.0)
     keep: str = "final"
+    num_targets: int | None = None
 
     def __post_init__(self):
         _check(self.method in METHODS, f"unknown method {self.method!r}; known: {', '.join(METHODS)}")
@@ -92,7 +106,17 @@ class AttackConfig:
                f"batch_size must be an integer >= 1, got {self.batch_size}")
         _check(isinstance(self.steps_per_group, int) and self.steps_per_group >= 1,
                f"steps_per_group must be an integer >= 1, got {self.steps_per_group}")
-        if self.method == "fgsm":
+        if self.num_targets is not None:
+            _check(self.method == "apgd_t", "num_targets applies to apgd_t only")
+            _check(isinstance(self.num_targets, int) and not isinstance(self.num_targets, bool)
+                   and self.num_targets >= 1,
+                   f"num_targets must be an integer in 1..C-1, got {self.num_targets}")
+        if self.method in APGD_METHODS:
+            _check(isinstance(self.steps, int) and self.steps >= 1,
+                   f"steps must be an integer >= 1, got {self.steps}")
+            _check(self.step_size is None, f"{self.method} sets its own step sizes (from 2 * "
+                   f"epsilon, halved by its schedule): it takes no step_size")
+        elif self.method == "fgsm":
             _check(self.steps in (None, 1), f"fgsm takes exactly one step, got steps={self.steps}")
             _check(self.step_size in (None, self.epsilon),
                    f"fgsm's step size is epsilon, got step_size={self.step_size}")
@@ -115,6 +139,8 @@ class AttackConfig:
         """The same attack with FGSM's implied settings and BLOB's default c filled in."""
         if self.method == "fgsm":
             return replace(self, steps=1, step_size=self.epsilon, random_start=False)
+        if self.method == "apgd_t" and self.num_targets is None:
+            return replace(self, num_targets=DEFAULT_NUM_TARGETS)
         if self.method in GROUPED_METHODS and self.c is None:
             _check(not callable(self.loss) and self.loss in DEFAULT_C,
                    f"{self.method} with loss {getattr(self.loss, '__name__', self.loss)!r} needs "
@@ -126,16 +152,29 @@ class AttackConfig:
     def grouped(self) -> bool:
         return self.method in GROUPED_METHODS
 
-    def step_rule(self) -> StepRule:
+    def gradient_passes(self) -> int:
+        """Forward+backward passes per example of one restart: ``steps`` (FGSM 1). APGD
+        adds one forward pass per run (scoring its last iterate); apgd_t makes at most
+        ``num_targets`` runs, fewer for examples an earlier target broke, plus one forward
+        pass for the clean logits that choose the targets."""
+        cfg = self.resolved()
+        return cfg.steps * (cfg.num_targets if cfg.method == "apgd_t" else 1)
+
+    def step_rule(self) -> StepRule | APGDStep:
         """Sign (L2: raw) or quantized unit step: the single piece that makes an attack
-        'quantized'; L-inf or L2 ball within ``bounds``."""
+        'quantized'; L-inf or L2 ball within ``bounds``; for apgd / apgd_t that rule inside
+        APGD's schedule (:class:`attacks.apgd.APGDStep`, initial step size ``2 * epsilon``)."""
         cfg = self.resolved()
         bounds = (float(cfg.bounds[0]), float(cfg.bounds[1]))
+        apgd = cfg.method in APGD_METHODS
+        step_size = INITIAL_STEP * cfg.epsilon if apgd else cfg.step_size
         if cfg.norm == "l2":
             unit = raw_unit() if cfg.b is None else quantized_unit(cfg.b)
-            return L2Step(epsilon=cfg.epsilon, step_size=cfg.step_size, unit=unit, bounds=bounds)
-        unit = sign_unit() if cfg.b is None else quantized_unit(cfg.b)
-        return LinfStep(epsilon=cfg.epsilon, step_size=cfg.step_size, unit=unit, bounds=bounds)
+            rule = L2Step(epsilon=cfg.epsilon, step_size=step_size, unit=unit, bounds=bounds)
+        else:
+            unit = sign_unit() if cfg.b is None else quantized_unit(cfg.b)
+            rule = LinfStep(epsilon=cfg.epsilon, step_size=step_size, unit=unit, bounds=bounds)
+        return APGDStep(rule) if apgd else rule
 
     def make_loss(self, targeted: bool = False) -> Loss:
         """The loss the driver maximises, in its targeted form for a targeted attack."""

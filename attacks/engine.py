@@ -1,8 +1,16 @@
 """The one driver loop: gradient -> direction -> step -> project, compiled in TensorFlow.
 
-Every method (FGSM, PGD, PQGD, DAA-BLOB, BLOB_QG, under either norm) runs through
+Every method (FGSM, PGD, PQGD, DAA-BLOB, BLOB_QG, APGD, under either norm) runs through
 :class:`StepRunner`; methods differ only in the step rule (``LinfStep`` / ``L2Step`` with a
-sign, raw or quantized unit), the direction function and the loss.
+sign, raw or quantized unit, or a rule with per-example state such as
+:class:`attacks.apgd.APGDStep`), the direction function and the loss.
+
+A rule with state (``rule.stateful`` True) carries a tuple of tensors through the compiled
+loop and is asked, each step, ``observe(x, g, loss, state) -> (x, g, state)`` (before the
+direction: bookkeeping that may move the point) and ``advance(x, x_nat, d, state) ->
+(x_next, state)``, and once after the last step ``finish(x, loss, state) -> (x_out, state)``
+(one forward pass); it declares ``state_signature(image_shape)`` and
+``initial_state(x, n)``. A stateless rule's loop is the plain one, unchanged.
 """
 from __future__ import annotations
 
@@ -120,11 +128,18 @@ class StepRunner:
     def targeted(self) -> bool:
         return self._loss.targeted
 
+    @property
+    def stateful(self) -> bool:
+        """Whether the rule carries state through the loop (then :meth:`run` is one whole
+        run of its schedule, not a segment that a later call continues)."""
+        return bool(getattr(self._rule, "stateful", False))
+
     def _shared_cache(self, model) -> dict:
         """The cache of compiled loops for this model and configuration (private if unhashable)."""
         key = (type(self._rule), self._loss.targeted, _fn_key(self._loss.fn), self._rule.epsilon,
                self._rule.step_size, self._rule.bounds, _fn_key(self._rule.unit),
-               _fn_key(self._direction), self._xla, self._chunk)
+               _fn_key(self._direction), self._xla, self._chunk,
+               getattr(self._rule, "settings_key", ()))
         try:
             hash(key)
             per_model = _SHARED.setdefault(model, {})
@@ -171,9 +186,62 @@ class StepRunner:
                                               reduce_retracing=True, input_signature=signature)
         return self._compiled[key]
 
+    def _compiled_stateful(self, n: int, image_shape: tuple, track: bool, finish: bool):
+        """``n`` steps of a rule with state; with ``finish`` (``n = 0``), the one forward
+        pass at the last iterate that hands the rule's result back."""
+        key = ("stateful", n, image_shape, track, finish)
+        if key not in self._compiled:
+            model_ref = weakref.ref(self._model)
+            loss, rule, direction = self._loss, self._rule, self._direction
+            n_state = len(rule.state_signature(image_shape))
+
+            def steps(x, x_nat, y, t, *carried):
+                model = model_ref()
+                state, best = carried[:n_state], carried[n_state:]
+                for _ in range(n):
+                    g, logits = _gradient(model, loss, x, y, t)
+                    if track:
+                        best = _keep_first_success(best, x, logits, y, t, loss.targeted)
+                    x, g, state = rule.observe(x, g, loss(logits, y, t), state)
+                    x, state = rule.advance(x, x_nat, direction(x, g), state)
+                if finish:
+                    logits = tf.cast(model(x, training=False), tf.float32)
+                    if track:
+                        best = _keep_first_success(best, x, logits, y, t, loss.targeted)
+                    x, state = rule.finish(x, loss(logits, y, t), state)
+                return (x, *state, *best)
+            images = tf.TensorSpec([None, *image_shape], tf.float32)
+            labels = tf.TensorSpec([None], tf.int64)
+            signature = [images, images, labels, labels, *rule.state_signature(image_shape)]
+            if track:
+                signature += [images, tf.TensorSpec([None], tf.bool)]
+            self._compiled[key] = tf.function(steps, jit_compile=self._xla,
+                                              reduce_retracing=True, input_signature=signature)
+        return self._compiled[key]
+
+    def _run_stateful(self, x_t, x_nat_t, y_t, t_t, n: int, best_state: tuple,
+                      record: dict | None) -> tuple:
+        """One whole run of a stateful rule: chunks of steps, then its ``finish``."""
+        shape = tuple(x_t.shape[1:])
+        state = tuple(tf.convert_to_tensor(v) for v in self._rule.initial_state(x_t.numpy(), n))
+        n_state = len(state)
+        track = bool(best_state)
+        full, rest = divmod(n, self._chunk)
+        calls = [(self._chunk, False)] * full + ([(rest, False)] if rest else []) + [(0, True)]
+        for m, finish in calls:
+            out = self._compiled_stateful(m, shape, track, finish)(x_t, x_nat_t, y_t, t_t,
+                                                                   *state, *best_state)
+            x_t, state, best_state = out[0], tuple(out[1:1 + n_state]), tuple(out[1 + n_state:])
+        if record is not None:
+            names = getattr(self._rule, "state_names", None) or [f"state_{i}" for i in range(n_state)]
+            record.update({name: value.numpy() for name, value in zip(names, state)})
+        return x_t, best_state
+
     def run(self, x: np.ndarray, x_nat: np.ndarray, y: np.ndarray, n: int, *,
-            y_target: np.ndarray | None = None, best: BestIterate | None = None) -> np.ndarray:
-        """``n >= 0`` steps from ``x``; returns the final iterate.
+            y_target: np.ndarray | None = None, best: BestIterate | None = None,
+            record: dict | None = None) -> np.ndarray:
+        """``n >= 0`` steps from ``x``; returns the final iterate (a stateful rule: what its
+        ``finish`` returns, e.g. APGD's best-loss point, after one whole run of ``n`` steps).
 
         Args:
           x, x_nat: ``(M, *S)`` float32 current and clean images.
@@ -182,6 +250,9 @@ class StepRunner:
           best: when given, updated in place with the first iterate of ``x, x_1, ..., x_n``
             that succeeds (checked in the compiled loop on the logits of each step's forward
             pass, plus one forward pass at ``x_n``).
+          record: a stateful rule only: filled with its final state as numpy arrays, by the
+            names of ``rule.state_names`` (APGD's per-step record of losses, step sizes,
+            restarts and best points).
         """
         if self._loss.targeted and y_target is None:
             raise ValueError("a targeted loss needs y_target")
@@ -194,6 +265,11 @@ class StepRunner:
         track = best is not None
         state = ((tf.convert_to_tensor(best.x, tf.float32), tf.convert_to_tensor(best.found))
                  if track else ())
+        if self.stateful:
+            x_t, state = self._run_stateful(x_t, x_nat_t, y_t, t_t, n, state, record)
+            if track:
+                best.x, best.found = state[0].numpy(), state[1].numpy()
+            return x_t.numpy()
         full, rest = divmod(n, self._chunk)
         # With tracking, a last 0-step call checks the final iterate x_n.
         for m in [self._chunk] * full + ([rest] if rest else []) + ([0] if track else []):

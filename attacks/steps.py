@@ -62,7 +62,12 @@ class LinfStep:
 
     def step(self, x: tf.Tensor, direction: tf.Tensor) -> tf.Tensor:
         """``x + a * unit(direction)``; shapes ``(M, *S)`` float32."""
-        return x + self.step_size * self.unit(direction)
+        return x + self.step_size * self.unit_step(direction)
+
+    def unit_step(self, direction: tf.Tensor) -> tf.Tensor:
+        """The step of size 1: ``unit(direction)``, ``(M, *S)`` float32 (APGD scales it by
+        its own per-example step size)."""
+        return self.unit(direction)
 
     def project(self, x: tf.Tensor, x_nat: tf.Tensor) -> tf.Tensor:
         """Clip to the eps-ball around ``x_nat``, then to ``bounds`` (the challenge's order)."""
@@ -103,9 +108,14 @@ class L2Step:
     def step(self, x: tf.Tensor, direction: tf.Tensor) -> tf.Tensor:
         """``x + a * u / ||u||_2`` with ``u = unit(direction)`` per example (a zero ``u``
         leaves the example where it is); shapes ``(M, *S)`` float32."""
+        return x + self.step_size * self.unit_step(direction)
+
+    def unit_step(self, direction: tf.Tensor) -> tf.Tensor:
+        """The step of L2 length 1: ``u / ||u||_2``, ``u = unit(direction)`` (0 where ``u`` is
+        0), ``(M, *S)`` float32."""
         u = self.unit(direction)
         norm = _l2_norm(u)
-        return x + self.step_size * (u / tf.where(norm > 0, norm, tf.ones_like(norm)))
+        return u / tf.where(norm > 0, norm, tf.ones_like(norm))
 
     def project(self, x: tf.Tensor, x_nat: tf.Tensor) -> tf.Tensor:
         """Scale ``x - x_nat`` into the L2 ball, then clip to ``bounds`` (clipping towards the

@@ -131,6 +131,9 @@ def test_challenge_config_sets_the_flags_and_explicit_flags_win(challenge_checkp
     ("--submitted_by=a\nb", "--submitted_by must be one non-empty line"),
     ("--attack=fgsm --steps=5", "--attack=fgsm takes one step of size --epsilon: it has no --steps"),
     ("--attack=fgsm --step_size=0.1", "it has no --steps or --step_size"),
+    ("--attack=apgd --step_size=0.1", "set their own step sizes"),
+    ("--attack=apgd --num_targets=3", "--num_targets applies to --attack=apgd_t only"),
+    ("--attack=apgd_t --target=next", "--attack=apgd_t chooses its own targets"),
 ])
 def test_bad_flags_exit_nonzero_with_one_line(flag, needle):
     res = _eval(*flag.split(" "))
@@ -236,3 +239,20 @@ def test_targeted_l2_dlr_flags_run_and_are_labelled(tmp_path):
     assert f"target (next) reached for {reached:.2f}% of the images" in res.stdout
     res = _eval("--kappa=5")
     assert res.returncode != 0 and "--kappa applies to --loss=cw only" in res.stderr
+
+
+def test_apgd_t_runs_records_its_settings_and_budget_and_refuses_too_many_targets(tmp_path):
+    res = _eval("--attack=apgd_t", "--loss=dlr", "--num_targets=2", "--num_examples=20",
+                "--steps=4", f"--output_dir={tmp_path / 'ok'}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    results = json.loads((tmp_path / "ok" / "results.json").read_text())
+    config = results["attack_config"]
+    assert config["method"] == "apgd_t" and config["num_targets"] == 2
+    assert config["step_size"] is None and results["settings"]["num_targets"] == 2
+    assert results["gradient_passes_per_example"] == 2 * 4
+    assert "APGD-T, 4 steps, 2 targets, dlr loss" in (tmp_path / "ok" / "leaderboard.md").read_text()
+    res = _eval("--attack=apgd_t", "--num_targets=10", "--num_examples=5", "--steps=2",
+                f"--output_dir={tmp_path / 'bad'}")
+    assert res.returncode == 1
+    assert _our_lines(res.stderr) == ["eval.py: num_targets must be in 1..9 (the model's classes "
+                                      "minus the true one), got 10"]

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 import attacks
-from attacks import AttackConfig, RunsState, attack_runs, predict, resolve_xla
+from attacks import APGD_METHODS, AttackConfig, RunsState, attack_runs, predict, resolve_xla
 from mnist_challenge_compat import (CompatError, check_submission, checkpoint_sha256,
                                     dataset_source, latest_checkpoint, leaderboard_row, load_dataset, load_model, load_state,
                                     read_challenge_config, save_array_atomic, save_state,
@@ -59,7 +59,8 @@ class EvalSettings:
 
     ``epsilon`` left None is taken from the model's ``config.json`` (the radius it was trained
     at, where > 0), else 0.3; ``steps`` and ``step_size`` left None are the challenge's 40 and
-    0.01. FGSM takes no steps or step size (one step of size epsilon).
+    0.01. FGSM takes no steps or step size (one step of size epsilon), APGD and APGD-T no
+    step size (their schedule starts at ``2 * epsilon``); ``num_targets`` is APGD-T's.
     ``target`` (none | next | random) makes the attack targeted; its run and restart
     accuracies then count the images that did not reach their target, while
     ``adversarial_accuracy`` stays the model's accuracy on the submitted images.
@@ -94,6 +95,7 @@ class EvalSettings:
     norm: str = "linf"
     keep: str = "best"
     target: str = "none"
+    num_targets: int | None = None
 
     def attack_config(self) -> AttackConfig:
         """The attack (``epsilon``, ``steps``, ``step_size`` must be filled in, except FGSM's).
@@ -109,7 +111,7 @@ class EvalSettings:
                             random_start=self.random_start, batch_size=self.batch_size,
                             steps_per_group=self.steps_per_group, c=self.c,
                             compute_dtype=self.compute_dtype, xla=self.xla, kappa=self.kappa,
-                            norm=self.norm, keep=self.keep)
+                            norm=self.norm, keep=self.keep, num_targets=self.num_targets)
 
     def targets(self, y: np.ndarray, num_classes: int) -> np.ndarray | None:
         """Target classes of a targeted job (``target`` next | random), else None."""
@@ -174,7 +176,7 @@ def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage) -> d
         total_restarts = settings.runs * settings.restarts
         stage.attacking(out / STATE_FILE, _restarts_done(state, settings.restarts), total_restarts)
 
-        per_restart = n * config.steps
+        per_restart = n * config.gradient_passes()
         todo = per_restart * (total_restarts - _restarts_done(state, settings.restarts))
         progress = ProgressPrinter(todo, settings.runs, settings.restarts, config.steps,
                                    out=_LogStream(log))
@@ -268,6 +270,8 @@ def _write_outputs(settings, config, model, model_dir, checkpoint_files, x, y, a
         "merged_accuracies": state.run_merged_accuracies,
         "examples": model_examples(model, x, y, x_adv, pred, settings.plot_examples,
                                    config.batch_size),
+        # Upper bound (apgd_t stops early on broken examples); APGD adds a forward pass per run.
+        "gradient_passes_per_example": config.gradient_passes() * settings.restarts * settings.runs,
         "wall_time_s": wall,
         "example_steps_per_s": rate,
         "outputs": {"attack": str(attack_file), "pred": str(out / PRED_FILE)},
@@ -355,6 +359,8 @@ def _with_attack_defaults(settings: EvalSettings, model_config: dict,
             sources[name] = "given"
         elif settings.attack == "fgsm" and name != "epsilon":
             continue  # one step of size epsilon
+        elif settings.attack in APGD_METHODS and name == "step_size":
+            continue  # APGD's schedule sets its step sizes
         elif name in FROM_MODEL_CONFIG and key in model_config and model_config[key] > 0:
             values[name] = type(default)(model_config[key])
             sources[name] = str(config_path)
@@ -389,6 +395,8 @@ def _steps_text(config: AttackConfig, sources: dict[str, str]) -> str:
     where = _sources_text(sources)
     if config.method == "fgsm":
         return f"one step of size eps; {where}"
+    if config.method in APGD_METHODS:
+        return f"{config.steps} steps, step size from 2 eps; {where}"
     return f"{config.steps} steps of {config.step_size:g}; {where}"
 
 
@@ -519,9 +527,12 @@ def _restarts_done(state: RunsState, restarts: int) -> int:
 def _attack_label(config: AttackConfig, settings: EvalSettings, model_dir: Path, n: int,
                   available: int) -> str:
     name = {"fgsm": "FGSM", "pgd": "PGD", "pqgd": "PQGD", "blob": "DAA-BLOB",
-            "blob_qg": "BLOB_QG"}[config.method]
+            "blob_qg": "BLOB_QG", "apgd": "APGD", "apgd_t": "APGD-T"}[config.method]
     parts = [f"{name}" + (f" (b={config.b:g})" if config.b is not None else "")]
-    if config.method != "fgsm":
+    if config.method in APGD_METHODS:
+        parts.append(f"{config.steps} steps"
+                     + (f", {config.num_targets} targets" if config.num_targets else ""))
+    elif config.method != "fgsm":
         parts.append(f"{config.steps} steps, a={config.step_size:g}")
     parts.append(f"{config.loss} loss")
     if settings.target != "none":

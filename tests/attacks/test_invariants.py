@@ -9,6 +9,7 @@ METHOD_ARGS = {
     "fgsm": {}, "pgd": dict(steps=3, step_size=0.05), "pqgd": dict(steps=3, step_size=0.05, b=200),
     "blob": dict(steps=3, step_size=0.05, steps_per_group=2),
     "blob_qg": dict(steps=3, step_size=0.05, b=50, steps_per_group=2),
+    "apgd": dict(steps=3), "apgd_t": dict(steps=3, b=30, num_targets=2),
 }
 
 

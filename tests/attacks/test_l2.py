@@ -5,6 +5,7 @@ import tensorflow as tf
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from attacks import METHODS, L2Step, StepRunner, gradient_direction, perturb, quantized_unit, raw_unit
+from attacks.config import APGD_METHODS
 from tests.attacks.conftest import numpy_quantize
 
 
@@ -81,7 +82,10 @@ def test_one_l2_pgd_step_on_a_model_equals_the_numpy_formula(tiny_model):
 METHOD_ARGS = {
     "fgsm": {}, "pgd": dict(steps=3), "pqgd": dict(steps=3, b=200),
     "blob": dict(steps=3, steps_per_group=2), "blob_qg": dict(steps=3, b=50, steps_per_group=2),
+    "apgd": dict(steps=3), "apgd_t": dict(steps=3, b=20, loss="dlr", num_targets=3),
 }
+# Methods that set their own step size (FGSM: epsilon; APGD: its schedule).
+OWN_STEP_SIZE = ("fgsm", *APGD_METHODS)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -93,7 +97,7 @@ def test_l2_attacks_stay_inside_the_ball_and_the_bounds(tiny_model, method, n, e
     x = np.round(rng.random((n, 784), dtype=np.float32) * 2) / 2
     y = rng.integers(0, 10, n)
     kw = dict(METHOD_ARGS[method])
-    if method != "fgsm":
+    if method not in OWN_STEP_SIZE:
         kw["step_size"] = step
     out = perturb(tiny_model, x, y, method=method, norm="l2", epsilon=eps, batch_size=batch,
                   seed=seed, restarts=2, keep=keep, **kw)

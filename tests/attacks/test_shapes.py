@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from attacks import METHODS, L2Step, LinfStep, blob_direction, perturb, predict
+from attacks.config import APGD_METHODS
 from attacks.fast_backward import FastInputGradConv2D, with_fast_input_gradient
 
 N = 60
@@ -61,8 +62,11 @@ def test_blob_direction_flattens_each_example(mnist_test):
     np.testing.assert_allclose(image.reshape(12, 784), flat, rtol=1e-6, atol=1e-7)
 
 
+# Methods that set their own step size (FGSM: epsilon; APGD: its schedule).
+OWN_STEP_SIZE = ("fgsm", *APGD_METHODS)
 CIFAR_ARGS = {"fgsm": {}, "pgd": dict(steps=3), "pqgd": dict(steps=3, b=100),
-              "blob": dict(steps=3, steps_per_group=2), "blob_qg": dict(steps=3, b=50, steps_per_group=2)}
+              "blob": dict(steps=3, steps_per_group=2), "blob_qg": dict(steps=3, b=50, steps_per_group=2),
+              "apgd": dict(steps=3, b=10), "apgd_t": dict(steps=3, loss="dlr", num_targets=2)}
 
 
 @pytest.mark.parametrize("norm,eps,step", [("linf", 8.0, 2.0), ("l2", 300.0, 75.0)])
@@ -73,7 +77,7 @@ def test_cifar_shaped_cnn_on_0_255_keeps_every_invariant(cifar_cnn, method, norm
     x[:3] = np.round(x[:3] / 255) * 255  # saturated pixels at both bounds
     y = predict(cifar_cnn, x)  # correctly classified at the start: every attack must move
     kw = dict(CIFAR_ARGS[method])
-    if method != "fgsm":
+    if method not in OWN_STEP_SIZE:
         kw["step_size"] = step
     for keep in ("final", "best"):
         out = perturb(cifar_cnn, x, y, method=method, epsilon=eps, norm=norm, bounds=(0, 255),
