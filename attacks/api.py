@@ -415,7 +415,9 @@ def make_runners(model: keras.Model, config: AttackConfig, *, targeted: bool = F
         if classes is None:
             raise ValueError("start='odi' needs the number of classes (the model's output "
                              "size is unknown): pass num_classes")
-        runner = StepRunner(attack_model(model, cfg.compute_dtype), loss, cfg.odi_rule(),
+        # The untargeted form: ODI's steps track no success, so they take no targets.
+        runner = StepRunner(attack_model(model, cfg.compute_dtype), cfg.make_loss(False),
+                            cfg.odi_rule(),
                             gradient_direction(), xla=xla, objective=odi_objective)
         odi = ODIStart(runner, int(classes), cfg.odi_steps, cfg.batch_size)
     return Runners(main, interval, odi)

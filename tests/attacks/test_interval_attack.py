@@ -41,10 +41,11 @@ def test_an_interval_step_is_the_sign_of_the_interval_direction_at_the_unverifie
     np.testing.assert_array_equal(moved, correct & (widths > 0))
 
 
+@pytest.mark.slow  # three traces of the bounds graph: 37 s measured on a loaded 2-core CPU
 def test_b_1_equals_the_sign_form_bit_for_bit(shipped_mnist, batch):
     x, y = batch[0][:10], batch[1][:10]
     common = dict(method="interval", epsilon=EPS, steps=3, step_size=0.03, interval_steps=2,
-                  interval_step_size=0.05, seed=3)
+                  interval_step_size=0.05, interval_width=0.03, seed=3)
     sign = perturb(shipped_mnist, x, y, **common)
     np.testing.assert_array_equal(perturb(shipped_mnist, x, y, b=1, **common), sign)
     assert not np.array_equal(perturb(shipped_mnist, x, y, b=100, **common), sign)
@@ -53,7 +54,7 @@ def test_b_1_equals_the_sign_form_bit_for_bit(shipped_mnist, batch):
 def test_same_seed_same_images_other_seed_other_images(shipped_mnist, batch):
     x, y = batch[0][:10], batch[1][:10]
     run = lambda seed: perturb(shipped_mnist, x, y, method="interval", epsilon=EPS, steps=2,
-                               step_size=0.03, seed=seed)
+                               step_size=0.03, interval_width=0.03, seed=seed)
     first = run(5)
     np.testing.assert_array_equal(run(5), first)
     assert not np.array_equal(run(6), first)
@@ -111,7 +112,7 @@ def test_models_with_layers_without_interval_rules_are_refused_before_any_step(
     (dict(method="pgd", interval_steps=2), "interval_steps applies to method interval only"),
     (dict(interval_steps=-1), "interval_steps must be an integer >= 0"),
     (dict(interval_width=0.0), "interval_width must be a finite number > 0"),
-    (dict(interval_loss="cw"), "interval_loss must be one of margin, xent"),
+    (dict(interval_loss="cw"), "interval_loss must be one of xent, margin"),
     (dict(interval_step_size=float("nan")), "interval_step_size must be a finite number > 0"),
 ])
 def test_bad_interval_settings_are_one_line_errors(kwargs, needle):

@@ -89,15 +89,18 @@ def test_every_method_takes_the_odi_start_and_its_steps_count_in_the_budget(tiny
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (4, 784)).astype(np.float32)
     y = rng.integers(0, 10, 4)
-    for method, extra in [("fgsm", {}), ("pgd", dict(steps=2, step_size=0.01)),
-                          ("blob", dict(steps=2, step_size=0.01)), ("apgd", dict(steps=2)),
-                          ("interval", dict(steps=2, step_size=0.01))]:
+    for method, extra in [("fgsm", {}), ("blob", dict(steps=2, step_size=0.01)),
+                          ("apgd", dict(steps=2))]:
         out = perturb(tiny_model, x, y, method=method, epsilon=0.1, start="odi", odi_steps=3,
                       seed=0, **extra)
         assert np.abs(out - x).max() <= 0.1 + 1e-6, method
-        steps = extra.get("steps", 1) + (3 if method == "interval" else 0)
+        assert not np.array_equal(out, perturb(tiny_model, x, y, method=method, epsilon=0.1,
+                                               seed=0, **extra)), method
         assert AttackConfig(method=method, epsilon=0.1, start="odi", odi_steps=3,
-                            **extra).gradient_passes() == steps + 3, method
+                            **extra).gradient_passes() == extra.get("steps", 1) + 3, method
+    # The interval method (run in test_interval_attack.py): ODI, interval and PGD steps.
+    assert AttackConfig(method="interval", epsilon=0.1, start="odi", odi_steps=3, steps=2,
+                        step_size=0.01).gradient_passes() == 3 + 3 + 2
 
 
 @pytest.mark.parametrize("kwargs,needle", [
