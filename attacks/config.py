@@ -165,6 +165,7 @@ class AttackConfig:
             given = [name for name in INTERVAL_FIELDS if getattr(self, name) is not None]
             _check(not given, f"{', '.join(given)} applies to method interval only")
         else:
+            _check(self.norm == "linf", "interval needs norm='linf' (its boxes are L-inf boxes)")
             _check(self.interval_steps is None or (_count(self.interval_steps)
                                                    and self.interval_steps >= 0),
                    f"interval_steps must be an integer >= 0, got {self.interval_steps}")

@@ -1,6 +1,6 @@
 """MultiTargeted and the Interval Attack, sign step against quantized step, on the shipped MNIST model.
 
-    python -m bench.multitargeted_interval                    # 300 images from 1000, eps 0.3
+    python -m bench.multitargeted_interval                    # 300 images from 1000, eps 0.3, 40 steps
     python -m bench.multitargeted_interval --n 50 --steps 10  # smoke run
 
 Every row attacks the same held-out test images (from ``--start`` on), one restart, seed 0,
@@ -29,7 +29,7 @@ def parse_args(argv=None):
     p.add_argument("--model_dir", default="models/pretrained/madry_mnist")
     p.add_argument("--start", type=int, default=1000, help="first test image")
     p.add_argument("--n", type=int, default=300, help="test images attacked")
-    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--steps", type=int, default=40)
     p.add_argument("--step_size", type=float, default=0.01)
     p.add_argument("--epsilon", type=float, default=0.3)
     p.add_argument("--num_targets", type=int, default=3, help="MultiTargeted's targets")

@@ -114,6 +114,7 @@ def test_models_with_layers_without_interval_rules_are_refused_before_any_step(
     (dict(interval_width=0.0), "interval_width must be a finite number > 0"),
     (dict(interval_loss="cw"), "interval_loss must be one of xent, margin"),
     (dict(interval_step_size=float("nan")), "interval_step_size must be a finite number > 0"),
+    (dict(norm="l2"), "interval needs norm='linf'"),
 ])
 def test_bad_interval_settings_are_one_line_errors(kwargs, needle):
     settings = dict(method="interval", epsilon=EPS, steps=5, step_size=0.01)
