@@ -23,12 +23,27 @@ would have to be gathered across hosts, which this module does not do.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import tensorflow as tf
 
 Group = tuple[np.ndarray, int]  # (example indices, steps)
+
+
+class _EagerRunNotice(logging.Filter):
+    """Drops MirroredStrategy's "Using MirroredStrategy eagerly has significant overhead"
+    warning, logged on every eager ``strategy.run``. The advice (wrap ``run`` in a
+    ``tf.function``) is for per-step calls; here one call runs a whole group's compiled
+    steps per replica, and ``launch`` needs numpy on the host. The cost is measured in
+    ``bench/RESULTS.md``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "MirroredStrategy eagerly" not in record.getMessage()
+
+
+_FILTER = _EagerRunNotice()
 
 
 def check_strategy(strategy: Any) -> tf.distribute.Strategy | None:
@@ -122,6 +137,9 @@ def run_schedule(schedule: Iterable[Group], launch: Callable[[np.ndarray, int], 
             if replica < len(wave):
                 results[replica] = launch(*wave[replica])
 
+        logger = tf.get_logger()
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
         strategy.run(on_replica)
         for (idx, n), result in zip(wave, results):
             commit(idx, n, result)
