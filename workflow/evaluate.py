@@ -25,7 +25,6 @@ from typing import Any, Callable
 import numpy as np
 
 import attacks
-import attacks.distribute
 from attacks import APGD_METHODS, AttackConfig, RunsState, attack_runs, predict, resolve_xla
 from mnist_challenge_compat import (CompatError, check_submission, checkpoint_sha256,
                                     dataset_source, latest_checkpoint, leaderboard_row, load_dataset, load_model, load_state,
@@ -165,7 +164,7 @@ def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage,
     leaderboard_row(_attack_label(config, settings, model_dir, 1, 1), settings.submitted_by,
                     0.0, _dt.date.today())
     if settings.num_examples is not None:  # refused before the folder is created
-        attacks.distribute.check_groups(strategy, settings.num_examples, config.batch_size)
+        attacks.check_groups(strategy, settings.num_examples, config.batch_size)
     _check_writable(out, "output_dir")
     if attack_file.parent != out:
         _check_writable(attack_file.parent, "the folder of attack_path", create=False)

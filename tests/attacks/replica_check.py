@@ -18,7 +18,7 @@ def main(n_devices: int) -> dict:
     import keras
     import numpy as np
 
-    from attacks import AttackConfig, attack_runs
+    from attacks import AttackConfig, RunsState, attack_runs
     from attacks.distribute import run_schedule
 
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
@@ -60,6 +60,27 @@ def main(n_devices: int) -> dict:
         equal[method] = bool(np.array_equal(one.worst_x_adv, many.worst_x_adv)
                              and one.run_restart_accuracies == many.run_restart_accuracies)
         moved[method] = float(np.abs(one.worst_x_adv - x).max())
+    # A run interrupted under the strategy after its first restart, resumed without one.
+    config = AttackConfig(method="pqgd", b=5, epsilon=0.3, steps=3, step_size=0.05, batch_size=4)
+    saved = []
+
+    class Stop(Exception):
+        pass
+
+    def save_then_stop(state, run):
+        saved.append(state.to_record())
+        raise Stop
+
+    try:
+        attack_runs(model, x, y, config, restarts=2, seed=8, strategy=strategy,
+                    on_update=save_then_stop)
+    except Stop:
+        pass
+    resumed = attack_runs(model, x, y, config, restarts=2, seed=8,
+                          resume=RunsState.from_record(*saved[-1]))
+    whole = attack_runs(model, x, y, config, restarts=2, seed=8)
+    equal["resumed"] = bool(np.array_equal(resumed.worst_x_adv, whole.worst_x_adv)
+                            and resumed.run_restart_accuracies == whole.run_restart_accuracies)
     try:
         attack_runs(model, x[:4 * (n_devices - 1)], y[:4 * (n_devices - 1)],
                     AttackConfig(method="blob", epsilon=0.3, steps=2, step_size=0.05, batch_size=4),
