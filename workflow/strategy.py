@@ -17,6 +17,7 @@ Splitting the CPU only works before TensorFlow initialises its devices, so
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from typing import Any, Mapping
@@ -138,6 +139,11 @@ def make_strategy(kind: str, devices: str | None = None,
                          f"would have to gather every host's groups); use --strategy=mirrored "
                          f"over one host's devices")
     import tensorflow as tf
+    from workflow.cli import VERBOSE_TF_ENV
+    if (os.environ if environ is None else environ).get(VERBOSE_TF_ENV, "") in ("", "0"):
+        # TensorFlow's INFO lines ("Using MirroredStrategy with devices ...", and on Ctrl-C
+        # the replica coordinator's traceback) stay hidden like its start-up log.
+        tf.get_logger().setLevel(logging.WARNING)
     names = _mirrored_devices(tf, parsed)
     return tf.distribute.MirroredStrategy(names)
 
