@@ -6,6 +6,8 @@
     python eval.py --attack=pqgd --b=100 --steps=200 --restarts=50 --num_examples=10000 \\
         --model_dir=models/secret --output_dir=runs/secret_pqgd
     python eval.py --config=config.json              # a challenge config.json; flags win
+    python eval.py --strategy=mirrored --devices=2   # groups spread over 2 GPUs (no GPU: the
+                                                     # CPU split in 2); same outputs
 
 Writes ``attack.npy``, ``pred.npy``, ``results.json``, ``leaderboard.md`` and ``examples.png``
 (``restarts.png`` too for several restarts or runs; ``--noplots`` skips the pictures) to
