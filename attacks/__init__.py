@@ -18,7 +18,9 @@ formats. The public seam an attack is made of (shapes ``(M, *S)`` float32 images
   interval loss on logit bounds over a box around ``x``) and ``attacks.odi.odi_objective``
   (``w . logits``, ``w = aux``);
 - the driver: :class:`StepRunner` (``run(x, x_nat, y, n)``), the one compiled step loop;
-  :func:`make_runners` builds all of an attack's loops (its interval phase, its ODI steps).
+  :func:`make_runners` builds all of an attack's loops (its interval phase, its ODI steps);
+- devices: ``strategy=`` (a ``tf.distribute.Strategy``) on ``perturb`` / ``attack`` /
+  ``attack_runs`` deals whole groups to its replicas (:func:`run_schedule`), same images.
 
 ``AttackConfig`` names the compositions the paper uses; ``perturb`` / ``attack`` run them.
 APGD (Croce & Hein 2020): ``perturb(model, x, y, method="apgd", epsilon=0.3, steps=100,
@@ -45,6 +47,7 @@ from attacks.apgd import APGDStep, checkpoints, top_targets
 from attacks.api import (RestartState, Runners, attack, attack_model, make_runner, make_runners,
                          model_input_shape, perturb, predict, random_targets, run_restart)
 from attacks.config import APGD_METHODS, KEEP, METHODS, NORMS, STARTS, AttackConfig
+from attacks.distribute import check_groups, check_strategy, run_schedule
 from attacks.directions import DirectionFn, blob_direction, blob_direction_fn, gradient_direction
 from attacks.engine import BestIterate, Objective, StepRunner, resolve_xla
 from attacks.losses import LOSSES, Loss, make_loss, per_example_loss
@@ -56,8 +59,8 @@ __all__ = ["APGDStep", "APGD_METHODS", "AttackConfig", "BestIterate", "Direction
            "Loss", "METHODS", "NORMS", "Objective", "RestartState", "Runners", "RunsState",
            "STARTS", "StepRule", "StepRunner",
            "UnitFn", "attack", "attack_model", "attack_runs", "blob_direction",
-           "blob_direction_fn", "checkpoints", "gradient_direction", "make_loss", "make_runner",
-           "make_runners",
+           "blob_direction_fn", "check_groups", "check_strategy", "checkpoints",
+           "gradient_direction", "make_loss", "make_runner", "make_runners",
            "model_input_shape", "per_example_loss", "perturb", "predict", "quantize",
-           "quantized_unit", "random_targets", "raw_unit", "resolve_xla", "run_restart",
+           "quantized_unit", "random_targets", "raw_unit", "resolve_xla", "run_restart", "run_schedule",
            "sign_unit", "top_targets"]
