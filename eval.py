@@ -6,6 +6,9 @@
     python eval.py --attack=pqgd --b=100 --steps=200 --restarts=50 --num_examples=10000 \\
         --model_dir=models/secret --output_dir=runs/secret_pqgd
     python eval.py --config=config.json              # a challenge config.json; flags win
+    python eval.py --dataset=cifar10 --model_dir=models/downloaded/<model> \\
+        --data_dir=<folder with cifar-10-batches-bin>  # the CIFAR-10 challenge: eps 8, 10
+                                                     # steps of 2 on 0-255 images
     python eval.py --strategy=mirrored --devices=2   # groups spread over 2 GPUs (no GPU: the
                                                      # CPU split in 2); same outputs
 
@@ -13,11 +16,14 @@ Writes ``attack.npy``, ``pred.npy``, ``results.json``, ``leaderboard.md`` and ``
 (``restarts.png`` too for several restarts or runs; ``--noplots`` skips the pictures) to
 ``--output_dir``; rerunning an interrupted command resumes it from the last finished restart.
 The attack's --epsilon, if not given, comes from the model's ``config.json`` (the radius it was
-trained at), else the challenge's 0.3; the start line says which.
+trained at), else the dataset's challenge (MNIST 0.3, CIFAR-10 8 on the 0-255 scale); the start
+line says which. No CIFAR-10 model ships: get one with
+``python -m mnist_challenge_compat.model_download cifar10_adv_trained``.
 """
 from absl import app, flags
 
 from workflow.cli import fail, interrupted, one_line_flags_parser, quiet_tensorflow
+from workflow.datasets import ARCH_DATASETS, DATASET_NAMES
 from workflow.signals import Interrupted, raise_on_termination, signal_name
 from workflow.strategy import STRATEGIES, parse_devices
 
@@ -47,10 +53,13 @@ flags.DEFINE_float("interval_width", None, "--attack=interval: box half-width (d
                    "first unverified of 0.01, 0.03, 0.09, ... up to eps/2).")
 flags.DEFINE_enum("interval_loss", None, ["margin", "xent"], "--attack=interval: loss on the "
                   "logit bounds (default margin).")
-flags.DEFINE_float("epsilon", None, "Radius of the --norm ball (pixels in [0, 1]); default: the "
-                   "model's config.json, else 0.3.")
-flags.DEFINE_integer("steps", None, "Attack iterations (the challenge's k); default 40. Not for fgsm.")
-flags.DEFINE_float("step_size", None, "Step size a; default 0.01. Not for fgsm, apgd, apgd_t.")
+flags.DEFINE_float("epsilon", None, "Radius of the --norm ball on the dataset's pixel scale "
+                   "([0, 1]; cifar10: 0-255); default: the model's config.json, else 0.3 "
+                   "(cifar10: 8).")
+flags.DEFINE_integer("steps", None, "Attack iterations (the challenge's k, num_steps); default 40 "
+                     "(cifar10: 10). Not for fgsm.")
+flags.DEFINE_float("step_size", None, "Step size a; default 0.01 (cifar10: 2). Not for fgsm, "
+                   "apgd, apgd_t.")
 flags.DEFINE_enum("loss", None, ["xent", "cw", "dlr", "logit_margin"],
                   "Attack loss (its targeted form with --target); default logit_margin for "
                   "multitargeted, else xent.")
@@ -70,10 +79,11 @@ flags.DEFINE_integer("steps_per_group", 10, "BLOB steps between regroupings.")
 flags.DEFINE_float("c", None, "BLOB kernel weight (default 1.1 for xent, 10 for cw).")
 flags.DEFINE_integer("num_examples", 1000, "Attack the first N test images.")
 flags.DEFINE_string("model_dir", None, "Challenge model directory or checkpoint prefix "
-                    "(default: the shipped robust model of --dataset).")
-flags.DEFINE_enum("arch", None, ["madry_mnist", "daa_fashion"], "Architecture (default: inferred).")
-flags.DEFINE_enum("dataset", "mnist", ["mnist", "fashion_mnist"], "Test set.")
-flags.DEFINE_string("data_dir", None, "Folder with the four IDX files (MNIST_data layout).")
+                    "(default: the shipped robust model of --dataset; none ships for cifar10).")
+flags.DEFINE_enum("arch", None, list(ARCH_DATASETS), "Architecture (default: inferred).")
+flags.DEFINE_enum("dataset", "mnist", list(DATASET_NAMES), "Test set.")
+flags.DEFINE_string("data_dir", None, "Folder with the IDX files (MNIST_data layout); cifar10: "
+                    "the binary test_batch.bin (in it or in its cifar-10-batches-bin).")
 flags.DEFINE_string("output_dir", "runs/eval", "Where outputs and the resumable state go.")
 flags.DEFINE_string("attack_path", "attack.npy", "Adversarial images file (relative: in output_dir).")
 flags.DEFINE_integer("seed", 0, "Random seed; same seed, same images.")

@@ -26,7 +26,7 @@ from experiments.stats import (EXACT_SIGN_FLIP_LIMIT, FEW_DISCORDANT, PairedDiff
                                paired_difference, run_spread, wilson_interval)
 from workflow.evaluate import default_model_dir
 
-DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
+DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 # The sign-step attack each quantized attack replaces the step of (PQGD vs PGD, BLOB_QG vs BLOB).
 SIGN_COUNTERPART = {"pqgd": "pgd", "blob_qg": "blob"}
 
@@ -100,7 +100,8 @@ SHIPPED_MODELS = {
 
 
 def _our_model(target: Target) -> str:
-    shipped = Path(target.model_dir).resolve() == default_model_dir(target.dataset).resolve()
+    default = default_model_dir(target.dataset)
+    shipped = default is not None and Path(target.model_dir).resolve() == default.resolve()
     return SHIPPED_MODELS[target.dataset] if shipped else f"`{display_path(target.model_dir)}`"
 
 
@@ -567,6 +568,135 @@ def _sweep_render(targets, results, sizes, out):
 
 
 # ---------------------------------------------------------------------------------------------
+# CIFAR-10: Table 6 (100 steps, eps 8 and 16) and Figure 5 (accuracy vs steps).
+# ---------------------------------------------------------------------------------------------
+
+CIFAR10_PAPER_MODEL = paper.TABLES["table6_eps8"].model
+
+
+def _cifar10_protocol_line(target: Target, sizes: Sizes) -> str:
+    """How our CIFAR-10 protocol differs from the paper's (one line)."""
+    step = SETUPS["cifar10"].step_size
+    return (f"Protocol vs the paper: model: ours `{display_path(target.model_dir)}`; the paper's: "
+            f"{CIFAR10_PAPER_MODEL}; images: ours the first {len(target.x):,}, the paper's "
+            f"10,000; runs: ours {sizes.runs}, the paper's 1, no restarts in both; eps 8 and 16 "
+            f"on the 0-255 scale in both (the paper's 8/255 and 16/255 on [0, 1]); step size: "
+            f"ours {step:g} (the CIFAR-10 challenge's), the paper does not state its own.")
+
+
+def _table6_render(targets, results, sizes, out):
+    target = targets["cifar10"]
+    n = len(target.x)
+    steps = plan.TABLE6_STEPS
+    labels = _labels(plan.TABLE6_METHODS)
+    tables = {eps: paper.TABLES[f"table6_eps{eps:g}"] for eps in plan.CIFAR10_EPSILONS}
+    rows = {label: [label] for label in labels}
+    data = {"artifact": "table6", "title": ARTIFACTS["table6"].title, "steps": steps,
+            "runs": sizes.runs, "restarts": sizes.restarts, "seed": sizes.seed,
+            "preset": sizes.preset, "model": _model_json(target), "epsilons": {}}
+    comparisons = 0
+    for eps in plan.CIFAR10_EPSILONS:
+        specs = [plan.cifar10_spec(sizes, m, b, eps) for m, b in plan.TABLE6_METHODS]
+        outcome = {c: results[c].outcomes(steps, sizes.runs, sizes.restarts) for c in specs}
+        base = outcome[specs[0]]
+        records = []
+        for label, c in zip(labels, specs):
+            acc = outcome[c].mean(axis=1)
+            avg = float(acc.mean())
+            w_low, w_high = wilson_interval(avg, n)
+            diff = None if c == specs[0] else paired_difference(outcome[c], base)
+            comparisons += diff is not None
+            paper_value = tables[eps].numbers.get(label)
+            rows[label] += [_paper_cell(paper_value), pct(avg), f"[{pct(w_low)}, {pct(w_high)}]",
+                            "-" if diff is None else diff.describe()]
+            records.append({"attack": label, "method": c.method, "b": c.b,
+                            "paper": None if paper_value is None else paper_value[0],
+                            "run_accuracies": acc.tolist(), "avg": avg,
+                            "avg_wilson95": [w_low, w_high], "diff_vs_pgd": _diff_json(diff)})
+        data["epsilons"][f"{eps:g}"] = {"rows": records, "paper_epsilon": tables[eps].epsilon}
+    header = ["Attack"]
+    for eps in plan.CIFAR10_EPSILONS:
+        header += [f"eps {eps:g}: paper (%)", f"eps {eps:g}: ours (%)", f"eps {eps:g}: 95% CI",
+                   f"eps {eps:g}: - PGD [normal 95% CI]; exact test"]
+    protocol = _cifar10_protocol_line(target, sizes)
+    specs = plan.table6_specs(sizes)
+    run_text = "one run" if sizes.runs == 1 else f"Avg of {sizes.runs} runs"
+    text = (f"# {ARTIFACTS['table6'].title}\n\nCIFAR-10 challenge protocol, {steps} steps of "
+            f"{SETUPS['cifar10'].step_size:g} on 0-255 images, random start, no restarts, "
+            f"{run_text} per attack (the paper's `final` iterate). Paper columns: the paper's "
+            f"Table 6.\n\n{_model_line(target)}\n\n"
+            + markdown_table(header, [rows[label] for label in labels])
+            + f"\n{protocol}\n\n"
+            + f"{_multiplicity_note(comparisons, 0, None)}\n\n"
+            + f"{_same_runs_note('table6', sizes, 'Figure 5 scores the same attacks at fewer steps; ')}\n\n"
+            + f"{_noise_note(n, sizes.runs)}\n"
+            + _footer(_command("table6", sizes), results, specs))
+    data["protocol_differences"] = protocol
+    data["shared_cells_with"] = plan.shared_with("table6", sizes)
+    return _write_outputs(out, "table6", text, data, compute_provenance(results, specs))
+
+
+def _figure5_render(targets, results, sizes, out):
+    plt = pyplot()
+    target = targets["cifar10"]
+    steps = plan.FIGURE5_STEPS
+    labels = _labels(plan.FIGURE5_METHODS)
+    fig, axes = plt.subplots(1, len(plan.CIFAR10_EPSILONS), figsize=(11, 4.2))
+    data = {"artifact": "figure5", "steps": list(steps), "runs": sizes.runs,
+            "preset": sizes.preset, "model": _model_json(target), "panels": {}}
+    sections, comparisons = [], 0
+    for ax, eps, figure in zip(axes, plan.CIFAR10_EPSILONS, ("5a", "5b")):
+        specs = [plan.cifar10_spec(sizes, m, b, eps) for m, b in plan.FIGURE5_METHODS]
+        points = paper.figure_points(figure)
+        outcome = {(c, k): results[c].outcomes(k, sizes.runs, sizes.restarts)
+                   for c in specs for k in steps}
+        panel = {"paper": {"figure": figure, "steps": points.steps, "numbers": points.numbers},
+                 "curves": {}}
+        for label, c in zip(labels, specs):
+            accs, avg = _plot_curve(ax, steps, [outcome[(c, k)] for k in steps], label)
+            panel["curves"][label] = {
+                "avg": avg.tolist(), "run_accuracies": accs.tolist(),
+                "diff_vs_pgd": [vars(paired_difference(outcome[(c, k)], outcome[(specs[0], k)]))
+                                for k in steps]}
+        _plot_paper_points(ax, [(points.steps, v, k) for k, v in points.numbers.items()],
+                           f"paper, Fig. {figure} text")
+        ax.set(title=f"CIFAR-10 eps {eps:g} (0-255), step {SETUPS['cifar10'].step_size:g}",
+               xlabel="number of steps", ylabel="accuracy (%)")
+        ax.legend(fontsize=8)
+        rows = []
+        for k in steps:
+            pgd = outcome[(specs[0], k)]
+            paper_text = (" / ".join(f"{name} {v:.2f}" for name, v in points.numbers.items())
+                          if k == points.steps else "-")
+            rows.append([str(k), paper_text, pct(pgd.mean())]
+                        + [_avg_and_diff(outcome[(c, k)], pgd) for c in specs[1:]])
+            comparisons += len(specs) - 1
+        sections.append(f"## eps {eps:g}\n\n"
+                        + markdown_table(["steps (one attack per run, scored at each count)",
+                                          f"paper (Fig. {figure} text)", "PGD (%)"]
+                                         + [f"{label} (%) (- PGD [normal 95% CI]; exact test)"
+                                            for label in labels[1:]], rows))
+        data["panels"][f"{eps:g}"] = panel
+    png = save_figure(fig, out / "figure5.png")
+    specs = plan.figure5_specs(sizes)
+    protocol = _cifar10_protocol_line(target, sizes)
+    text = (f"# {ARTIFACTS['figure5'].title}\n\nCIFAR-10 challenge protocol, steps of "
+            f"{SETUPS['cifar10'].step_size:g} on 0-255 images, {sizes.runs} run(s) per point; the "
+            f"k-step accuracy is that of the k-th iterate of one 100-step attack per run (a "
+            f"k-step attack is the first k steps of a longer one from the same start). Paper "
+            f"column and stars: the numbers the paper's text gives for its Figure 5 (10 steps)."
+            f"\n\n![figure 5](figure5.png)\n\n{_model_line(target)}\n\n"
+            + "\n".join(sections) + f"\n{protocol}\n\n"
+            + f"{_multiplicity_note(comparisons, 0, None)}\n\n"
+            + f"{_same_runs_note('figure5', sizes, 'its rows are milestones of the same attacks; ')}\n\n"
+            + f"{_noise_note(len(target.x), sizes.runs)}\n"
+            + _footer(_command("figure5", sizes), results, specs))
+    data["protocol_differences"] = protocol
+    data["shared_cells_with"] = plan.shared_with("figure5", sizes)
+    return _write_outputs(out, "figure5", text, data, compute_provenance(results, specs), png)
+
+
+# ---------------------------------------------------------------------------------------------
 # Figure 2: what the step looks like, sign vs raw vs quantized.
 # ---------------------------------------------------------------------------------------------
 
@@ -666,3 +796,7 @@ _register(Artifact("figure4", "Figure 4 analog: average accuracy vs number of st
                    _figure4_render))
 _register(Artifact("sweep_b", "Section 4.5 analog: sweep of the quantization level b (MNIST)",
                    _sweep_render))
+_register(Artifact("table6", "Table 6 analog: the CIFAR-10 challenge model, 100 steps, eps 8 "
+                   "and 16 (0-255)", _table6_render))
+_register(Artifact("figure5", "Figure 5 analog: accuracy vs number of steps (CIFAR-10, eps 8 "
+                   "and 16)", _figure5_render))

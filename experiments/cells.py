@@ -56,13 +56,17 @@ class CellSpec:
     """What determines a cell's result, apart from the model's weights and the attack count.
 
     Attributes:
-      dataset: ``mnist`` or ``fashion_mnist`` (test split, first ``num_examples`` images).
+      dataset: ``mnist``, ``fashion_mnist`` or ``cifar10`` (test split, first
+        ``num_examples`` images).
       method, epsilon, step_size, b, loss, batch_size, steps_per_group, compute_dtype: as in
         :class:`attacks.AttackConfig`; BLOB methods use their default kernel weight ``c``.
       milestones: strictly increasing step counts >= 1; the last is the attack's length.
         For BLOB methods each must be a multiple of ``steps_per_group`` so that a segmented
         attack follows the DAA regrouping schedule of an unsegmented one.
       seed: attack ``k`` segment ``j`` draws its randomness from ``[seed, k, j]``.
+      bounds: the pixel range (``(0, 255)`` for CIFAR-10); ``epsilon`` and ``step_size`` are on
+        its scale. Left out of the cell's identity when it is the default ``(0, 1)``, so cells
+        stored before the field existed keep their keys.
     """
 
     dataset: str
@@ -77,6 +81,7 @@ class CellSpec:
     steps_per_group: int = 10
     compute_dtype: str = "float32"
     seed: int = 0
+    bounds: tuple[float, float] = (0.0, 1.0)
 
     def __post_init__(self):
         ms = self.milestones
@@ -105,14 +110,21 @@ class CellSpec:
                             step_size=self.step_size, b=self.b, loss=self.loss,
                             random_start=random_start, batch_size=self.batch_size,
                             steps_per_group=self.steps_per_group,
-                            compute_dtype=self.compute_dtype)
+                            compute_dtype=self.compute_dtype, bounds=self.bounds)
+
+    def record(self) -> dict:
+        """The settings as JSON-ready data: the cell's identity (default bounds left out)."""
+        data = dataclasses.asdict(self)
+        if tuple(self.bounds) == (0.0, 1.0):
+            del data["bounds"]
+        return json.loads(json.dumps(data))
 
     def key(self, model_digest: str, data_digest: str) -> str:
         """File-name-safe identity of the cell on the model whose weights hash to
         ``model_digest``, attacking the images and labels whose ``workflow.fingerprint``
         digest is ``data_digest``."""
         record = json.dumps({"format": CELL_FORMAT, "model": model_digest, "data": data_digest,
-                             **dataclasses.asdict(self)}, sort_keys=True)
+                             **self.record()}, sort_keys=True)
         digest = hashlib.sha256(record.encode()).hexdigest()[:16]
         return f"{self.dataset}-{self.label}-eps{self.epsilon:g}-{self.steps}steps-{digest}"
 
@@ -199,8 +211,9 @@ def run_cell(spec: CellSpec, model: keras.Model, x: np.ndarray, y: np.ndarray, *
     """Computes (or reads back, or extends) ``spec``'s cell to at least ``attacks`` attacks.
 
     Args:
-      spec: the cell; ``x``, ``y`` must be its ``num_examples`` images ``(N, 784)`` float32 in
-        [0, 1] and labels ``(N,)`` int.
+      spec: the cell; ``x``, ``y`` must be its ``num_examples`` images ``(N, *S)`` float32 in
+        ``spec.bounds`` (MNIST ``(N, 784)`` in [0, 1], CIFAR-10 ``(N, 32, 32, 3)`` on 0-255)
+        and labels ``(N,)`` int.
       model: the Keras model whose weights hash to ``model_digest``.
       data_digest: ``workflow.fingerprint.data_sha256(x, y)`` (part of the cell's key).
       attacks: independent attacks wanted (>= 1).
@@ -217,6 +230,9 @@ def run_cell(spec: CellSpec, model: keras.Model, x: np.ndarray, y: np.ndarray, *
     path = Path(cache_dir) / f"{spec.key(model_digest, data_digest)}.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
     record = _load(path, spec, model_digest, data_digest)
+    if record["partial"] is not None and record["partial"][0].shape != x.shape:
+        raise CompatError(f"{path}: corrupt cell (partial attack of shape "
+                          f"{record['partial'][0].shape}, images {x.shape})")
     where = None
     n_stages = len(spec.milestones)
     n = spec.num_examples
@@ -264,7 +280,7 @@ def _load(path: Path, spec: CellSpec, model_digest: str, data_digest: str) -> di
     if not path.exists():
         return empty
     arrays, meta = load_state(path)
-    if meta.get("spec") != json.loads(json.dumps(dataclasses.asdict(spec))) \
+    if meta.get("spec") != spec.record() \
             or meta.get("model_digest") != model_digest or meta.get("data_digest") != data_digest \
             or meta.get("format") != CELL_FORMAT:
         raise CompatError(f"{path}: stored cell belongs to other settings; delete it to recompute")
@@ -276,7 +292,7 @@ def _load(path: Path, spec: CellSpec, model_digest: str, data_digest: str) -> di
     if "partial_x" in arrays:
         stage_correct = list(arrays["partial_correct"].astype(bool))
         x_cur = arrays["partial_x"].astype(np.float32)
-        if x_cur.shape != (n, 784) or not 1 <= len(stage_correct) < n_stages:
+        if x_cur.shape[0] != n or not 1 <= len(stage_correct) < n_stages:
             raise CompatError(f"{path}: corrupt cell (partial attack of shape {x_cur.shape})")
         partial = (x_cur, stage_correct)
     return {"correct": list(correct), "partial": partial, "seconds": float(meta.get("seconds", 0.0)),
@@ -291,6 +307,6 @@ def _save(path: Path, spec: CellSpec, model_digest: str, data_digest: str, recor
         x_cur, stage_correct = record["partial"]
         arrays["partial_x"] = x_cur
         arrays["partial_correct"] = np.stack(stage_correct)
-    save_state(path, arrays, {"spec": dataclasses.asdict(spec), "model_digest": model_digest,
+    save_state(path, arrays, {"spec": spec.record(), "model_digest": model_digest,
                               "data_digest": data_digest, "seconds": record["seconds"],
                               "provenance": record["provenance"], "format": CELL_FORMAT})

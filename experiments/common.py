@@ -25,7 +25,7 @@ from experiments.cells import CellResult, CellSpec, run_cell, stored_attacks
 from experiments.plan import PRESETS
 from mnist_challenge_compat import CompatError, checkpoint_sha256, load_dataset, load_model
 from workflow.cli import fail, interrupted
-from workflow.evaluate import default_model_dir
+from workflow.datasets import protocol, require_data, require_model_dir
 from workflow.fingerprint import data_sha256
 from workflow.progress import format_duration
 from workflow.signals import Interrupted, raise_on_termination
@@ -67,6 +67,12 @@ def define_flags() -> None:
     flags.DEFINE_string("mnist_data_dir", None, "MNIST_data folder; default: the shipped test set.")
     flags.DEFINE_string("fashion_data_dir", None, "Fashion-MNIST IDX folder; default: Debian's "
                         "dataset-fashion-mnist or tensorflow-datasets.")
+    flags.DEFINE_string("cifar10_model_dir", None, "The CIFAR-10 challenge's checkpoint "
+                        "(madry_cifar10; table6, figure5). None ships: python -m "
+                        "mnist_challenge_compat.model_download cifar10_adv_trained.")
+    flags.DEFINE_string("cifar10_data_dir", None, "Folder with the CIFAR-10 binary test_batch.bin "
+                        "(or its cifar-10-batches-bin); default: a prepared tensorflow-datasets "
+                        "copy.")
 
 
 @dataclass
@@ -74,7 +80,8 @@ class Target:
     """A model and its first ``N`` test images.
 
     Attributes:
-      x: ``(N, 784)`` float32 in [0, 1]; y: ``(N,)`` int64.
+      x: ``(N, *S)`` float32 in the dataset's bounds (``(N, 784)`` in [0, 1];
+        CIFAR-10 ``(N, 32, 32, 3)`` on 0-255); y: ``(N,)`` int64.
       digest: sha256 over the checkpoint files' sha256s (part of every cell's key).
       data_digest: ``data_sha256(x, y)`` (part of every cell's key: other images never
         reuse a cell).
@@ -95,14 +102,22 @@ class Target:
 
 
 def load_target(dataset: str, n: int) -> Target:
-    """The model and the first ``n`` test images of ``dataset`` given the model/data flags."""
-    model_dir = getattr(FLAGS, f"{_flag_prefix(dataset)}_model_dir") or str(default_model_dir(dataset))
-    data_dir = getattr(FLAGS, f"{_flag_prefix(dataset)}_data_dir")
+    """The model and the first ``n`` test images of ``dataset`` given the model/data flags.
+
+    Raises:
+      CompatError: a missing model or data set, in one line saying where to get it and which
+        flag takes it (checked before anything is loaded).
+    """
+    prefix = _flag_prefix(dataset)
+    model_dir = str(require_model_dir(dataset, getattr(FLAGS, f"{prefix}_model_dir"),
+                                      flag=f"{prefix}_model_dir"))
+    data_dir = getattr(FLAGS, f"{prefix}_data_dir")
+    require_data(dataset, data_dir, flag=f"{prefix}_data_dir")
     x_all, y_all = load_dataset(dataset, "test", data_dir)
     if n > len(x_all):
         raise ValueError(f"num_examples must be at most {len(x_all)} for {dataset}, got {n}")
     digests = checkpoint_sha256(model_dir)
-    model = load_model(model_dir, arch="madry_mnist" if dataset == "mnist" else "daa_fashion")
+    model = load_model(model_dir, arch=protocol(dataset).arch)
     digest = hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()
     x, y = x_all[:n], y_all[:n]
     return Target(dataset=dataset, model=model, model_dir=model_dir, x=x, y=y, digest=digest,
@@ -110,7 +125,7 @@ def load_target(dataset: str, n: int) -> Target:
 
 
 def _flag_prefix(dataset: str) -> str:
-    return "mnist" if dataset == "mnist" else "fashion"
+    return {"mnist": "mnist", "fashion_mnist": "fashion", "cifar10": "cifar10"}[dataset]
 
 
 def cache_dir() -> Path:

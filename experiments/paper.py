@@ -3,7 +3,8 @@
 Transcribed from the paper's tables and the numbers its text gives for Figures 4 and 5
 (accuracy in %, lower = stronger attack). ``tests/experiments/test_paper.py`` checks them
 against the paper's table of numbers and its full text in ``../shared/paper``. Figures 2 and 3
-print no numbers (plots only); Table 6 and Figure 5 are CIFAR-10, which no artifact renders yet.
+print no numbers (plots only). Table 6 and Figure 5 (CIFAR-10) give eps on [0, 1] (8/255, 16/255);
+``experiments.table6`` / ``figure5`` attack at 8 and 16 on the 0-255 scale, the same radii.
 """
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ TABLES: dict[str, PaperTable] = {
         numbers={"BLOB": (66.24,), "BLOB_QG_100": (65.78,), "BLOB_QG_200": (65.69,),
                  "BLOB_QG_500": (65.61,), "BLOB_QG_1000": (65.64,)},
         model=DAA_FASHION_MODEL, epsilon=0.2, steps=200, runs=1, restarts=10),
-    # CIFAR-10 (Madry Lab's adversarially trained model), 100 steps, 1 run: no artifact yet.
+    # CIFAR-10 (Madry Lab's adversarially trained model), 100 steps, 1 run (experiments.table6).
     "table6_eps8": PaperTable(
         numbers={"PGD": (45.31,), "PQGD_100": (45.32,), "PQGD_200": (45.32,),
                  "PQGD_500": (45.33,), "PQGD_1000": (45.57,)},

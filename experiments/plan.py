@@ -13,12 +13,18 @@ the same :class:`experiments.cells.CellSpec` and therefore share stored work:
   Tables 2 and 3, Figure 4, the b sweep and Figure 3's eps = 0.3 points all read these cells.
 * Fashion-MNIST at the preset's eps (0.1 quick, 0.2 paper): 200 steps scored at 100 and 200;
   Tables 4 and 5 and Figure 3's point at that eps read these.
+* CIFAR-10 (the challenge's model, pixels 0-255) at eps 8 and 16, step 2: 100 steps scored at
+  10, 20, 30, 40 and 100; Table 6 reads the 100-step outcomes, Figure 5 every milestone.
+  These need the released model and the CIFAR-10 test set (``workflow.datasets``) and, at the
+  presets' sizes, a GPU: the wide ResNet runs well under one example-step per second on a
+  2-core CPU (``bench/RESULTS.md``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from experiments.cells import CellSpec
+from workflow.datasets import protocol
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,8 @@ SETUPS = {
     "mnist": DatasetSetup(epsilon=0.3, step_size=0.01, long_milestones=(20, 40, 60, 80, 100, 200)),
     # 0.1: the shipped Fashion-MNIST model's training eps (the paper attacks at 0.2).
     "fashion_mnist": DatasetSetup(epsilon=0.1, step_size=0.01, long_milestones=(100, 200)),
+    # The CIFAR-10 challenge's eps and step on 0-255 (the paper does not give its step size).
+    "cifar10": DatasetSetup(epsilon=8.0, step_size=2.0, long_milestones=(10, 20, 30, 40, 100)),
 }
 
 # The methods of each artifact: (method, b).
@@ -50,18 +58,24 @@ FIGURE3_EPSILONS = {"mnist": (0.1, 0.15, 0.2, 0.25, 0.3), "fashion_mnist": (0.1,
 FIGURE4_METHODS = (("pgd", None), ("pqgd", 100), ("pqgd", 500), ("pqgd", 1000))
 FIGURE4_STEPS = (20, 40, 60, 80, 100)
 SWEEP_BS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+# CIFAR-10: Table 6 (100 steps) and Figure 5 (accuracy vs steps), each at both eps (0-255).
+CIFAR10_EPSILONS = (8.0, 16.0)
+TABLE6_METHODS = (("pgd", None), ("pqgd", 100), ("pqgd", 200), ("pqgd", 500), ("pqgd", 1000))
+TABLE6_STEPS = 100
+FIGURE5_METHODS = (("pgd", None), ("pqgd", 100), ("pqgd", 500), ("pqgd", 1000))
+FIGURE5_STEPS = (10, 20, 30, 40, 100)
 SWEEP_STEPS = (20, 100)
 # Methods that the long MNIST cells hold (every b another artifact asks for at eps 0.3).
 MNIST_LONG_METHODS = (("pgd", None), ("pqgd", 100), ("pqgd", 200), ("pqgd", 500),
                       ("pqgd", 1000), ("blob", None), ("blob_qg", 100), ("blob_qg", 200))
 
 ARTIFACT_NAMES = ("table2", "table3", "table4", "table5", "figure2", "figure3", "figure4",
-                  "sweep_b")
+                  "sweep_b", "table6", "figure5")
 # The datasets each artifact attacks.
 ARTIFACT_DATASETS = {"table2": ("mnist",), "table3": ("mnist",), "table4": ("fashion_mnist",),
                      "table5": ("fashion_mnist",), "figure2": ("mnist",),
                      "figure3": ("mnist", "fashion_mnist"), "figure4": ("mnist",),
-                     "sweep_b": ("mnist",)}
+                     "sweep_b": ("mnist",), "table6": ("cifar10",), "figure5": ("cifar10",)}
 
 
 @dataclass(frozen=True)
@@ -84,7 +98,7 @@ class Preset:
 
 
 def _preset(name, epsilons, mnist, fashion, figures_mnist, table3_restarts, table5_restarts,
-            fashion_methods) -> Preset:
+            fashion_methods, cifar10) -> Preset:
     runs5 = {"runs": 5, "restarts": 1}
     return Preset(name, epsilons, {
         "table2": ArtifactSizes({"mnist": mnist}, **runs5),
@@ -95,18 +109,23 @@ def _preset(name, epsilons, mnist, fashion, figures_mnist, table3_restarts, tabl
         "figure3": ArtifactSizes({"mnist": figures_mnist, "fashion_mnist": fashion}, **runs5),
         "figure4": ArtifactSizes({"mnist": figures_mnist}, **runs5),
         "sweep_b": ArtifactSizes({"mnist": figures_mnist}, **runs5),
+        # The paper: one run of each attack, no restarts.
+        "table6": ArtifactSizes({"cifar10": cifar10}, runs=1, restarts=1),
+        "figure5": ArtifactSizes({"cifar10": cifar10}, runs=1, restarts=1),
     }, fashion_methods)
 
 
 PRESETS = {
     # 2-core CPU: every MNIST artifact shares Table 2's 300-image cells.
-    "quick": _preset("quick", {"mnist": 0.3, "fashion_mnist": 0.1}, mnist=300, fashion=200,
-                     figures_mnist=300, table3_restarts=5, table5_restarts=5,
-                     fashion_methods=FASHION_TABLE_METHODS),
+    # CIFAR-10: 200 images (minutes on a GPU; the wide ResNet is far too slow for a CPU).
+    "quick": _preset("quick", {"mnist": 0.3, "fashion_mnist": 0.1, "cifar10": 8.0}, mnist=300,
+                     fashion=200, figures_mnist=300, table3_restarts=5, table5_restarts=5,
+                     fashion_methods=FASHION_TABLE_METHODS, cifar10=200),
     # The paper's protocol (Table 3: 5 restarts merged from Table 2's runs, not its 50).
-    "paper": _preset("paper", {"mnist": 0.3, "fashion_mnist": 0.2}, mnist=4000, fashion=2000,
-                     figures_mnist=1000, table3_restarts=5, table5_restarts=10,
-                     fashion_methods=FASHION_PAPER_TABLE_METHODS),
+    # CIFAR-10: all 10,000 test images, one run (the paper's Table 6 and Figure 5).
+    "paper": _preset("paper", {"mnist": 0.3, "fashion_mnist": 0.2, "cifar10": 8.0}, mnist=4000,
+                     fashion=2000, figures_mnist=1000, table3_restarts=5, table5_restarts=10,
+                     fashion_methods=FASHION_PAPER_TABLE_METHODS, cifar10=10000),
 }
 
 
@@ -241,6 +260,26 @@ def sweep_specs(sizes: Sizes) -> list[CellSpec]:
     return [_spec(sizes, "mnist", "pqgd", b, steps=100) for b in SWEEP_BS]
 
 
+def cifar10_spec(sizes: Sizes, method: str, b, epsilon: float) -> CellSpec:
+    """A CIFAR-10 cell: 100 steps of 2 at ``epsilon`` (0-255), scored at every Figure 5 step
+    count, so Table 6 and Figure 5 read the same attacks."""
+    setup = SETUPS["cifar10"]
+    return CellSpec(dataset="cifar10", method=method, b=None if b is None else float(b),
+                    epsilon=float(epsilon), step_size=setup.step_size,
+                    milestones=setup.long_milestones, num_examples=sizes.n("cifar10"),
+                    seed=sizes.seed, batch_size=sizes.batch_size,
+                    bounds=protocol("cifar10").bounds)
+
+
+def table6_specs(sizes: Sizes) -> list[CellSpec]:
+    """Per eps (8, then 16), the Table 6 methods, PGD first."""
+    return [cifar10_spec(sizes, m, b, eps) for eps in CIFAR10_EPSILONS for m, b in TABLE6_METHODS]
+
+
+def figure5_specs(sizes: Sizes) -> list[CellSpec]:
+    return [cifar10_spec(sizes, m, b, eps) for eps in CIFAR10_EPSILONS for m, b in FIGURE5_METHODS]
+
+
 def artifact_cells(name: str, sizes: Sizes) -> list[tuple[CellSpec, int]]:
     """Every cell artifact ``name`` reads, with the attacks it needs (runs x restarts)."""
     if name in TABLE_STEPS:
@@ -251,6 +290,10 @@ def artifact_cells(name: str, sizes: Sizes) -> list[tuple[CellSpec, int]]:
         specs = figure4_specs(sizes)
     elif name == "sweep_b":
         specs = sweep_specs(sizes)
+    elif name == "table6":
+        specs = table6_specs(sizes)
+    elif name == "figure5":
+        specs = figure5_specs(sizes)
     elif name == "figure2":
         specs = []  # gradients at the clean images, computed while rendering
     else:

@@ -1,4 +1,6 @@
-"""The MNIST Challenge's ``config.json``: reading, validating, writing, mapping to our flags.
+"""The MNIST (and CIFAR-10) Challenge's ``config.json``: reading, validating, writing,
+mapping to our flags (the CIFAR-10 challenge names ``k`` and ``a`` ``num_steps`` and
+``step_size``).
 
 The official file repeats the key ``"_comment"`` once per section, which plain ``json.load``
 silently collapses. Here every key starting with ``_comment`` is dropped, while any other
@@ -36,6 +38,9 @@ EVAL_CONFIG_TO_FLAGS: Mapping[str, str] = MappingProxyType({
     "epsilon": "epsilon",
     "k": "steps",
     "a": "step_size",
+    # The CIFAR-10 challenge's names for k and a.
+    "num_steps": "steps",
+    "step_size": "step_size",
     "random_start": "random_start",
     "loss_func": "loss",
     "store_adv_path": "attack_path",
@@ -112,6 +117,8 @@ _CHECKS: Mapping[str, Callable[[Any], tuple[bool, Any]]] = MappingProxyType({
     "epsilon": _non_negative_number,
     "k": _int_at_least(0),
     "a": _non_negative_number,
+    "num_steps": _int_at_least(0),
+    "step_size": _non_negative_number,
     "random_start": _boolean,
     "loss_func": _non_empty_string,
     "store_adv_path": _non_empty_string,
@@ -230,8 +237,21 @@ def config_to_flag_values(config: Mapping[str, Any], mapping: Mapping[str, str])
     Returns:
         ``{flag_name: value}`` for the mapping's keys present in ``config`` only (in the
         mapping's order); keys of ``config`` not in the mapping are ignored.
+
+    Raises:
+        CompatError: two keys of one flag (the MNIST challenge's ``k`` and the CIFAR-10
+            challenge's ``num_steps``) with different values.
     """
-    return {flag: config[key] for key, flag in mapping.items() if key in config}
+    values: dict[str, Any] = {}
+    for key, flag in mapping.items():
+        if key not in config:
+            continue
+        if flag in values and values[flag] != config[key]:
+            other = next(k for k, f in mapping.items() if f == flag and k in config)
+            raise CompatError(f"config: keys '{other}' and '{key}' both set {flag} and differ "
+                              f"({values[flag]!r} vs {config[key]!r})")
+        values[flag] = config[key]
+    return values
 
 
 def write_challenge_config(path: str | os.PathLike, values: Mapping[str, Any]) -> None:

@@ -4,6 +4,7 @@ The acceptance rules are those of the MNIST Challenge's ``run_attack.py``:
 
 * shape ``(num_eval_examples, 784)``, ``num_eval_examples`` = 10000;
 * pixel range: ``max <= 1.0001`` and ``min >= -0.0001``, no NaN;
+  (the CIFAR-10 challenge's: ``(10000, 32, 32, 3)`` on 0-255, ``image_shape`` / ``bounds``);
 * L-inf distance to the natural test images ``<= epsilon + 0.0001``.
 
 A submission is untrusted input: :func:`load_submission` reads only plain numeric ``.npy``
@@ -175,8 +176,8 @@ def _fmt(value: float, bound: float) -> str:
     return repr(value)
 
 
-def _check_shape(x_adv: np.ndarray, num_examples: int) -> None:
-    expected = (num_examples, IMAGE_SIZE)
+def _check_shape(x_adv: np.ndarray, num_examples: int, image_shape: tuple[int, ...]) -> None:
+    expected = (num_examples, *image_shape)
     if x_adv.shape != expected:
         raise SubmissionError(f"Invalid shape: expected {expected}, found {x_adv.shape}")
 
@@ -186,13 +187,14 @@ def _check_dtype(x_adv: np.ndarray) -> None:
         raise SubmissionError(f"Invalid dtype: expected a numeric array, found {x_adv.dtype}")
 
 
-def _check_pixel_range(x_adv: np.ndarray) -> None:
+def _check_pixel_range(x_adv: np.ndarray, bounds: tuple[float, float]) -> None:
     if x_adv.dtype.kind == "f" and np.isnan(x_adv).any():
         raise SubmissionError("Invalid attack: contains NaN")
     lo, hi = float(np.min(x_adv)), float(np.max(x_adv))
-    if hi > 1.0 + PIXEL_TOLERANCE or lo < -PIXEL_TOLERANCE:
-        raise SubmissionError(f"Invalid pixel range. Expected [0, 1], found "
-                              f"[{_fmt(lo, -PIXEL_TOLERANCE)}, {_fmt(hi, 1.0 + PIXEL_TOLERANCE)}]")
+    low, high = float(bounds[0]) - PIXEL_TOLERANCE, float(bounds[1]) + PIXEL_TOLERANCE
+    if hi > high or lo < low:
+        raise SubmissionError(f"Invalid pixel range. Expected [{bounds[0]:g}, {bounds[1]:g}], "
+                              f"found [{_fmt(lo, low)}, {_fmt(hi, high)}]")
 
 
 def _check_perturbation(x_adv: np.ndarray, x_nat: np.ndarray, epsilon: float) -> None:
@@ -205,7 +207,9 @@ def _check_perturbation(x_adv: np.ndarray, x_nat: np.ndarray, epsilon: float) ->
 
 
 def check_submission(x_adv: np.ndarray, x_nat: np.ndarray, epsilon: float,
-                     num_examples: int = NUM_EVAL_EXAMPLES) -> None:
+                     num_examples: int = NUM_EVAL_EXAMPLES, *,
+                     image_shape: tuple[int, ...] = (IMAGE_SIZE,),
+                     bounds: tuple[float, float] = (0.0, 1.0)) -> None:
     """Applies the challenge's acceptance rules to a submission.
 
     Checks, in the original's order (the first failure is reported): shape, then pixel range
@@ -217,12 +221,16 @@ def check_submission(x_adv: np.ndarray, x_nat: np.ndarray, epsilon: float,
             ``M >= num_examples``; the first ``num_examples`` rows are compared.
         epsilon: the L-inf budget (0.3 for the challenge), finite and ``>= 0``.
         num_examples: the challenge's ``num_eval_examples``.
+        image_shape: one image's shape: ``(784,)`` for MNIST, ``(32, 32, 3)`` for the CIFAR-10
+            challenge (whose rules are the same with this shape and ``bounds``).
+        bounds: the pixel range, ``(0, 1)`` for MNIST, ``(0, 255)`` for CIFAR-10 (the
+            tolerance 0.0001 applies on either scale, as does ``epsilon``'s).
 
     Raises:
         SubmissionError: one line such as ``Invalid shape: expected (10000, 784), found
             (9999, 784)``, ``Invalid attack: contains NaN``, ``Invalid pixel range. Expected
             [0, 1], found [-0.2, 1.01]``, ``Maximum perturbation found: 0.301 (allowed: 0.3)``.
-        CompatError: the natural set has fewer than ``num_examples`` images of 784 pixels.
+        CompatError: the natural set has fewer than ``num_examples`` images of ``image_shape``.
         ValueError: ``epsilon`` negative or not finite, ``num_examples < 1``.
     """
     epsilon = float(epsilon)
@@ -232,12 +240,13 @@ def check_submission(x_adv: np.ndarray, x_nat: np.ndarray, epsilon: float,
         raise ValueError(f"num_examples must be >= 1, got {num_examples}")
     x_adv = np.asarray(x_adv)
     x_nat = np.asarray(x_nat)
-    if x_nat.ndim != 2 or x_nat.shape[1] != IMAGE_SIZE or x_nat.shape[0] < num_examples:
+    image_shape = tuple(int(d) for d in image_shape)
+    if x_nat.shape[1:] != image_shape or x_nat.shape[0] < num_examples:
         raise CompatError(f"natural test set has shape {x_nat.shape}, need at least "
-                          f"({num_examples}, {IMAGE_SIZE})")
-    _check_shape(x_adv, num_examples)
+                          f"{(num_examples, *image_shape)}")
+    _check_shape(x_adv, num_examples, image_shape)
     _check_dtype(x_adv)
-    _check_pixel_range(x_adv)
+    _check_pixel_range(x_adv, bounds)
     _check_perturbation(x_adv, x_nat[:num_examples], epsilon)
 
 

@@ -87,3 +87,15 @@ def cifar10_meta(shared_data) -> Path:
 def fashion_dir() -> Path:
     """Debian's Fashion-MNIST folder (or ``$QG_FASHION_MNIST_DIR``); skips when it is missing."""
     return require_fashion_mnist()
+
+
+def write_cifar10_batch(path: Path, images, labels) -> Path:
+    """Writes a CIFAR-10 binary batch file: per image one label byte, then the 1,024 red, 1,024
+    green and 1,024 blue bytes (rows top to bottom), from uint8 ``(N, 32, 32, 3)`` images."""
+    import numpy as np
+    images = np.asarray(images, dtype=np.uint8)
+    planes = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
+    records = np.concatenate([np.asarray(labels, np.uint8)[:, None], planes], axis=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(records.tobytes())
+    return path

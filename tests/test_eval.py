@@ -268,6 +268,75 @@ def test_apgd_t_runs_records_its_settings_and_budget_and_refuses_too_many_target
                                       "minus the true one), got 10"]
 
 
+# --------------------------------------------------------------------------- CIFAR-10
+
+def test_cifar10_without_a_model_is_one_line_naming_where_to_get_it(tmp_path):
+    res = _eval("--dataset=cifar10", f"--output_dir={tmp_path / 'o'}")
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    lines = _our_lines(res.stderr)
+    assert len(lines) == 1, res.stderr[-2000:]
+    assert "python -m mnist_challenge_compat.model_download cifar10_adv_trained" in lines[0]
+    assert not (tmp_path / "o").exists()  # refused before anything was written
+
+
+def test_cifar10_without_its_data_is_one_line_naming_the_binary_batches(tmp_path):
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "checkpoint").write_text('model_checkpoint_path: "checkpoint-1"\n')
+    res = _eval("--dataset=cifar10", f"--model_dir={model_dir}", f"--data_dir={tmp_path / 'no'}",
+                f"--output_dir={tmp_path / 'o'}")
+    assert res.returncode == 1
+    lines = _our_lines(res.stderr)
+    assert len(lines) == 1 and "cifar-10-batches-bin" in lines[0] and "test_batch.bin" in lines[0]
+
+
+@pytest.fixture(scope="module")
+def cifar10_files(tmp_path_factory):
+    """A wide ResNet checkpoint with random weights (``save_checkpoint``) and a CIFAR-10 binary
+    test batch of 4 random images written in the real record format."""
+    import models
+    from mnist_challenge_compat import save_checkpoint
+    from tests.conftest import write_cifar10_batch
+    root = tmp_path_factory.mktemp("cifar10")
+    model = models.build_model("madry_cifar10", seed=1)
+    save_checkpoint(model, root / "model", 70000)
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, size=(4, 32, 32, 3), dtype=np.uint8)
+    write_cifar10_batch(root / "data" / "cifar-10-batches-bin" / "test_batch.bin", images,
+                        [0, 3, 5, 9])
+    return root / "model", root / "data", images
+
+
+@pytest.mark.slow
+def test_cifar10_eval_runs_the_challenge_protocol_on_0_255_images(cifar10_files, tmp_path):
+    from mnist_challenge_compat import load_model
+    model_dir, data_dir, images = cifar10_files
+    out = tmp_path / "out"
+    res = _eval("--dataset=cifar10", f"--model_dir={model_dir}", f"--data_dir={data_dir}",
+                "--num_examples=4", "--steps=2", "--batch_size=4", "--plot_examples=2",
+                f"--output_dir={out}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    x_adv = load_submission(out / "attack.npy")
+    x_nat = images.astype(np.float32)
+    assert x_adv.shape == (4, 32, 32, 3) and x_adv.dtype == np.float32
+    assert np.abs(x_adv - x_nat).max() <= 8 + 1e-4  # eps 8 on the 0-255 scale
+    assert x_adv.min() >= 0 and x_adv.max() <= 255
+    check_submission(x_adv, x_nat, 8.0, num_examples=4, image_shape=(32, 32, 3),
+                     bounds=(0, 255))
+    results = json.loads((out / "results.json").read_text())
+    assert results["data"]["dataset"] == "cifar10"
+    assert results["data"]["image_shape"] == [32, 32, 3] and results["data"]["bounds"] == [0, 255]
+    config = results["attack_config"]
+    assert (config["epsilon"], config["step_size"], config["bounds"]) == (8.0, 2.0, [0.0, 255.0])
+    assert results["settings_source"]["epsilon"] == "default"
+    model = load_model(model_dir)
+    assert model.name == "madry_cifar10"
+    pred = np.argmax(model.predict(x_adv, verbose=0), axis=1)
+    np.testing.assert_array_equal(np.load(out / "pred.npy"), pred)
+    assert results["adversarial_accuracy"] == pytest.approx(np.mean(pred == [0, 3, 5, 9]))
+    row = (out / "leaderboard.md").read_text()
+    assert "eps 8 on 0-255, 4 of 4 CIFAR-10 test images, model model, best iterate" in row
+    assert (out / "examples.png").is_file()
 @pytest.mark.parametrize("flags,needle", [
     ("--strategy=none --devices=2", "--devices applies to --strategy=mirrored only"),
     ("--strategy=mirrored --devices=0", "--devices must be a count >= 1"),

@@ -1,6 +1,9 @@
 """A resumable challenge evaluation: attack a checkpoint, write the challenge's files.
 
-Outputs in ``output_dir``: ``attack.npy`` (float32 ``(N, 784)``, test-set order), ``pred.npy``
+Each dataset's protocol (pixel range, image shape, default attack, default model, where to get
+a missing model or data set) comes from ``workflow.datasets.PROTOCOLS``.
+Outputs in ``output_dir``: ``attack.npy`` (float32 ``(N, 784)`` for MNIST, ``(N, 32, 32, 3)``
+on 0-255 for CIFAR-10, test-set order), ``pred.npy``
 (int64 ``(N,)``), ``results.json``, ``leaderboard.md``, ``examples.png`` and ``restarts.png``
 (``workflow.plots``), and ``state.npz`` (the resumable state, updated atomically after every
 restart). Every file is written via temp file + rename.
@@ -31,7 +34,7 @@ from mnist_challenge_compat import (CompatError, check_submission, checkpoint_sh
                                     read_challenge_config, save_array_atomic, save_state,
                                     write_leaderboard)
 from mnist_challenge_compat.atomic import remove_stale_temporaries, write_file_atomic
-from mnist_challenge_compat.submission import NUM_EVAL_EXAMPLES
+from workflow.datasets import ARCH_DATASETS, PROTOCOLS, protocol, require_data, require_model_dir
 from workflow.lock import LOCK_FILE, FolderLock
 from workflow.plots import model_examples, plot_outputs
 from workflow.progress import ProgressPrinter, format_duration
@@ -41,12 +44,10 @@ STATE_FILE = "state.npz"
 RESULTS_FILE = "results.json"
 PRED_FILE = "pred.npy"
 LEADERBOARD_FILE = "leaderboard.md"
-SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "models" / "pretrained"
-DEFAULT_ARCH_BY_DATASET = {"mnist": "madry_mnist", "fashion_mnist": "daa_fashion"}
+DEFAULT_ARCH_BY_DATASET = {name: p.arch for name, p in PROTOCOLS.items()}
 MODEL_CONFIG_FILE = "config.json"
-# Attack settings left unset (None) come from the model's config.json, else from here (the
-# challenge's evaluation defaults); EvalSettings field -> (config.json key, default).
-ATTACK_DEFAULTS = {"epsilon": ("epsilon", 0.3), "steps": ("k", 40), "step_size": ("a", 0.01)}
+# Attack settings left unset (None) come from the model's config.json (epsilon only), else from
+# the dataset's protocol (the challenge's evaluation defaults).
 # Only the radius comes from a model's config.json: it is the threat model the model was trained
 # for. Its k and a are the TRAINING attack's (10 steps of 0.05 for the shipped MNIST model);
 # the evaluation attack stays the challenge's 40 steps of 0.01 unless the flags say otherwise.
@@ -58,11 +59,13 @@ class EvalSettings:
     """One evaluation job. Attack fields mean what :class:`attacks.AttackConfig` says.
 
     ``epsilon`` left None is taken from the model's ``config.json`` (the radius it was trained
-    at, where > 0), else 0.3; ``steps`` and ``step_size`` left None are the challenge's 40 and
-    0.01. FGSM takes no steps or step size (one step of size epsilon), APGD and APGD-T no
-    step size (their schedule starts at ``2 * epsilon``); ``num_targets`` is APGD-T's and
-    MultiTargeted's; ``loss`` None is the method's default (logit_margin for multitargeted,
-    else xent); ``start``/``odi_steps`` and the ``interval_*`` fields are AttackConfig's.
+    at, where > 0), else the dataset's protocol (``workflow.datasets``: MNIST 0.3, CIFAR-10 8 on
+    0-255); ``steps`` and ``step_size`` left None are the protocol's (MNIST 40 and 0.01,
+    CIFAR-10 10 and 2). Pixel bounds are the dataset's (``(0, 255)`` for CIFAR-10). FGSM takes
+    no steps or step size (one step of size epsilon), APGD and APGD-T no step size (their
+    schedule starts at ``2 * epsilon``); ``num_targets`` is APGD-T's and MultiTargeted's;
+    ``loss`` None is the method's default (logit_margin for multitargeted, else xent);
+    ``start``/``odi_steps`` and the ``interval_*`` fields are AttackConfig's.
     ``target`` (none | next | random) makes the attack targeted; its run and restart
     accuracies then count the images that did not reach their target, while
     ``adversarial_accuracy`` stays the model's accuracy on the submitted images.
@@ -123,7 +126,8 @@ class EvalSettings:
                             start=self.start, odi_steps=self.odi_steps,
                             interval_steps=self.interval_steps,
                             interval_step_size=self.interval_step_size,
-                            interval_width=self.interval_width, interval_loss=self.interval_loss)
+                            interval_width=self.interval_width, interval_loss=self.interval_loss,
+                            bounds=protocol(self.dataset).bounds)
 
     def targets(self, y: np.ndarray, num_classes: int) -> np.ndarray | None:
         """Target classes of a targeted job (``target`` next | random), else None."""
@@ -136,9 +140,9 @@ class EvalSettings:
         raise ValueError(f"target must be none, next or random, got {self.target!r}")
 
 
-def default_model_dir(dataset: str = "mnist") -> Path:
-    """The robust model shipped with the project for ``dataset``."""
-    return SHIPPED_MODELS / DEFAULT_ARCH_BY_DATASET[dataset]
+def default_model_dir(dataset: str = "mnist") -> Path | None:
+    """The robust model shipped with the project for ``dataset`` (None: none ships)."""
+    return protocol(dataset).default_model_dir
 
 
 def run_evaluation(settings: EvalSettings, log: Callable[[str], None] = print,
@@ -166,6 +170,7 @@ def run_evaluation(settings: EvalSettings, log: Callable[[str], None] = print,
 def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage,
          strategy=None) -> dict[str, Any]:
     model_dir = _model_dir(settings)
+    require_data(settings.dataset, settings.data_dir)
     model_config, model_config_path = _read_model_config(model_dir)
     _check_config_dataset(settings, model_dir, model_config)
     settings, sources = _with_attack_defaults(settings, model_config, model_config_path)
@@ -272,7 +277,9 @@ def _write_outputs(settings, config, model, model_dir, checkpoint_files, x, y, a
                    clean_accuracy, wall, rate, sources, log) -> dict[str, Any]:
     out = Path(settings.output_dir)
     x_adv = state.worst_x_adv
-    check_submission(x_adv, x, config.epsilon, num_examples=len(x))
+    spec = protocol(settings.dataset)
+    check_submission(x_adv, x, config.epsilon, num_examples=len(x), image_shape=spec.image_shape,
+                     bounds=spec.bounds)
     pred = predict(model, x_adv, config.batch_size)
     adversarial_accuracy = float(np.mean(pred == y))
     attack_file = _attack_file(settings)
@@ -286,6 +293,8 @@ def _write_outputs(settings, config, model, model_dir, checkpoint_files, x, y, a
                   "checkpoint_sha256": checkpoint_files},
         "data": {"dataset": settings.dataset, "split": "test", "num_examples": len(x),
                  "available": available, "sha256": _data_sha256(x, y),
+                 "image_shape": list(x.shape[1:]), "bounds": list(spec.bounds),
+                 "epsilon_scale": spec.scale,
                  "source": dataset_source(settings.dataset, "test", settings.data_dir)},
         "clean_accuracy": clean_accuracy,
         "adversarial_accuracy": adversarial_accuracy,
@@ -311,7 +320,8 @@ def _write_outputs(settings, config, model, model_dir, checkpoint_files, x, y, a
     _write_json(out / RESULTS_FILE, results)
     row = leaderboard_row(_attack_label(config, settings, model_dir, len(x), available),
                           settings.submitted_by, adversarial_accuracy, _dt.date.today())
-    write_leaderboard(out / LEADERBOARD_FILE, [row], notes=_leaderboard_notes(len(x), available))
+    write_leaderboard(out / LEADERBOARD_FILE, [row],
+                      notes=_leaderboard_notes(len(x), available, spec.num_eval_examples))
     if settings.plots:
         plot_outputs(out, results, x, x_adv, log)
     if settings.target == "none":
@@ -328,8 +338,10 @@ def _write_outputs(settings, config, model, model_dir, checkpoint_files, x, y, a
 
 
 def _model_dir(settings: EvalSettings) -> Path:
-    if settings.model_dir is not None:
-        return Path(settings.model_dir)
+    """The model to attack; a dataset with no shipped model (CIFAR-10) refuses a missing one
+    in one line saying how to get it."""
+    if settings.model_dir is not None or default_model_dir(settings.dataset) is None:
+        return require_model_dir(settings.dataset, settings.model_dir)
     shipped = default_model_dir(settings.dataset)
     if latest_checkpoint(shipped) is None:
         raise CompatError(f"{shipped}: the shipped {settings.dataset} model is not there; "
@@ -371,9 +383,9 @@ def _check_arch(settings: EvalSettings, model_dir: Path, arch: str, model_config
     if config_arch is not None and config_arch != arch:
         raise CompatError(f"{model_dir}: its {MODEL_CONFIG_FILE} says arch {config_arch} but the "
                           f"checkpoint is a {arch} network")
-    expected = DEFAULT_ARCH_BY_DATASET[settings.dataset]
+    expected = protocol(settings.dataset).arch
     if settings.arch is None and arch != expected:
-        native = next(d for d, a in DEFAULT_ARCH_BY_DATASET.items() if a == arch)
+        native = ARCH_DATASETS[arch]
         raise CompatError(f"{model_dir}: a {arch} network (the {native} architecture), not "
                           f"{expected} for {settings.dataset}; pass --dataset={native}, or "
                           f"--arch={arch} to evaluate it on {settings.dataset} anyway")
@@ -384,7 +396,10 @@ def _with_attack_defaults(settings: EvalSettings, model_config: dict,
     """``settings`` with epsilon/steps/step_size filled in, and where each value came from
     (``given``, the model's config.json for epsilon, or ``default``)."""
     values, sources = {}, {}
-    for name, (key, default) in ATTACK_DEFAULTS.items():
+    spec = protocol(settings.dataset)
+    defaults = {"epsilon": ("epsilon", spec.epsilon), "steps": ("k", spec.steps),
+                "step_size": ("a", spec.step_size)}
+    for name, (key, default) in defaults.items():
         if getattr(settings, name) is not None:
             sources[name] = "given"
         elif settings.attack == "fgsm" and name != "epsilon":
@@ -392,7 +407,7 @@ def _with_attack_defaults(settings: EvalSettings, model_config: dict,
         elif settings.attack in APGD_METHODS and name == "step_size":
             continue  # APGD's schedule sets its step sizes
         elif name in FROM_MODEL_CONFIG and key in model_config and model_config[key] > 0:
-            values[name] = type(default)(model_config[key])
+            values[name] = float(model_config[key])
             sources[name] = str(config_path)
         else:
             values[name] = default
@@ -417,8 +432,15 @@ def _source_text(source: str) -> str:
 
 
 def _scope(config: AttackConfig, n: int, available: int, dataset: str) -> str:
-    """``eps 0.3, 1,000 of 10,000 mnist test images``: what a percentage is a percentage of."""
-    return f"eps {config.epsilon:g}, {n:,} of {available:,} {dataset} test images"
+    """``eps 0.3, 1,000 of 10,000 mnist test images`` (``eps 8 on 0-255, ... cifar10 ...``):
+    what a percentage is a percentage of."""
+    return f"{_eps_text(config.epsilon, dataset)}, {n:,} of {available:,} {dataset} test images"
+
+
+def _eps_text(epsilon: float, dataset: str) -> str:
+    """``eps 0.3`` on [0, 1] images; ``eps 8 on 0-255`` for another pixel scale."""
+    spec = protocol(dataset)
+    return f"eps {epsilon:g}" + ("" if spec.bounds == (0.0, 1.0) else f" on {spec.scale}")
 
 
 def _steps_text(config: AttackConfig, sources: dict[str, str]) -> str:
@@ -583,17 +605,19 @@ def _attack_label(config: AttackConfig, settings: EvalSettings, model_dir: Path,
         parts.append(config.norm.upper())
     if settings.restarts > 1:
         parts.append(f"{settings.restarts} restarts")
-    parts += [f"eps {config.epsilon:g}", f"{n:,} of {available:,} test images",
+    spec = protocol(settings.dataset)
+    images = "test images" if spec.bounds == (0.0, 1.0) else f"{spec.display} test images"
+    parts += [_eps_text(config.epsilon, settings.dataset), f"{n:,} of {available:,} {images}",
               f"model {_model_label(model_dir)}"]
     parts.append(f"{config.keep} iterate")
     return ", ".join(parts)
 
 
-def _leaderboard_notes(n: int, available: int) -> list[str]:
-    if n >= NUM_EVAL_EXAMPLES and n == available:
+def _leaderboard_notes(n: int, available: int, required: int) -> list[str]:
+    if n >= required and n == available:
         return []
     return [f"Partial evaluation: {n:,} of the {available:,} test images. Not a valid challenge "
-            f"submission, which needs all {NUM_EVAL_EXAMPLES:,}."]
+            f"submission, which needs all {required:,}."]
 
 
 def _versions() -> dict[str, str]:

@@ -142,3 +142,70 @@ def test_tables_mark_the_papers_attacks_we_do_not_run(tmp_path):
     data = json.loads((tmp_path / "table3.json").read_text())
     assert set(data["paper"]["not_run_here"]) == {"Interval Attack", "Surrogate",
                                                    "BLOB_QG_200 (100 restarts)"}
+
+
+# --------------------------------------------------------------------------- CIFAR-10
+
+def _cifar10_stand_in():
+    """A small NHWC CNN on 32x32x3 images on the 0-255 scale, and 6 random images labelled
+    with its own clean predictions (clean accuracy 100%)."""
+    import keras
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((32, 32, 3))
+    h = keras.layers.Rescaling(1 / 255)(inputs)
+    h = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(h)
+    h = keras.layers.Flatten()(h)
+    model = keras.Model(inputs, keras.layers.Dense(10)(h))
+    x = np.random.default_rng(1).integers(0, 256, (6, 32, 32, 3)).astype(np.float32)
+    y = attacks_predict(model, x)
+    return model, x, y
+
+
+def attacks_predict(model, x):
+    from attacks import predict
+    return predict(model, x)
+
+
+@pytest.mark.slow
+def test_table6_and_figure5_render_the_cells_of_one_set_of_cifar10_attacks(tmp_path):
+    pytest.importorskip("matplotlib", reason="figures need matplotlib (pip install -e '.[test]')")
+    import attacks
+    model, x, y = _cifar10_stand_in()
+    target = Target("cifar10", model, str(tmp_path / "stand_in"), x, y, "m", {}, "d")
+    cells = tmp_path / "cells"
+    results, computed = {}, []
+    for name in ("table6", "figure5"):  # figure5 reads table6's cells back
+        sizes = plan.sizes_for(name, num_examples=len(x))
+        for _, spec, n in ARTIFACTS[name].jobs({"cifar10": target}, sizes):
+            assert spec.bounds == (0.0, 255.0) and spec.step_size == 2.0
+            results[spec] = run_cell(spec, model, x, y, attacks=n, cache_dir=cells,
+                                     model_digest="m", data_digest="d",
+                                     on_segment=lambda *a, name=name: computed.append(name))
+        ARTIFACTS[name].render({"cifar10": target}, results, sizes, tmp_path)
+    assert "figure5" not in computed
+    # Independently: PGD of 100 and of 10 steps from the start the cells use for attack 0.
+    expected = {}
+    for eps in (8.0, 16.0):
+        for steps in (10, 100):
+            x_adv = attacks.perturb(model, x, y, method="pgd", epsilon=eps, steps=steps,
+                                    step_size=2.0, bounds=(0.0, 255.0), seed=[0, 0, 0])
+            assert np.abs(x_adv - x).max() <= eps + 1e-3 and x_adv.min() >= 0 and x_adv.max() <= 255
+            expected[(eps, steps)] = float(np.mean(attacks_predict(model, x_adv) == y))
+    table = json.loads((tmp_path / "table6.json").read_text())
+    for eps in (8, 16):
+        rows = {r["attack"]: r for r in table["epsilons"][str(eps)]["rows"]}
+        assert list(rows) == ["PGD", "PQGD_100", "PQGD_200", "PQGD_500", "PQGD_1000"]
+        assert rows["PGD"]["avg"] == pytest.approx(expected[(float(eps), 100)])
+        assert rows["PGD"]["paper"] == paper.TABLES[f"table6_eps{eps}"].numbers["PGD"][0]
+        diff = rows["PQGD_1000"]["diff_vs_pgd"]
+        assert diff["mean"] == pytest.approx(rows["PQGD_1000"]["avg"] - rows["PGD"]["avg"])
+    text = (tmp_path / "table6.md").read_text()
+    assert "| PGD | 45.31 |" in text and "| 14.02 |" in text and "0-255" in text
+    figure = json.loads((tmp_path / "figure5.json").read_text())
+    assert figure["steps"] == [10, 20, 30, 40, 100]
+    for eps in (8, 16):
+        curve = figure["panels"][str(eps)]["curves"]["PGD"]["avg"]
+        assert curve[0] == pytest.approx(expected[(float(eps), 10)])
+        assert curve[-1] == pytest.approx(expected[(float(eps), 100)])
+    assert figure["panels"]["16"]["paper"]["numbers"] == {"PGD": 28.98, "PQGD_1000": 24.91}
+    assert (tmp_path / "figure5.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

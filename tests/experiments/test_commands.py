@@ -252,3 +252,20 @@ def test_dry_run_prints_the_paper_presets_cells_and_computes_nothing(tmp_path):
     assert ("  fashion_mnist PQGD_200 eps=0.2 milestones=100,200 images=2000 attacks=10 "
             "(4,000,000 example-steps if none is stored)") in lines
     assert not out.exists()  # nothing written, not even the output folder
+
+
+def test_cifar10_commands_offline_stop_in_one_line_naming_what_is_missing(tmp_path):
+    proc = _run("table6", f"--output_dir={tmp_path / 'out'}")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    [line] = _errors("table6", proc.stderr)
+    assert "python -m mnist_challenge_compat.model_download cifar10_adv_trained" in line
+    assert "--cifar10_model_dir" in line
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "checkpoint").write_text('model_checkpoint_path: "checkpoint-70000"\n')
+    proc = _run("figure5", f"--cifar10_model_dir={model}",
+                f"--cifar10_data_dir={tmp_path / 'no_data'}", f"--output_dir={tmp_path / 'out'}")
+    assert proc.returncode == 1
+    [line] = _errors("figure5", proc.stderr)
+    assert "cifar-10-batches-bin" in line and "--cifar10_data_dir" in line
+    assert not list((tmp_path / "out").glob("figure5.*"))

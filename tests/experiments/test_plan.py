@@ -49,7 +49,8 @@ def test_every_artifact_reads_only_milestones_its_cells_store(name):
     targets = {ds: Target(ds, None, "m", None, None, "d", {}, "data") for ds in artifact.datasets}
     needed = {"table2": [200], "table3": [200], "table4": [100], "table5": [200],
               "figure3": [100], "figure4": list(plan.FIGURE4_STEPS), "sweep_b": list(plan.SWEEP_STEPS),
-              "figure2": []}[name]
+              "figure2": [], "table6": [plan.TABLE6_STEPS],
+              "figure5": list(plan.FIGURE5_STEPS)}[name]
     for _, cell, attacks in artifact.jobs(targets, sizes):
         assert attacks == 2
         assert set(needed) <= set(cell.milestones), (cell.label, cell.milestones)
@@ -127,3 +128,35 @@ def test_shared_cells_are_found_across_artifacts():
         "table3", "figure3", "figure4", "sweep_b"}
     # The paper preset attacks 4,000 images in Table 2 and 1,000 in the figures: not shared.
     assert plan.shared_with("table2", plan.sizes_for("table2", "paper")) == ["table3"]
+
+
+def test_cifar10_table6_and_figure5_share_100_step_cells_on_the_0_255_scale():
+    for preset, n in (("quick", 200), ("paper", 10000)):
+        table6 = plan.artifact_cells("table6", plan.sizes_for("table6", preset))
+        figure5 = plan.artifact_cells("figure5", plan.sizes_for("figure5", preset))
+        assert {c for c, _ in figure5} <= {c for c, _ in table6}
+        assert all(k == 1 for _, k in table6)  # the paper: one run, no restarts
+        cells = [c for c, _ in table6]
+        assert {(c.label, c.epsilon) for c in cells} == {
+            (label, eps) for eps in (8.0, 16.0)
+            for label in ("PGD", "PQGD_100", "PQGD_200", "PQGD_500", "PQGD_1000")}
+        assert all(c.num_examples == n and c.bounds == (0.0, 255.0) and c.step_size == 2.0
+                   and c.milestones == (10, 20, 30, 40, 100) for c in cells)
+    assert plan.shared_with("table6", plan.sizes_for("table6")) == ["figure5"]
+
+
+def test_default_bounds_leave_the_keys_of_mnist_cells_as_they_were():
+    import dataclasses
+    import hashlib
+    import json
+    from experiments.cells import CELL_FORMAT
+    cell = plan.spec("mnist", "pgd", None, 300)
+    # The key as it was computed before cells had bounds: every other field, nothing more.
+    fields = {k: v for k, v in dataclasses.asdict(cell).items() if k != "bounds"}
+    record = json.dumps({"format": CELL_FORMAT, "model": "m", "data": "d", **fields},
+                        sort_keys=True)
+    old = f"mnist-PGD-eps0.3-200steps-{hashlib.sha256(record.encode()).hexdigest()[:16]}"
+    assert cell.key("m", "d") == old
+    other = dataclasses.replace(cell, bounds=(0.0, 255.0))
+    assert other.record()["bounds"] == [0.0, 255.0]
+    assert other.key("m", "d") != cell.key("m", "d")

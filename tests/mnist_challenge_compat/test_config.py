@@ -197,3 +197,20 @@ def test_write_rejects_invalid_value_and_keeps_old_file(tmp_path):
 def test_write_into_missing_directory_is_an_error(tmp_path):
     with pytest.raises(CompatError, match="cannot write"):
         write_challenge_config(tmp_path / "missing" / "config.json", {"k": 1})
+
+
+def test_cifar10_challenge_config_maps_num_steps_and_step_size_like_k_and_a(shared_data):
+    path = shared_data / "cifar10_challenge" / "config.json"
+    values = config_to_flag_values(read_challenge_config(path), EVAL_CONFIG_TO_FLAGS)
+    assert values == {"epsilon": 8.0, "steps": 10, "step_size": 2.0, "random_start": True,
+                      "loss": "xent", "attack_path": "attack.npy",
+                      "model_dir": "models/a_very_robust_model", "batch_size": 100,
+                      "num_examples": 10000}
+
+
+def test_both_names_of_one_flag_with_different_values_are_refused(tmp_path):
+    config = read_challenge_config(_write(tmp_path, '{"k": 40, "num_steps": 10}'))
+    with pytest.raises(CompatError, match="'k' and 'num_steps' both set steps"):
+        config_to_flag_values(config, EVAL_CONFIG_TO_FLAGS)
+    same = read_challenge_config(_write(tmp_path, '{"a": 2.0, "step_size": 2}'))
+    assert config_to_flag_values(same, EVAL_CONFIG_TO_FLAGS) == {"step_size": 2.0}

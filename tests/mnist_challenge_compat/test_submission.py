@@ -388,3 +388,24 @@ def test_write_leaderboard_has_header_and_rows(tmp_path):
         "| c | d | 80.00% | Jan 31, 2018 |\n")
     assert path.read_text().startswith(LEADERBOARD_HEADER)
     assert os.listdir(tmp_path) == ["leaderboard.md"]
+
+
+def test_cifar10_rules_use_its_image_shape_and_0_255_bounds():
+    rng = np.random.default_rng(0)
+    x_nat = rng.integers(0, 256, (3, 32, 32, 3)).astype(np.float32)
+    x_adv = np.clip(x_nat + rng.choice([-8.0, 8.0], x_nat.shape), 0, 255).astype(np.float32)
+    rules = {"num_examples": 3, "image_shape": (32, 32, 3), "bounds": (0, 255)}
+    check_submission(x_adv, x_nat, 8.0, **rules)  # eps 8 exactly on the 0-255 scale passes
+    bad = x_adv.copy()
+    bad[0, 0, 0, 0] = x_nat[0, 0, 0, 0] + 9 if x_nat[0, 0, 0, 0] <= 246 else x_nat[0, 0, 0, 0] - 9
+    with pytest.raises(SubmissionError, match=r"^Maximum perturbation found: 9 \(allowed: 8.0\)$"):
+        check_submission(bad, x_nat, 8.0, **rules)
+    over = x_adv.copy()
+    over[1, 2, 3, 1] = 255.5
+    with pytest.raises(SubmissionError, match=r"^Invalid pixel range\. Expected \[0, 255\], found \[0, 255\.5\]$"):
+        check_submission(over, np.clip(x_nat, 0, 255), 300.0, **rules)
+    with pytest.raises(SubmissionError, match=r"expected \(3, 32, 32, 3\), found \(3, 3072\)"):
+        check_submission(x_adv.reshape(3, -1), x_nat, 8.0, **rules)
+    with pytest.raises(SubmissionError, match="Invalid pixel range. Expected \\[0, 1\\]"):
+        check_submission(x_adv.reshape(3, -1)[:, :784] / 255 * 2, x_nat.reshape(3, -1)[:, :784] / 255,
+                         1.0, num_examples=3)  # the MNIST defaults are unchanged
