@@ -27,13 +27,20 @@ class RestartState:
         soon as any restart found one, else restart 0's).
       broken: ``(N,)`` bool, True where some restart's image succeeds: is misclassified
         (untargeted) or classified as ``y_target`` (targeted).
-      restart_accuracies: per finished restart on its own, the fraction of examples where
-        the attack did not succeed (untargeted: the model's accuracy), in [0, 1].
+      restart_accuracies: per finished restart on its own, the fraction of the examples it
+        attacked where the attack did not succeed (untargeted: the model's accuracy on
+        them), in [0, 1]; None for a restart that had nothing left to attack. With
+        ``skip_broken`` a restart after the first attacks only the examples no earlier one
+        broke, so this is of that subset, not of the whole set (see ``restart_attacked``;
+        :attr:`accuracy` is the merged total).
+      restart_attacked: per finished restart, how many examples it attacked (None: not
+        recorded, a state saved before these were).
     """
 
     x_adv: np.ndarray
     broken: np.ndarray
-    restart_accuracies: list[float] = field(default_factory=list)
+    restart_accuracies: list[float | None] = field(default_factory=list)
+    restart_attacked: list[int | None] = field(default_factory=list)
 
     @property
     def completed(self) -> int:
@@ -120,16 +127,27 @@ def attack(model: keras.Model, x: np.ndarray, y: np.ndarray, config: AttackConfi
         x_adv=np.empty_like(x), broken=np.zeros(len(x), dtype=bool))
     if len(state.broken) != len(x):
         raise ValueError(f"resume state holds {len(state.broken)} examples, the data {len(x)}")
+    if len(state.restart_attacked) != state.completed:  # a state from before these were kept
+        state.restart_attacked = [None] * state.completed
     for r in range(state.completed, restarts):
         rng = np.random.default_rng([*seed_words(seed), r])
-        if sweep:
+        # With skip_broken, later restarts attack only what no earlier one broke.
+        todo = np.flatnonzero(~state.broken) if cfg.skip_broken and state.completed else None
+        if todo is not None and todo.size == 0:
+            x_adv, correct = x[:0], np.zeros(0, dtype=bool)
+        elif sweep:
             x_adv, correct = run_target_sweep(model, runner, cfg, x, y, targets, rng, x_start,
-                                              on_progress)
+                                              on_progress, examples=todo)
         else:
-            x_adv = run_restart(runner, cfg, x, y, rng, x_start, on_progress, y_target=y_target)
+            x_adv = run_restart(runner, cfg, x, y, rng, x_start, on_progress, y_target=y_target,
+                                examples=todo)
             pred = predict(model, x_adv, cfg.batch_size)
-            correct = pred != y_target if y_target is not None else pred == y
-        merge_restart(state, x_adv, correct)
+            y_sub = y if todo is None else y[todo]
+            if y_target is not None:
+                correct = pred != (y_target if todo is None else y_target[todo])
+            else:
+                correct = pred == y_sub
+        merge_restart(state, x_adv, correct, examples=todo)
         if on_restart is not None:
             on_restart(state)
     return state
@@ -138,11 +156,19 @@ def attack(model: keras.Model, x: np.ndarray, y: np.ndarray, config: AttackConfi
 def run_restart(runner: StepRunner, config: AttackConfig, x: np.ndarray, y: np.ndarray,
                 rng: np.random.Generator, x_start: np.ndarray | None = None,
                 on_progress: Callable[[int], None] | None = None, *,
-                y_target: np.ndarray | None = None) -> np.ndarray:
+                y_target: np.ndarray | None = None,
+                examples: np.ndarray | None = None) -> np.ndarray:
     """One restart: start point, then all steps on groups of the set; ``(N, *S)`` float32.
 
     With ``config.keep == "best"`` each example ends at the first iterate (start included)
-    at which the attack succeeded, where one did, else at its last iterate.
+    at which the attack succeeded, where one did, else at its last iterate (and with
+    ``config.compacts`` it leaves its batch at the next chunk boundary).
+
+    Args:
+      examples: sorted ``(K,)`` indices into ``x``: attack only these (returns ``(K, *S)``).
+        The random start is drawn for the whole set and these rows taken, so each example
+        starts where it would in a restart of the whole set; ``y_target`` and ``x_start``
+        are of the whole set too.
     """
     cfg = config.resolved()
     rule = cfg.step_rule()
@@ -152,11 +178,15 @@ def run_restart(runner: StepRunner, config: AttackConfig, x: np.ndarray, y: np.n
         x_adv = rule.random_perturb(x, rng)
     else:
         x_adv = x.copy()
+    if examples is not None:
+        x_adv, x, y = x_adv[examples], x[examples], y[examples]
+        y_target = None if y_target is None else y_target[examples]
     best = BestIterate.empty(x) if cfg.keep == "best" else None
+    compact = cfg.compacts
     done = 0
     for idx, n in group_schedule(len(x), cfg, rng):
         part = best.take(idx) if best is not None else None
-        x_adv[idx] = runner.run(x_adv[idx], x[idx], y[idx], n, best=part,
+        x_adv[idx] = runner.run(x_adv[idx], x[idx], y[idx], n, best=part, compact=compact,
                                 y_target=None if y_target is None else y_target[idx])
         if best is not None:
             best.put(idx, part)
@@ -169,29 +199,43 @@ def run_restart(runner: StepRunner, config: AttackConfig, x: np.ndarray, y: np.n
 def run_target_sweep(model: keras.Model, runner: StepRunner, config: AttackConfig,
                      x: np.ndarray, y: np.ndarray, targets: np.ndarray,
                      rng: np.random.Generator, x_start: np.ndarray | None = None,
-                     on_progress: Callable[[int], None] | None = None
-                     ) -> tuple[np.ndarray, np.ndarray]:
+                     on_progress: Callable[[int], None] | None = None,
+                     examples: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One restart of apgd_t: a targeted run (``runner``'s targeted loss, own random start
     from ``rng``) towards ``targets[:, j]`` for ``j = 0, 1, ...``, each on the examples that
     no earlier target's run has misclassified.
 
     Args:
       targets: ``(N, K)`` int64 target classes per example, best first.
+      examples: sorted ``(E,)`` indices: sweep only these examples (the first target's start
+        drawn as for the whole set, see :func:`run_restart`); the results are then ``E`` long.
+        The later targets' starts are drawn for the examples they attack, so a sweep of a
+        subset equals the whole set's sweep in distribution, not bit for bit.
 
     Returns:
       ``(N, *S)`` float32 images (per example the first run's image that is misclassified,
       else the first run's) and ``(N,)`` bool, True where no run misclassified the example.
     """
-    merged = RestartState(x_adv=np.empty_like(x), broken=np.zeros(len(x), dtype=bool))
+    n = len(x) if examples is None else len(examples)
+    merged = RestartState(x_adv=np.empty((n, *x.shape[1:]), np.float32),
+                          broken=np.zeros(n, dtype=bool))
+    x_all, y_all, start_all, targets_all = x, y, x_start, targets
+    if examples is not None:
+        x, y, targets = x[examples], y[examples], targets[examples]
+        x_start = None if x_start is None else x_start[examples]
     done = 0
     for j in range(targets.shape[1]):
-        idx = np.flatnonzero(~merged.broken) if j else np.arange(len(x))
+        idx = np.flatnonzero(~merged.broken) if j else np.arange(n)
         if idx.size == 0:
             break
         progress = None if on_progress is None else (lambda d, base=done: on_progress(base + d))
-        x_j = run_restart(runner, config, x[idx], y[idx], rng,
-                          None if x_start is None else x_start[idx], progress,
-                          y_target=targets[idx, j])
+        if j == 0 and examples is not None:
+            x_j = run_restart(runner, config, x_all, y_all, rng, start_all, progress,
+                              y_target=targets_all[:, 0], examples=examples)
+        else:
+            x_j = run_restart(runner, config, x[idx], y[idx], rng,
+                              None if x_start is None else x_start[idx], progress,
+                              y_target=targets[idx, j])
         done += idx.size * config.steps
         correct = predict(model, x_j, config.batch_size) == y[idx]
         if j == 0:
@@ -227,17 +271,28 @@ def group_schedule(n_examples: int, config: AttackConfig,
         remaining -= n
 
 
-def merge_restart(state: RestartState, x_adv: np.ndarray, correct: np.ndarray) -> None:
+def merge_restart(state: RestartState, x_adv: np.ndarray, correct: np.ndarray,
+                  examples: np.ndarray | None = None) -> None:
     """Folds one restart into ``state``: a newly broken example takes this restart's image.
 
     ``correct``: ``(N,)`` bool, True where this restart's image did not succeed.
+    ``examples``: the restart attacked only these ``(K,)`` indices (not the first restart);
+    ``x_adv`` and ``correct`` are then ``K`` long.
     """
-    if state.completed == 0:
-        state.x_adv[...] = x_adv
-    newly_broken = ~correct & ~state.broken
-    state.x_adv[newly_broken] = x_adv[newly_broken]
-    state.broken |= ~correct
-    state.restart_accuracies.append(float(correct.mean()))
+    if examples is None:
+        if state.completed == 0:
+            state.x_adv[...] = x_adv
+        newly_broken = ~correct & ~state.broken
+        state.x_adv[newly_broken] = x_adv[newly_broken]
+        state.broken |= ~correct
+    else:
+        if state.completed == 0:
+            raise ValueError("the first restart attacks every example (examples must be None)")
+        newly_broken = examples[~correct & ~state.broken[examples]]
+        state.x_adv[newly_broken] = x_adv[~correct & ~state.broken[examples]]
+        state.broken[newly_broken] = True
+    state.restart_accuracies.append(float(correct.mean()) if correct.size else None)
+    state.restart_attacked.append(int(correct.size))
 
 
 def predict(model: keras.Model, x: np.ndarray, batch_size: int = 200) -> np.ndarray:

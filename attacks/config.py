@@ -66,6 +66,15 @@ class AttackConfig:
         reproduce what it computes.
       compute_dtype: float32 | bfloat16 for the model's forward and backward passes.
       xla: "auto" (on where a GPU is visible), "on" or "off".
+      skip_broken: "auto", True or False. True: every restart after the first attacks only
+        the examples no earlier restart broke (their merged result cannot change), and with
+        ``keep="best"`` an example that succeeds leaves its batch at the next chunk boundary
+        of the compiled loop (methods whose examples are independent; not APGD's stateful
+        loop). The merged result per example is the attack-everything one's. False: every
+        restart attacks the whole set (the DAA protocol). "auto": True for the PGD family
+        (fgsm, pgd, pqgd, apgd, apgd_t), False for blob and blob_qg, whose kernel term
+        depends on the group: opting in there regroups only the unbroken examples, which
+        changes the groups and so the attack.
     """
 
     method: str
@@ -85,6 +94,7 @@ class AttackConfig:
     bounds: tuple[float, float] = (0.0, 1.0)
     keep: str = "final"
     num_targets: int | None = None
+    skip_broken: str | bool = "auto"
 
     def __post_init__(self):
         _check(self.method in METHODS, f"unknown method {self.method!r}; known: {', '.join(METHODS)}")
@@ -102,6 +112,8 @@ class AttackConfig:
                f"compute_dtype must be one of {', '.join(COMPUTE_DTYPES)}, got {self.compute_dtype!r}")
         _check(_positive(self.epsilon), f"epsilon must be a finite number > 0, got {self.epsilon}")
         _check(self.xla in ("auto", "on", "off", True, False), f"xla must be auto, on or off, got {self.xla!r}")
+        _check(self.skip_broken == "auto" or isinstance(self.skip_broken, bool),
+               f"skip_broken must be auto, True or False, got {self.skip_broken!r}")
         _check(isinstance(self.batch_size, int) and self.batch_size >= 1,
                f"batch_size must be an integer >= 1, got {self.batch_size}")
         _check(isinstance(self.steps_per_group, int) and self.steps_per_group >= 1,
@@ -136,17 +148,28 @@ class AttackConfig:
             _check(math.isfinite(self.c) and self.c >= 0, f"c must be a finite number >= 0, got {self.c}")
 
     def resolved(self) -> AttackConfig:
-        """The same attack with FGSM's implied settings and BLOB's default c filled in."""
-        if self.method == "fgsm":
-            return replace(self, steps=1, step_size=self.epsilon, random_start=False)
-        if self.method == "apgd_t" and self.num_targets is None:
-            return replace(self, num_targets=DEFAULT_NUM_TARGETS)
-        if self.method in GROUPED_METHODS and self.c is None:
-            _check(not callable(self.loss) and self.loss in DEFAULT_C,
-                   f"{self.method} with loss {getattr(self.loss, '__name__', self.loss)!r} needs "
+        """The same attack with FGSM's implied settings, BLOB's default c and ``skip_broken``
+        filled in."""
+        cfg = self
+        if cfg.skip_broken == "auto":
+            cfg = replace(cfg, skip_broken=cfg.method not in GROUPED_METHODS)
+        if cfg.method == "fgsm":
+            return replace(cfg, steps=1, step_size=cfg.epsilon, random_start=False)
+        if cfg.method == "apgd_t" and cfg.num_targets is None:
+            return replace(cfg, num_targets=DEFAULT_NUM_TARGETS)
+        if cfg.method in GROUPED_METHODS and cfg.c is None:
+            _check(not callable(cfg.loss) and cfg.loss in DEFAULT_C,
+                   f"{cfg.method} with loss {getattr(cfg.loss, '__name__', cfg.loss)!r} needs "
                    f"c (the kernel weight); defaults exist for xent (1.1) and cw (10)")
-            return replace(self, c=DEFAULT_C[self.loss])
-        return self
+            return replace(cfg, c=DEFAULT_C[cfg.loss])
+        return cfg
+
+    @property
+    def compacts(self) -> bool:
+        """Whether ``keep="best"`` drops succeeded examples from the batch at chunk
+        boundaries: with ``skip_broken``, for a direction that does not couple the examples."""
+        cfg = self.resolved()
+        return bool(cfg.skip_broken) and cfg.keep == "best" and not cfg.grouped
 
     @property
     def grouped(self) -> bool:

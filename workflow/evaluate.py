@@ -197,8 +197,11 @@ def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage) -> d
             restart = (current.current.completed if current.current else settings.restarts) - 1
             restart_acc = (current.current.restart_accuracies[-1] if current.current
                            else current.run_restart_accuracies[-1][-1])
+            attacked = (current.current.restart_attacked[-1] if current.current
+                        else current.run_restart_attacked[-1][-1])
             merged = current.current.accuracy if current.current else current.run_accuracies[-1]
-            progress.restart_finished(run, restart, restart_acc, merged, per_restart)
+            progress.restart_finished(run, restart, restart_acc, merged, per_restart,
+                                      attacked=attacked, total=n)
 
         state = attack_runs(model, x, y, config, runs=settings.runs, restarts=settings.restarts,
                             seed=settings.seed, y_target=y_target, resume=state, on_update=save,
@@ -266,11 +269,15 @@ def _write_outputs(settings, config, model, model_dir, checkpoint_files, x, y, a
         "worst_accuracy": state.worst_accuracy,
         "average_accuracy": state.average_accuracy,
         "run_accuracies": state.run_accuracies,
+        # Each restart's accuracy is of the examples it attacked (restart_attacked: with
+        # skip_broken, the ones no earlier restart broke); merged_accuracies are of all.
         "restart_accuracies": state.run_restart_accuracies,
+        "restart_attacked": state.run_restart_attacked,
         "merged_accuracies": state.run_merged_accuracies,
         "examples": model_examples(model, x, y, x_adv, pred, settings.plot_examples,
                                    config.batch_size),
-        # Upper bound (apgd_t stops early on broken examples); APGD adds a forward pass per run.
+        # Upper bound (skip_broken and apgd_t skip broken examples, keep=best compacts);
+        # APGD adds a forward pass per run.
         "gradient_passes_per_example": config.gradient_passes() * settings.restarts * settings.runs,
         "wall_time_s": wall,
         "example_steps_per_s": rate,
