@@ -11,7 +11,8 @@ from attacks.apgd import top_targets
 from attacks.config import AttackConfig
 from attacks.engine import BestIterate, StepRunner, gpu_available, resolve_xla
 from attacks.fast_backward import with_fast_input_gradient
-from attacks.precision import model_in_dtype
+from attacks.calibration import resolve_compute_dtype
+from attacks.precision import COMPUTE_DTYPE_CHOICES, model_in_dtype
 from attacks.steps import StepRule
 from models.predict import predict_labels
 
@@ -57,6 +58,7 @@ def perturb(model: keras.Model, x: np.ndarray, y: np.ndarray, *, method: str, ep
             loss: str | Callable = "xent", random_start: bool = True, seed: Seed = None,
             x_start: np.ndarray | None = None, batch_size: int = 200, steps_per_group: int = 10,
             c: float | None = None, restarts: int = 1, compute_dtype: str = "float32",
+            skip_broken: str | bool = "auto",
             xla: str | bool = "auto", kappa: float | None = None, norm: str = "linf",
             bounds: tuple[float, float] = (0.0, 1.0), keep: str = "final",
             y_target: np.ndarray | None = None, num_targets: int | None = None) -> np.ndarray:
@@ -83,7 +85,7 @@ def perturb(model: keras.Model, x: np.ndarray, y: np.ndarray, *, method: str, ep
                           loss=loss, random_start=random_start, batch_size=batch_size,
                           steps_per_group=steps_per_group, c=c, compute_dtype=compute_dtype,
                           xla=xla, kappa=kappa, norm=norm, bounds=bounds, keep=keep,
-                          num_targets=num_targets)
+                          num_targets=num_targets, skip_broken=skip_broken)
     return attack(model, x, y, config, restarts=restarts, seed=seed, x_start=x_start,
                   y_target=y_target).x_adv
 
@@ -387,12 +389,23 @@ def validate_start(x_start, x: np.ndarray, rule: StepRule) -> np.ndarray:
     return x_start
 
 
-def attack_model(model: keras.Model, compute_dtype: str = "float32") -> keras.Model:
+def attack_model(model: keras.Model, compute_dtype: str = "float32",
+                 batch_size: int = 200) -> keras.Model:
     """The model the step loop differentiates: ``model`` computing in ``compute_dtype``
-    (``attacks.precision``) and, on CPU, with the faster input-gradient kernels of
-    ``attacks.fast_backward`` (same logits, same gradients up to float summation order;
-    GPUs keep their own kernels, where the rewrite is not measured)."""
-    copy = model_in_dtype(model, compute_dtype)
+    (``attacks.precision``; "auto" and bfloat16 through
+    :func:`attacks.calibration.resolve_compute_dtype` at ``batch_size``) and, on CPU, with
+    the faster input-gradient kernels of ``attacks.fast_backward`` (same logits, same
+    gradients up to float summation order; GPUs keep their own kernels, where the rewrite
+    is not measured)."""
+    if compute_dtype not in COMPUTE_DTYPE_CHOICES:
+        raise ValueError(f"compute_dtype must be one of {', '.join(COMPUTE_DTYPE_CHOICES)}, "
+                         f"got {compute_dtype!r}")
+    return model_for_dtype(model, resolve_compute_dtype(model, compute_dtype, batch_size))
+
+
+def model_for_dtype(model: keras.Model, dtype: str) -> keras.Model:
+    """:func:`attack_model` for a resolved ``dtype`` (float32 or bfloat16), no calibration."""
+    copy = model_in_dtype(model, dtype)
     return copy if gpu_available() else with_fast_input_gradient(copy)
 
 
@@ -404,7 +417,7 @@ def make_runner(model: keras.Model, config: AttackConfig, *, targeted: bool = Fa
     rule (e.g. one whose epsilon is a ``tf.Variable`` changed between calls).
     """
     cfg = config.resolved()
-    return StepRunner(attack_model(model, cfg.compute_dtype), cfg.make_loss(targeted),
+    return StepRunner(attack_model(model, cfg.compute_dtype, cfg.batch_size), cfg.make_loss(targeted),
                       cfg.step_rule() if rule is None else rule, cfg.direction(),
                       xla=resolve_xla(cfg.xla))
 

@@ -8,7 +8,7 @@ from typing import Callable
 from attacks.apgd import INITIAL_STEP, APGDStep
 from attacks.directions import DEFAULT_C, DirectionFn, blob_direction_fn, gradient_direction
 from attacks.losses import LOSSES, Loss, make_loss
-from attacks.precision import COMPUTE_DTYPES
+from attacks.precision import COMPUTE_DTYPE_CHOICES
 from attacks.steps import L2Step, LinfStep, StepRule, quantized_unit, raw_unit, sign_unit
 
 # APGD (Croce & Hein 2020, attacks.apgd) and APGD-T, one APGD run per target class.
@@ -64,7 +64,11 @@ class AttackConfig:
         runs, uses 1.1 for the CW loss too: its ``c = 10.0`` is a local variable that its
         ``perturb`` never reads. 10 for cw is the value that code states; pass ``c=1.1`` to
         reproduce what it computes.
-      compute_dtype: float32 | bfloat16 for the model's forward and backward passes.
+      compute_dtype: float32 | bfloat16 | auto for the model's forward and backward passes.
+        "auto": bfloat16 where a short calibration on this machine, cached per CPU model,
+        TensorFlow version and network (``attacks.calibration``), shows it faster than
+        float32, else float32. An explicit bfloat16 that the calibration finds slower
+        prints one warning line.
       xla: "auto" (on where a GPU is visible), "on" or "off".
       skip_broken: "auto", True or False. True: every restart after the first attacks only
         the examples no earlier restart broke (their merged result cannot change), and with
@@ -108,8 +112,8 @@ class AttackConfig:
             _check(self.loss == "cw", f"kappa (the CW margin) applies to the cw loss only")
             _check(isinstance(self.kappa, (int, float)) and math.isfinite(self.kappa),
                    f"kappa must be a finite number, got {self.kappa}")
-        _check(self.compute_dtype in COMPUTE_DTYPES,
-               f"compute_dtype must be one of {', '.join(COMPUTE_DTYPES)}, got {self.compute_dtype!r}")
+        _check(self.compute_dtype in COMPUTE_DTYPE_CHOICES,
+               f"compute_dtype must be one of {', '.join(COMPUTE_DTYPE_CHOICES)}, got {self.compute_dtype!r}")
         _check(_positive(self.epsilon), f"epsilon must be a finite number > 0, got {self.epsilon}")
         _check(self.xla in ("auto", "on", "off", True, False), f"xla must be auto, on or off, got {self.xla!r}")
         _check(self.skip_broken == "auto" or isinstance(self.skip_broken, bool),

@@ -87,3 +87,17 @@ def cifar10_meta(shared_data) -> Path:
 def fashion_dir() -> Path:
     """Debian's Fashion-MNIST folder (or ``$QG_FASHION_MNIST_DIR``); skips when it is missing."""
     return require_fashion_mnist()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def calibration_cache(tmp_path_factory) -> Path:
+    """The tests' own compute-dtype calibration cache (``QG_CACHE_DIR``, inherited by the
+    scripts they run), so that no test reads or writes the user's cache."""
+    directory = tmp_path_factory.mktemp("qg_cache")
+    previous = os.environ.get("QG_CACHE_DIR")
+    os.environ["QG_CACHE_DIR"] = str(directory)
+    yield directory
+    if previous is None:
+        os.environ.pop("QG_CACHE_DIR", None)
+    else:
+        os.environ["QG_CACHE_DIR"] = previous
