@@ -26,6 +26,7 @@ import numpy as np
 
 import attacks
 from attacks import APGD_METHODS, AttackConfig, RunsState, attack_runs, predict, resolve_xla
+from attacks.calibration import resolve_compute_dtype
 from mnist_challenge_compat import (CompatError, check_submission, checkpoint_sha256,
                                     dataset_source, latest_checkpoint, leaderboard_row, load_dataset, load_model, load_state,
                                     read_challenge_config, save_array_atomic, save_state,
@@ -259,6 +260,9 @@ def _write_outputs(settings, config, model, model_dir, checkpoint_files, x, y, a
         "settings": dataclasses.asdict(settings),
         "settings_source": sources,
         "attack_config": dataclasses.asdict(config),
+        # What compute_dtype="auto" chose here (the calibration is cached by now).
+        "compute_dtype_used": resolve_compute_dtype(model, config.compute_dtype,
+                                                    config.batch_size),
         "model": {"path": str(Path(model_dir).resolve()), "name": model.name,
                   "checkpoint_sha256": checkpoint_files},
         "data": {"dataset": settings.dataset, "split": "test", "num_examples": len(x),
@@ -479,12 +483,15 @@ def _fingerprint(settings: EvalSettings, config: AttackConfig, checkpoint_files,
     """What determines the result: a state file only resumes a job with the same one.
 
     The data enters as the digest of the images actually attacked (another --data_dir with
-    other files is another job) and XLA as resolved (it changes float rounding).
+    other files is another job) and XLA as resolved (it changes float rounding);
+    ``skip_broken`` only for BLOB, where it changes the groups.
     """
     keep = {k: v for k, v in dataclasses.asdict(settings).items()
             if k not in ("output_dir", "attack_path", "submitted_by", "model_dir", "data_dir", "xla",
                          "plots", "plot_examples")}
     attack_config = dataclasses.asdict(dataclasses.replace(config, xla=resolve_xla(config.xla)))
+    if not config.grouped:  # skipping broken examples leaves the merged result unchanged
+        attack_config.pop("skip_broken")
     return {"settings": keep, "attack_config": attack_config,
             "checkpoint_sha256": checkpoint_files, "num_examples": len(x),
             "data_sha256": _data_sha256(x, y)}
