@@ -6,6 +6,8 @@
     python eval.py --attack=pqgd --b=100 --steps=200 --restarts=50 --num_examples=10000 \\
         --model_dir=models/secret --output_dir=runs/secret_pqgd
     python eval.py --config=config.json              # a challenge config.json; flags win
+    python eval.py --strategy=mirrored --devices=2   # groups spread over 2 GPUs (no GPU: the
+                                                     # CPU split in 2); same outputs
 
 Writes ``attack.npy``, ``pred.npy``, ``results.json``, ``leaderboard.md`` and ``examples.png``
 (``restarts.png`` too for several restarts or runs; ``--noplots`` skips the pictures) to
@@ -17,6 +19,7 @@ from absl import app, flags
 
 from workflow.cli import fail, interrupted, one_line_flags_parser, quiet_tensorflow
 from workflow.signals import Interrupted, raise_on_termination, signal_name
+from workflow.strategy import STRATEGIES, parse_devices
 
 PROGRAM = "eval.py"
 FLAGS = flags.FLAGS
@@ -64,6 +67,13 @@ flags.DEFINE_string("submitted_by", "qg-attacks", "The leaderboard row's 'Submit
 flags.DEFINE_string("config", None, "A challenge config.json; its keys set flags not given explicitly.")
 flags.DEFINE_bool("plots", True, "Write examples.png (and restarts.png for several restarts or "
                   "runs); needs matplotlib.")
+flags.DEFINE_enum("strategy", "none", list(STRATEGIES),
+                  "tf.distribute strategy: none (one device), mirrored (MirroredStrategy over "
+                  "--devices) or multi_worker (TF_CONFIG; checked, then refused: not supported "
+                  "yet). The images are the same as with none.")
+flags.DEFINE_string("devices", None, "--strategy=mirrored: a count N (the first N GPUs; without "
+                    "a GPU the CPU split into N logical devices) or a list such as "
+                    "/gpu:0,/gpu:1; default every GPU, else the CPU.")
 flags.DEFINE_integer("plot_examples", 8, "Examples shown in examples.png and recorded in results.json.")
 
 flags.register_validator("epsilon", lambda v: v is None or v > 0, "--epsilon must be > 0")
@@ -82,6 +92,12 @@ flags.register_validator("steps_per_group", lambda v: v >= 1, "--steps_per_group
 flags.register_validator("num_examples", lambda v: v is None or v >= 1, "--num_examples must be >= 1")
 flags.register_validator("c", lambda v: v is None or v >= 0, "--c must be >= 0")
 flags.register_validator("plot_examples", lambda v: v >= 1, "--plot_examples must be >= 1")
+flags.register_validator("devices", lambda v: _devices_ok(v),
+                         "--devices must be a count >= 1 or a comma-separated list such as "
+                         "/gpu:0,/gpu:1 (each device once)")
+flags.register_multi_flags_validator(
+    ["strategy", "devices"], lambda f: f["devices"] is None or f["strategy"] == "mirrored",
+    "--devices applies to --strategy=mirrored only")
 flags.register_multi_flags_validator(
     ["loss", "kappa"], lambda f: f["kappa"] is None or f["loss"] == "cw",
     "--kappa applies to --loss=cw only")
@@ -101,6 +117,14 @@ flags.register_multi_flags_validator(
     ["attack", "steps", "step_size"],
     lambda f: f["attack"] != "fgsm" or (f["steps"] is None and f["step_size"] is None),
     "--attack=fgsm takes one step of size --epsilon: it has no --steps or --step_size")
+
+
+def _devices_ok(value) -> bool:
+    try:
+        parse_devices(value)
+    except ValueError:
+        return False
+    return True
 
 
 def settings_from_flags():
@@ -126,10 +150,16 @@ def main(argv):
     with raise_on_termination():
         try:
             quiet_tensorflow()
+            from workflow.strategy import make_strategy
+            try:
+                # Before anything initialises TensorFlow's devices: it may split the CPU.
+                strategy = make_strategy(FLAGS.strategy, FLAGS.devices)
+            except ValueError as err:
+                fail(PROGRAM, str(err))
             from mnist_challenge_compat import CompatError
             from workflow import run_evaluation
             try:
-                run_evaluation(settings_from_flags())
+                run_evaluation(settings_from_flags(), strategy=strategy)
             except (CompatError, ValueError) as err:
                 fail(PROGRAM, str(err))
         except Interrupted as stop:

@@ -12,7 +12,9 @@ formats. The public seam an attack is made of (shapes ``(M, *S)`` float32 images
 - step rules with per-example state: :class:`APGDStep` (APGD's step-size schedule,
   momentum and best point around a ``LinfStep`` / ``L2Step`` and its unit; ``run(...,
   record={})`` returns its per-step losses, step sizes and restarts);
-- the driver: :class:`StepRunner` (``run(x, x_nat, y, n)``), the one compiled step loop.
+- the driver: :class:`StepRunner` (``run(x, x_nat, y, n)``), the one compiled step loop;
+- devices: ``strategy=`` (a ``tf.distribute.Strategy``) on ``perturb`` / ``attack`` /
+  ``attack_runs`` deals whole groups to its replicas (:func:`run_schedule`), same images.
 
 ``AttackConfig`` names the compositions the paper uses; ``perturb`` / ``attack`` run them.
 APGD (Croce & Hein 2020): ``perturb(model, x, y, method="apgd", epsilon=0.3, steps=100,
@@ -27,6 +29,7 @@ from attacks.apgd import APGDStep, checkpoints, top_targets
 from attacks.api import (RestartState, attack, attack_model, make_runner, model_input_shape,
                          perturb, predict, random_targets, run_restart)
 from attacks.config import APGD_METHODS, KEEP, METHODS, NORMS, AttackConfig
+from attacks.distribute import check_groups, check_strategy, run_schedule
 from attacks.directions import DirectionFn, blob_direction, blob_direction_fn, gradient_direction
 from attacks.engine import BestIterate, StepRunner, resolve_xla
 from attacks.losses import LOSSES, Loss, make_loss, per_example_loss
@@ -37,7 +40,7 @@ from attacks.steps import L2Step, LinfStep, StepRule, UnitFn, quantized_unit, ra
 __all__ = ["APGDStep", "APGD_METHODS", "AttackConfig", "BestIterate", "DirectionFn", "KEEP", "L2Step", "LOSSES", "LinfStep",
            "Loss", "METHODS", "NORMS", "RestartState", "RunsState", "StepRule", "StepRunner",
            "UnitFn", "attack", "attack_model", "attack_runs", "blob_direction",
-           "blob_direction_fn", "checkpoints", "gradient_direction", "make_loss", "make_runner",
+           "blob_direction_fn", "check_groups", "check_strategy", "checkpoints", "gradient_direction", "make_loss", "make_runner",
            "model_input_shape", "per_example_loss", "perturb", "predict", "quantize",
-           "quantized_unit", "random_targets", "raw_unit", "resolve_xla", "run_restart",
+           "quantized_unit", "random_targets", "raw_unit", "resolve_xla", "run_restart", "run_schedule",
            "sign_unit", "top_targets"]

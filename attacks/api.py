@@ -9,6 +9,7 @@ import numpy as np
 
 from attacks.apgd import top_targets
 from attacks.config import AttackConfig
+from attacks.distribute import check_groups, check_strategy, run_schedule
 from attacks.engine import BestIterate, StepRunner, gpu_available, resolve_xla
 from attacks.fast_backward import with_fast_input_gradient
 from attacks.calibration import resolve_compute_dtype
@@ -61,7 +62,8 @@ def perturb(model: keras.Model, x: np.ndarray, y: np.ndarray, *, method: str, ep
             skip_broken: str | bool = "auto",
             xla: str | bool = "auto", kappa: float | None = None, norm: str = "linf",
             bounds: tuple[float, float] = (0.0, 1.0), keep: str = "final",
-            y_target: np.ndarray | None = None, num_targets: int | None = None) -> np.ndarray:
+            y_target: np.ndarray | None = None, num_targets: int | None = None,
+            strategy=None) -> np.ndarray:
     """Adversarial examples for ``model`` (see :class:`attacks.config.AttackConfig`).
 
     Args:
@@ -77,6 +79,8 @@ def perturb(model: keras.Model, x: np.ndarray, y: np.ndarray, *, method: str, ep
         takes its targeted form and success means predicting ``y_target``. Not for apgd_t,
         which chooses its own targets.
       num_targets: apgd_t's targets per example, ``1 .. C - 1`` (default 9).
+      strategy: a ``tf.distribute.Strategy`` whose replicas share the groups
+        (``attacks.distribute``); same images as without one, bit for bit on CPU.
 
     Returns:
       ``(N, *S)`` float32 images within ``epsilon`` (in ``norm``) of ``x``, in ``bounds``.
@@ -87,14 +91,14 @@ def perturb(model: keras.Model, x: np.ndarray, y: np.ndarray, *, method: str, ep
                           xla=xla, kappa=kappa, norm=norm, bounds=bounds, keep=keep,
                           num_targets=num_targets, skip_broken=skip_broken)
     return attack(model, x, y, config, restarts=restarts, seed=seed, x_start=x_start,
-                  y_target=y_target).x_adv
+                  y_target=y_target, strategy=strategy).x_adv
 
 
 def attack(model: keras.Model, x: np.ndarray, y: np.ndarray, config: AttackConfig, *,
            restarts: int = 1, seed: Seed = None, x_start: np.ndarray | None = None,
            y_target: np.ndarray | None = None, resume: RestartState | None = None,
            on_restart: Callable[[RestartState], None] | None = None,
-           on_progress: Callable[[int], None] | None = None) -> RestartState:
+           on_progress: Callable[[int], None] | None = None, strategy=None) -> RestartState:
     """Runs ``restarts`` restarts of ``config`` and merges them per example.
 
     Restart ``r`` draws its randomness from ``np.random.default_rng([*seed, r])``, so a run
@@ -104,6 +108,7 @@ def attack(model: keras.Model, x: np.ndarray, y: np.ndarray, config: AttackConfi
     ``y_target`` makes the attack targeted (see :func:`perturb`). Every argument is checked
     before any attack step runs. apgd_t is untargeted (success: misclassified) and runs the
     targeted loss towards each of its targets in turn (:func:`run_target_sweep`).
+    ``strategy``: see :func:`perturb` (more replicas than groups is refused).
     """
     cfg = config.resolved()
     x, y = validate_inputs(x, y, model, cfg.bounds)
@@ -123,6 +128,8 @@ def attack(model: keras.Model, x: np.ndarray, y: np.ndarray, config: AttackConfi
         raise ValueError(f"restarts must be an integer >= 1, got {restarts}")
     if x_start is not None:
         x_start = validate_start(x_start, x, cfg.step_rule())
+    strategy = check_strategy(strategy)
+    check_groups(strategy, len(x), cfg.batch_size)
     runner = make_runner(model, cfg, targeted=y_target is not None or sweep)
     targets = top_targets(_logits(model, x, cfg.batch_size), y, cfg.num_targets) if sweep else None
     state = resume if resume is not None else RestartState(
@@ -139,10 +146,10 @@ def attack(model: keras.Model, x: np.ndarray, y: np.ndarray, config: AttackConfi
             x_adv, correct = x[:0], np.zeros(0, dtype=bool)
         elif sweep:
             x_adv, correct = run_target_sweep(model, runner, cfg, x, y, targets, rng, x_start,
-                                              on_progress, examples=todo)
+                                              on_progress, examples=todo, strategy=strategy)
         else:
             x_adv = run_restart(runner, cfg, x, y, rng, x_start, on_progress, y_target=y_target,
-                                examples=todo)
+                                examples=todo, strategy=strategy)
             pred = predict(model, x_adv, cfg.batch_size)
             y_sub = y if todo is None else y[todo]
             if y_target is not None:
@@ -159,12 +166,13 @@ def run_restart(runner: StepRunner, config: AttackConfig, x: np.ndarray, y: np.n
                 rng: np.random.Generator, x_start: np.ndarray | None = None,
                 on_progress: Callable[[int], None] | None = None, *,
                 y_target: np.ndarray | None = None,
-                examples: np.ndarray | None = None) -> np.ndarray:
+                examples: np.ndarray | None = None, strategy=None) -> np.ndarray:
     """One restart: start point, then all steps on groups of the set; ``(N, *S)`` float32.
 
     With ``config.keep == "best"`` each example ends at the first iterate (start included)
     at which the attack succeeded, where one did, else at its last iterate (and with
-    ``config.compacts`` it leaves its batch at the next chunk boundary).
+    ``config.compacts`` it leaves its batch at the next chunk boundary). With a
+    ``strategy`` the groups run on its replicas (``attacks.distribute.run_schedule``).
 
     Args:
       examples: sorted ``(K,)`` indices into ``x``: attack only these (returns ``(K, *S)``).
@@ -186,15 +194,22 @@ def run_restart(runner: StepRunner, config: AttackConfig, x: np.ndarray, y: np.n
     best = BestIterate.empty(x) if cfg.keep == "best" else None
     compact = cfg.compacts
     done = 0
-    for idx, n in group_schedule(len(x), cfg, rng):
+
+    def launch(idx: np.ndarray, n: int) -> tuple[np.ndarray, BestIterate | None]:
         part = best.take(idx) if best is not None else None
-        x_adv[idx] = runner.run(x_adv[idx], x[idx], y[idx], n, best=part, compact=compact,
-                                y_target=None if y_target is None else y_target[idx])
+        return runner.run(x_adv[idx], x[idx], y[idx], n, best=part, compact=compact,
+                          y_target=None if y_target is None else y_target[idx]), part
+
+    def commit(idx: np.ndarray, n: int, result: tuple[np.ndarray, BestIterate | None]) -> None:
+        nonlocal done
+        x_adv[idx], part = result
         if best is not None:
             best.put(idx, part)
         done += len(idx) * n
         if on_progress is not None:
             on_progress(done)
+
+    run_schedule(group_schedule(len(x), cfg, rng), launch, commit, strategy)
     return x_adv if best is None else best.select(x_adv)
 
 
@@ -202,7 +217,8 @@ def run_target_sweep(model: keras.Model, runner: StepRunner, config: AttackConfi
                      x: np.ndarray, y: np.ndarray, targets: np.ndarray,
                      rng: np.random.Generator, x_start: np.ndarray | None = None,
                      on_progress: Callable[[int], None] | None = None,
-                     examples: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     examples: np.ndarray | None = None, strategy=None
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """One restart of apgd_t: a targeted run (``runner``'s targeted loss, own random start
     from ``rng``) towards ``targets[:, j]`` for ``j = 0, 1, ...``, each on the examples that
     no earlier target's run has misclassified.
@@ -233,11 +249,11 @@ def run_target_sweep(model: keras.Model, runner: StepRunner, config: AttackConfi
         progress = None if on_progress is None else (lambda d, base=done: on_progress(base + d))
         if j == 0 and examples is not None:
             x_j = run_restart(runner, config, x_all, y_all, rng, start_all, progress,
-                              y_target=targets_all[:, 0], examples=examples)
+                              y_target=targets_all[:, 0], examples=examples, strategy=strategy)
         else:
             x_j = run_restart(runner, config, x[idx], y[idx], rng,
                               None if x_start is None else x_start[idx], progress,
-                              y_target=targets[idx, j])
+                              y_target=targets[idx, j], strategy=strategy)
         done += idx.size * config.steps
         correct = predict(model, x_j, config.batch_size) == y[idx]
         if j == 0:

@@ -130,8 +130,13 @@ def default_model_dir(dataset: str = "mnist") -> Path:
     return SHIPPED_MODELS / DEFAULT_ARCH_BY_DATASET[dataset]
 
 
-def run_evaluation(settings: EvalSettings, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_evaluation(settings: EvalSettings, log: Callable[[str], None] = print,
+                   strategy=None) -> dict[str, Any]:
     """Runs (or resumes) ``settings`` and writes all outputs; returns the results dict.
+
+    ``strategy``: a ``tf.distribute.Strategy`` whose replicas share the attack's groups
+    (``workflow.strategy.make_strategy``); outputs and state are the same as without one
+    (timings aside), so a run may be resumed under another strategy.
 
     Raises:
       CompatError: missing/corrupt model or data, a model of another dataset, an output_dir
@@ -142,12 +147,13 @@ def run_evaluation(settings: EvalSettings, log: Callable[[str], None] = print) -
     stage = _Stage()
     with raise_on_termination():
         try:
-            return _run(settings, log, stage)
+            return _run(settings, log, stage, strategy)
         except Interrupted as stop:
             raise stop.with_message(stage.explain(stop.signum)) from None
 
 
-def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage) -> dict[str, Any]:
+def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage,
+         strategy=None) -> dict[str, Any]:
     model_dir = _model_dir(settings)
     model_config, model_config_path = _read_model_config(model_dir)
     _check_config_dataset(settings, model_dir, model_config)
@@ -158,6 +164,8 @@ def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage) -> d
     # The final row's rules, applied now, so a bad --submitted_by fails before the attack.
     leaderboard_row(_attack_label(config, settings, model_dir, 1, 1), settings.submitted_by,
                     0.0, _dt.date.today())
+    if settings.num_examples is not None:  # refused before the folder is created
+        attacks.check_groups(strategy, settings.num_examples, config.batch_size)
     _check_writable(out, "output_dir")
     if attack_file.parent != out:
         _check_writable(attack_file.parent, "the folder of attack_path", create=False)
@@ -186,7 +194,8 @@ def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage) -> d
         log(f"model {model_dir} ({model.name}), {_scope(config, n, len(x_all), settings.dataset)}, "
             f"clean accuracy {100 * clean_accuracy:.2f}%; {settings.runs} run(s) x "
             f"{settings.restarts} restart(s) of {config.method} ({_steps_text(config, sources)})"
-            + (f"; resuming after {done} restart(s)" if done else ""))
+            + (f"; resuming after {done} restart(s)" if done else "")
+            + (f"; on {_strategy_text(strategy)}" if strategy is not None else ""))
         started = time.perf_counter()
 
         def save(current: RunsState, run: int) -> None:
@@ -206,12 +215,17 @@ def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage) -> d
 
         state = attack_runs(model, x, y, config, runs=settings.runs, restarts=settings.restarts,
                             seed=settings.seed, y_target=y_target, resume=state, on_update=save,
-                            on_progress=progress.within_restart)
+                            on_progress=progress.within_restart, strategy=strategy)
         stage.writing()
         wall = elapsed_before + time.perf_counter() - started
         return _write_outputs(settings, config, model, model_dir, checkpoint_files, x, y,
                               len(x_all), state, clean_accuracy, wall, progress.rate(), sources,
                               log)
+
+
+def _strategy_text(strategy) -> str:
+    from workflow.strategy import describe
+    return describe(strategy)
 
 
 class _Stage:
