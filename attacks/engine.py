@@ -298,7 +298,7 @@ class StepRunner:
         for i, m in enumerate(calls):
             x_t, *state = self._compiled_steps(m, shape, True)(x_t, x_nat_t, y_t, t_t, *state)
             done = state[1].numpy()
-            if i == len(calls) - 1 or done.all() or done.any():
+            if i == len(calls) - 1 or done.any():  # write back before any example leaves
                 x_out[active] = x_t.numpy()
                 best_x[active], found[active] = state[0].numpy(), done
             if done.all():
