@@ -24,18 +24,36 @@ from workflow.strategy import STRATEGIES, parse_devices
 PROGRAM = "eval.py"
 FLAGS = flags.FLAGS
 
-flags.DEFINE_enum("attack", "pgd", ["fgsm", "pgd", "pqgd", "blob", "blob_qg", "apgd", "apgd_t"],
+flags.DEFINE_enum("attack", "pgd", ["fgsm", "pgd", "pqgd", "blob", "blob_qg", "apgd", "apgd_t",
+                                    "multitargeted", "interval"],
                   "Attack method (apgd: APGD, its step size from 2 eps; apgd_t: APGD-T, one "
-                  "targeted run per top wrong class).")
+                  "targeted run per top wrong class; multitargeted: PGD on the targeted logit "
+                  "margin, one run per top wrong class; interval: interval steps on logit "
+                  "bounds, then PGD).")
 flags.DEFINE_float("b", None, "Quantization level (>= 1) for pqgd, blob_qg and quantized fgsm, "
-                   "apgd and apgd_t.")
-flags.DEFINE_integer("num_targets", None, "apgd_t: targets per image, 1..classes-1 (default 9).")
+                   "apgd, apgd_t, multitargeted and interval.")
+flags.DEFINE_integer("num_targets", None, "apgd_t and multitargeted: targets per image, "
+                     "1..classes-1 (default 9).")
+flags.DEFINE_enum("start", None, ["random", "clean", "odi"],
+                  "Start point: random (in the eps-ball), clean, or odi (Output Diversified "
+                  "Initialization: --odi_steps steps from the random point); default: "
+                  "random, clean with --norandom_start.")
+flags.DEFINE_integer("odi_steps", None, "--start=odi: ODI steps of size eps (default 2).")
+flags.DEFINE_integer("interval_steps", None, "--attack=interval: interval steps before PGD "
+                     "(default 3).")
+flags.DEFINE_float("interval_step_size", None, "--attack=interval: size of an interval step "
+                   "(default 2 eps: the ball's vertex).")
+flags.DEFINE_float("interval_width", None, "--attack=interval: box half-width (default: the "
+                   "first unverified of 0.01, 0.03, 0.09, ... up to eps/2).")
+flags.DEFINE_enum("interval_loss", None, ["margin", "xent"], "--attack=interval: loss on the "
+                  "logit bounds (default margin).")
 flags.DEFINE_float("epsilon", None, "Radius of the --norm ball (pixels in [0, 1]); default: the "
                    "model's config.json, else 0.3.")
 flags.DEFINE_integer("steps", None, "Attack iterations (the challenge's k); default 40. Not for fgsm.")
 flags.DEFINE_float("step_size", None, "Step size a; default 0.01. Not for fgsm, apgd, apgd_t.")
-flags.DEFINE_enum("loss", "xent", ["xent", "cw", "dlr", "logit_margin"],
-                  "Attack loss (its targeted form with --target).")
+flags.DEFINE_enum("loss", None, ["xent", "cw", "dlr", "logit_margin"],
+                  "Attack loss (its targeted form with --target); default logit_margin for "
+                  "multitargeted, else xent.")
 flags.DEFINE_float("kappa", None, "CW loss margin (default 50, the challenge's); --loss=cw only.")
 flags.DEFINE_enum("norm", "linf", ["linf", "l2"], "Threat model: L-inf or L2 ball of --epsilon.")
 flags.DEFINE_enum("keep", "best", ["best", "final"],
@@ -104,15 +122,38 @@ flags.register_multi_flags_validator(
 flags.register_multi_flags_validator(
     ["attack", "b"], lambda f: f["attack"] not in ("pqgd", "blob_qg") or f["b"] is not None,
     "--attack=pqgd and --attack=blob_qg need --b (the quantization level, >= 1)")
+flags.register_validator("num_targets", lambda v: v is None or v >= 1,
+                         "--num_targets must be >= 1 (and at most the classes minus 1)")
+flags.register_validator("odi_steps", lambda v: v is None or v >= 1, "--odi_steps must be >= 1")
+flags.register_validator("interval_steps", lambda v: v is None or v >= 0,
+                         "--interval_steps must be >= 0")
+flags.register_validator("interval_step_size", lambda v: v is None or v > 0,
+                         "--interval_step_size must be > 0")
+flags.register_validator("interval_width", lambda v: v is None or v > 0,
+                         "--interval_width must be > 0")
 flags.register_multi_flags_validator(
-    ["attack", "num_targets"], lambda f: f["num_targets"] is None or f["attack"] == "apgd_t",
-    "--num_targets applies to --attack=apgd_t only")
+    ["attack", "num_targets"],
+    lambda f: f["num_targets"] is None or f["attack"] in ("apgd_t", "multitargeted"),
+    "--num_targets applies to --attack=apgd_t and --attack=multitargeted only")
+flags.register_multi_flags_validator(
+    ["start", "odi_steps"], lambda f: f["odi_steps"] is None or f["start"] == "odi",
+    "--odi_steps applies to --start=odi only")
+flags.register_multi_flags_validator(
+    ["start", "random_start"], lambda f: not (f["start"] == "random" and not f["random_start"]),
+    "--start=random contradicts --norandom_start")
+flags.register_multi_flags_validator(
+    ["attack", "interval_steps", "interval_step_size", "interval_width", "interval_loss"],
+    lambda f: f["attack"] == "interval" or all(f[k] is None for k in f if k != "attack"),
+    "--interval_steps, --interval_step_size, --interval_width and --interval_loss apply to "
+    "--attack=interval only")
 flags.register_multi_flags_validator(
     ["attack", "step_size"], lambda f: f["attack"] not in ("apgd", "apgd_t") or f["step_size"] is None,
     "--attack=apgd and apgd_t set their own step sizes (from 2 eps): they take no --step_size")
 flags.register_multi_flags_validator(
-    ["attack", "target"], lambda f: f["attack"] != "apgd_t" or f["target"] == "none",
-    "--attack=apgd_t chooses its own targets: it takes no --target")
+    ["attack", "target"],
+    lambda f: f["attack"] not in ("apgd_t", "multitargeted", "interval") or f["target"] == "none",
+    "--attack=apgd_t and multitargeted choose their own targets and interval is untargeted: "
+    "they take no --target")
 flags.register_multi_flags_validator(
     ["attack", "steps", "step_size"],
     lambda f: f["attack"] != "fgsm" or (f["steps"] is None and f["step_size"] is None),

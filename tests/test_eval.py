@@ -132,8 +132,18 @@ def test_challenge_config_sets_the_flags_and_explicit_flags_win(challenge_checkp
     ("--attack=fgsm --steps=5", "--attack=fgsm takes one step of size --epsilon: it has no --steps"),
     ("--attack=fgsm --step_size=0.1", "it has no --steps or --step_size"),
     ("--attack=apgd --step_size=0.1", "set their own step sizes"),
-    ("--attack=apgd --num_targets=3", "--num_targets applies to --attack=apgd_t only"),
-    ("--attack=apgd_t --target=next", "--attack=apgd_t chooses its own targets"),
+    ("--attack=apgd --num_targets=3",
+     "--num_targets applies to --attack=apgd_t and --attack=multitargeted only"),
+    ("--attack=apgd_t --target=next", "--attack=apgd_t and multitargeted choose their own targets"),
+    ("--attack=interval --target=next", "interval is untargeted"),
+    ("--attack=multitargeted --num_targets=0", "--num_targets must be >= 1"),
+    ("--odi_steps=2", "--odi_steps applies to --start=odi only"),
+    ("--start=odi --odi_steps=0", "--odi_steps must be >= 1"),
+    ("--start=random --norandom_start", "--start=random contradicts --norandom_start"),
+    ("--start=middle", "start"),
+    ("--interval_steps=2", "apply to --attack=interval only"),
+    ("--attack=interval --interval_width=0", "--interval_width must be > 0"),
+    ("--attack=interval --interval_loss=cw", "interval_loss"),
 ])
 def test_bad_flags_exit_nonzero_with_one_line(flag, needle):
     res = _eval(*flag.split(" "))
@@ -331,3 +341,32 @@ def test_mirrored_on_two_logical_cpus_writes_the_outputs_of_no_strategy(tmp_path
             for n in ("none", "mirrored"))
     assert a == b
     assert np.abs(found["none"]["attack"] - load_dataset("mnist", "test")[0][:12]).max() > 0.29
+
+
+def test_multitargeted_and_interval_run_record_their_budget_and_bad_targets_are_refused(tmp_path):
+    res = _eval("--attack=multitargeted", "--num_targets=2", "--num_examples=20", "--steps=3",
+                "--step_size=0.03", "--start=odi", f"--output_dir={tmp_path / 'multi'}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    results = json.loads((tmp_path / "multi" / "results.json").read_text())
+    config = results["attack_config"]
+    assert (config["method"], config["num_targets"], config["loss"]) == ("multitargeted", 2,
+                                                                         "logit_margin")
+    assert (config["start"], config["odi_steps"]) == ("odi", 2)
+    assert results["gradient_passes_per_example"] == 2 * (3 + 2)
+    assert "MultiTargeted, 3 steps, a=0.03, 2 targets, logit_margin loss, ODI start (2 steps)" \
+        in (tmp_path / "multi" / "leaderboard.md").read_text()
+    res = _eval("--attack=interval", "--b=10", "--num_examples=20", "--steps=3",
+                "--interval_steps=2", f"--output_dir={tmp_path / 'interval'}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    results = json.loads((tmp_path / "interval" / "results.json").read_text())
+    config = results["attack_config"]
+    assert (config["interval_steps"], config["interval_loss"], config["b"]) == (2, "margin", 10)
+    assert results["gradient_passes_per_example"] == 2 + 3
+    assert results["interval_bound_passes_per_example"] == 2 * 4  # widths 0.01 .. 0.15
+    assert "Interval Attack (b=10), 2 interval steps (margin bound), then 3 steps" \
+        in (tmp_path / "interval" / "leaderboard.md").read_text()
+    res = _eval("--attack=multitargeted", "--num_targets=10", "--num_examples=5", "--steps=2",
+                f"--output_dir={tmp_path / 'bad'}")
+    assert res.returncode == 1
+    assert _our_lines(res.stderr) == ["eval.py: num_targets must be in 1..9 (the model's classes "
+                                      "minus the true one), got 10"]

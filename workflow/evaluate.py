@@ -61,7 +61,9 @@ class EvalSettings:
     ``epsilon`` left None is taken from the model's ``config.json`` (the radius it was trained
     at, where > 0), else 0.3; ``steps`` and ``step_size`` left None are the challenge's 40 and
     0.01. FGSM takes no steps or step size (one step of size epsilon), APGD and APGD-T no
-    step size (their schedule starts at ``2 * epsilon``); ``num_targets`` is APGD-T's.
+    step size (their schedule starts at ``2 * epsilon``); ``num_targets`` is APGD-T's and
+    MultiTargeted's; ``loss`` None is the method's default (logit_margin for multitargeted,
+    else xent); ``start``/``odi_steps`` and the ``interval_*`` fields are AttackConfig's.
     ``target`` (none | next | random) makes the attack targeted; its run and restart
     accuracies then count the images that did not reach their target, while
     ``adversarial_accuracy`` stays the model's accuracy on the submitted images.
@@ -72,7 +74,7 @@ class EvalSettings:
     steps: int | None = None
     step_size: float | None = None
     b: float | None = None
-    loss: str = "xent"
+    loss: str | None = None
     random_start: bool = True
     restarts: int = 1
     runs: int = 1
@@ -97,6 +99,12 @@ class EvalSettings:
     keep: str = "best"
     target: str = "none"
     num_targets: int | None = None
+    start: str | None = None
+    odi_steps: int | None = None
+    interval_steps: int | None = None
+    interval_step_size: float | None = None
+    interval_width: float | None = None
+    interval_loss: str | None = None
 
     def attack_config(self) -> AttackConfig:
         """The attack (``epsilon``, ``steps``, ``step_size`` must be filled in, except FGSM's).
@@ -112,7 +120,11 @@ class EvalSettings:
                             random_start=self.random_start, batch_size=self.batch_size,
                             steps_per_group=self.steps_per_group, c=self.c,
                             compute_dtype=self.compute_dtype, xla=self.xla, kappa=self.kappa,
-                            norm=self.norm, keep=self.keep, num_targets=self.num_targets)
+                            norm=self.norm, keep=self.keep, num_targets=self.num_targets,
+                            start=self.start, odi_steps=self.odi_steps,
+                            interval_steps=self.interval_steps,
+                            interval_step_size=self.interval_step_size,
+                            interval_width=self.interval_width, interval_loss=self.interval_loss)
 
     def targets(self, y: np.ndarray, num_classes: int) -> np.ndarray | None:
         """Target classes of a targeted job (``target`` next | random), else None."""
@@ -294,9 +306,13 @@ def _write_outputs(settings, config, model, model_dir, checkpoint_files, x, y, a
         "merged_accuracies": state.run_merged_accuracies,
         "examples": model_examples(model, x, y, x_adv, pred, settings.plot_examples,
                                    config.batch_size),
-        # Upper bound (skip_broken and apgd_t skip broken examples, keep=best compacts);
-        # APGD adds a forward pass per run.
+        # Upper bound (skip_broken, apgd_t and multitargeted skip broken examples, keep=best
+        # compacts); ODI's and the interval phase's steps included; APGD adds a forward pass
+        # per run.
         "gradient_passes_per_example": config.gradient_passes() * settings.restarts * settings.runs,
+        # The interval width search's bound forward passes (about two model passes each).
+        "interval_bound_passes_per_example":
+            config.bound_passes() * settings.restarts * settings.runs,
         "wall_time_s": wall,
         "example_steps_per_s": rate,
         "outputs": {"attack": str(attack_file), "pred": str(out / PRED_FILE)},
@@ -422,6 +438,9 @@ def _steps_text(config: AttackConfig, sources: dict[str, str]) -> str:
         return f"one step of size eps; {where}"
     if config.method in APGD_METHODS:
         return f"{config.steps} steps, step size from 2 eps; {where}"
+    if config.method == "interval":
+        return (f"{config.interval_steps} interval steps of {config.interval_step_size:g}, then "
+                f"{config.steps} steps of {config.step_size:g}; {where}")
     return f"{config.steps} steps of {config.step_size:g}; {where}"
 
 
@@ -555,14 +574,23 @@ def _restarts_done(state: RunsState, restarts: int) -> int:
 def _attack_label(config: AttackConfig, settings: EvalSettings, model_dir: Path, n: int,
                   available: int) -> str:
     name = {"fgsm": "FGSM", "pgd": "PGD", "pqgd": "PQGD", "blob": "DAA-BLOB",
-            "blob_qg": "BLOB_QG", "apgd": "APGD", "apgd_t": "APGD-T"}[config.method]
+            "blob_qg": "BLOB_QG", "apgd": "APGD", "apgd_t": "APGD-T",
+            "multitargeted": "MultiTargeted", "interval": "Interval Attack"}[config.method]
     parts = [f"{name}" + (f" (b={config.b:g})" if config.b is not None else "")]
     if config.method in APGD_METHODS:
         parts.append(f"{config.steps} steps"
                      + (f", {config.num_targets} targets" if config.num_targets else ""))
+    elif config.method == "multitargeted":
+        parts.append(f"{config.steps} steps, a={config.step_size:g}, "
+                     f"{config.num_targets} targets")
+    elif config.method == "interval":
+        parts.append(f"{config.interval_steps} interval steps ({config.interval_loss} bound), "
+                     f"then {config.steps} steps, a={config.step_size:g}")
     elif config.method != "fgsm":
         parts.append(f"{config.steps} steps, a={config.step_size:g}")
     parts.append(f"{config.loss} loss")
+    if config.start == "odi":
+        parts.append(f"ODI start ({config.odi_steps} steps)")
     if settings.target != "none":
         parts.append(f"targeted ({settings.target})")
     if config.norm != "linf":
