@@ -496,7 +496,8 @@ def make_runners(model: keras.Model, config: AttackConfig, *, targeted: bool = F
     if cfg.method == "interval":
         objective = interval_objective(model, cfg.interval_widths(), cfg.interval_loss,
                                        *cfg.bounds)
-        interval = StepRunner(attack_model(model, cfg.compute_dtype), loss, cfg.interval_rule(),
+        interval = StepRunner(attack_model(model, cfg.compute_dtype, cfg.batch_size), loss,
+                              cfg.interval_rule(),
                               gradient_direction(), xla=xla, objective=objective)
     if cfg.start == "odi":
         classes = num_classes if num_classes is not None else _output_classes(model)
@@ -504,7 +505,8 @@ def make_runners(model: keras.Model, config: AttackConfig, *, targeted: bool = F
             raise ValueError("start='odi' needs the number of classes (the model's output "
                              "size is unknown): pass num_classes")
         # The untargeted form: ODI's steps track no success, so they take no targets.
-        runner = StepRunner(attack_model(model, cfg.compute_dtype), cfg.make_loss(False),
+        runner = StepRunner(attack_model(model, cfg.compute_dtype, cfg.batch_size),
+                            cfg.make_loss(False),
                             cfg.odi_rule(),
                             gradient_direction(), xla=xla, objective=odi_objective)
         odi = ODIStart(runner, int(classes), cfg.odi_steps, cfg.batch_size)
@@ -519,7 +521,8 @@ def make_runner(model: keras.Model, config: AttackConfig, *, targeted: bool = Fa
     rule (e.g. one whose epsilon is a ``tf.Variable`` changed between calls).
     """
     cfg = config.resolved()
-    return StepRunner(attack_model(model, cfg.compute_dtype, cfg.batch_size), cfg.make_loss(targeted),
+    return StepRunner(attack_model(model, cfg.compute_dtype, cfg.batch_size),
+                      cfg.make_loss(targeted),
                       cfg.step_rule() if rule is None else rule, cfg.direction(),
                       xla=resolve_xla(cfg.xla))
 
