@@ -88,7 +88,9 @@ flags.DEFINE_string("output_dir", "runs/eval", "Where outputs and the resumable 
 flags.DEFINE_string("attack_path", "attack.npy", "Adversarial images file (relative: in output_dir).")
 flags.DEFINE_integer("seed", 0, "Random seed; same seed, same images.")
 flags.DEFINE_enum("xla", "auto", ["auto", "on", "off"], "XLA compilation (auto: on with a GPU).")
-flags.DEFINE_enum("compute_dtype", "float32", ["float32", "bfloat16"], "Attack forward/backward dtype.")
+flags.DEFINE_enum("compute_dtype", "float32", ["float32", "bfloat16", "auto"],
+                  "Attack forward/backward dtype; auto: bfloat16 only where a cached "
+                  "calibration on this machine shows it faster.")
 flags.DEFINE_string("submitted_by", "qg-attacks", "The leaderboard row's 'Submitted by'.")
 flags.DEFINE_string("config", None, "A challenge config.json; its keys set flags not given explicitly.")
 flags.DEFINE_bool("plots", True, "Write examples.png (and restarts.png for several restarts or "

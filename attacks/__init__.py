@@ -18,6 +18,10 @@ formats. The public seam an attack is made of (shapes ``(M, *S)`` float32 images
   interval loss on logit bounds over a box around ``x``) and ``attacks.odi.odi_objective``
   (``w . logits``, ``w = aux``);
 - the driver: :class:`StepRunner` (``run(x, x_nat, y, n)``), the one compiled step loop;
+- compute dtype: ``compute_dtype="auto"`` picks bfloat16 only where a cached calibration
+  on this machine shows it faster (:func:`resolve_compute_dtype`, ``attacks.calibration``);
+- restarts: ``skip_broken`` (``AttackConfig``) attacks only the unbroken examples after the
+  first restart (PGD family by default), same merged result;
   :func:`make_runners` builds all of an attack's loops (its interval phase, its ODI steps);
 - devices: ``strategy=`` (a ``tf.distribute.Strategy``) on ``perturb`` / ``attack`` /
   ``attack_runs`` deals whole groups to its replicas (:func:`run_schedule`), same images.
@@ -46,6 +50,7 @@ counted in ``gradient_passes``.
 from attacks.apgd import APGDStep, checkpoints, top_targets
 from attacks.api import (RestartState, Runners, attack, attack_model, make_runner, make_runners,
                          model_input_shape, perturb, predict, random_targets, run_restart)
+from attacks.calibration import resolve_compute_dtype
 from attacks.config import APGD_METHODS, KEEP, METHODS, NORMS, STARTS, AttackConfig
 from attacks.distribute import check_groups, check_strategy, run_schedule
 from attacks.directions import DirectionFn, blob_direction, blob_direction_fn, gradient_direction
@@ -62,5 +67,5 @@ __all__ = ["APGDStep", "APGD_METHODS", "AttackConfig", "BestIterate", "Direction
            "blob_direction_fn", "check_groups", "check_strategy", "checkpoints",
            "gradient_direction", "make_loss", "make_runner", "make_runners",
            "model_input_shape", "per_example_loss", "perturb", "predict", "quantize",
-           "quantized_unit", "random_targets", "raw_unit", "resolve_xla", "run_restart", "run_schedule",
+           "quantized_unit", "random_targets", "raw_unit", "resolve_compute_dtype", "resolve_xla", "run_restart", "run_schedule",
            "sign_unit", "top_targets"]

@@ -13,9 +13,10 @@ from attacks.directions import gradient_direction
 from attacks.distribute import check_groups, check_strategy, run_schedule
 from attacks.engine import BestIterate, StepRunner, gpu_available, resolve_xla
 from attacks.fast_backward import with_fast_input_gradient
+from attacks.calibration import resolve_compute_dtype
 from attacks.intervals import check_interval_support, interval_objective
 from attacks.odi import ODIStart, odi_objective
-from attacks.precision import model_in_dtype
+from attacks.precision import COMPUTE_DTYPE_CHOICES, model_in_dtype
 from attacks.steps import StepRule
 from models.predict import predict_labels
 
@@ -31,13 +32,20 @@ class RestartState:
         soon as any restart found one, else restart 0's).
       broken: ``(N,)`` bool, True where some restart's image succeeds: is misclassified
         (untargeted) or classified as ``y_target`` (targeted).
-      restart_accuracies: per finished restart on its own, the fraction of examples where
-        the attack did not succeed (untargeted: the model's accuracy), in [0, 1].
+      restart_accuracies: per finished restart on its own, the fraction of the examples it
+        attacked where the attack did not succeed (untargeted: the model's accuracy on
+        them), in [0, 1]; None for a restart that had nothing left to attack. With
+        ``skip_broken`` a restart after the first attacks only the examples no earlier one
+        broke, so this is of that subset, not of the whole set (see ``restart_attacked``;
+        :attr:`accuracy` is the merged total).
+      restart_attacked: per finished restart, how many examples it attacked (None: not
+        recorded, a state saved before these were).
     """
 
     x_adv: np.ndarray
     broken: np.ndarray
-    restart_accuracies: list[float] = field(default_factory=list)
+    restart_accuracies: list[float | None] = field(default_factory=list)
+    restart_attacked: list[int | None] = field(default_factory=list)
 
     @property
     def completed(self) -> int:
@@ -69,6 +77,7 @@ def perturb(model: keras.Model, x: np.ndarray, y: np.ndarray, *, method: str, ep
             loss: str | Callable = "xent", random_start: bool = True, seed: Seed = None,
             x_start: np.ndarray | None = None, batch_size: int = 200, steps_per_group: int = 10,
             c: float | None = None, restarts: int = 1, compute_dtype: str = "float32",
+            skip_broken: str | bool = "auto",
             xla: str | bool = "auto", kappa: float | None = None, norm: str = "linf",
             bounds: tuple[float, float] = (0.0, 1.0), keep: str = "final",
             y_target: np.ndarray | None = None, num_targets: int | None = None,
@@ -105,7 +114,8 @@ def perturb(model: keras.Model, x: np.ndarray, y: np.ndarray, *, method: str, ep
                           xla=xla, kappa=kappa, norm=norm, bounds=bounds, keep=keep,
                           num_targets=num_targets, start=start, odi_steps=odi_steps,
                           interval_steps=interval_steps, interval_step_size=interval_step_size,
-                          interval_width=interval_width, interval_loss=interval_loss)
+                          interval_width=interval_width, interval_loss=interval_loss,
+                          skip_broken=skip_broken)
     return attack(model, x, y, config, restarts=restarts, seed=seed, x_start=x_start,
                   y_target=y_target, strategy=strategy).x_adv
 
@@ -161,17 +171,27 @@ def attack(model: keras.Model, x: np.ndarray, y: np.ndarray, config: AttackConfi
         x_adv=np.empty_like(x), broken=np.zeros(len(x), dtype=bool))
     if len(state.broken) != len(x):
         raise ValueError(f"resume state holds {len(state.broken)} examples, the data {len(x)}")
+    if len(state.restart_attacked) != state.completed:  # a state from before these were kept
+        state.restart_attacked = [None] * state.completed
     for r in range(state.completed, restarts):
         rng = np.random.default_rng([*seed_words(seed), r])
-        if sweep:
+        # With skip_broken, later restarts attack only what no earlier one broke.
+        todo = np.flatnonzero(~state.broken) if cfg.skip_broken and state.completed else None
+        if todo is not None and todo.size == 0:
+            x_adv, correct = x[:0], np.zeros(0, dtype=bool)
+        elif sweep:
             x_adv, correct = run_target_sweep(model, runner, cfg, x, y, targets, rng, x_start,
-                                              on_progress, strategy=strategy)
+                                              on_progress, examples=todo, strategy=strategy)
         else:
             x_adv = run_restart(runner, cfg, x, y, rng, x_start, on_progress, y_target=y_target,
-                                strategy=strategy)
+                                examples=todo, strategy=strategy)
             pred = predict(model, x_adv, cfg.batch_size)
-            correct = pred != y_target if y_target is not None else pred == y
-        merge_restart(state, x_adv, correct)
+            y_sub = y if todo is None else y[todo]
+            if y_target is not None:
+                correct = pred != (y_target if todo is None else y_target[todo])
+            else:
+                correct = pred == y_sub
+        merge_restart(state, x_adv, correct, examples=todo)
         if on_restart is not None:
             on_restart(state)
     return state
@@ -180,7 +200,8 @@ def attack(model: keras.Model, x: np.ndarray, y: np.ndarray, config: AttackConfi
 def run_restart(runner: StepRunner | Runners, config: AttackConfig, x: np.ndarray,
                 y: np.ndarray, rng: np.random.Generator, x_start: np.ndarray | None = None,
                 on_progress: Callable[[int], None] | None = None, *,
-                y_target: np.ndarray | None = None, strategy=None) -> np.ndarray:
+                y_target: np.ndarray | None = None,
+                examples: np.ndarray | None = None, strategy=None) -> np.ndarray:
     """One restart: start point (random, clean or ``x_start``; then ODI's steps for
     ``start="odi"``), then all steps on groups of the set (the interval method: its
     interval phase, then PGD, per group); ``(N, *S)`` float32.
@@ -192,6 +213,14 @@ def run_restart(runner: StepRunner | Runners, config: AttackConfig, x: np.ndarra
     included) at which the attack succeeded, where one did, else at its last iterate. With a
     ``strategy`` the groups run on its replicas (``attacks.distribute.run_schedule``; ODI's
     steps run before, on the default device).
+    With ``config.compacts`` an example that succeeded leaves its batch at the next chunk
+    boundary.
+
+    Args:
+      examples: sorted ``(K,)`` indices into ``x``: attack only these (returns ``(K, *S)``).
+        The random start (and ODI's steps) are done for the whole set and these rows taken,
+        so each example starts where it would in a restart of the whole set; ``y_target``
+        and ``x_start`` are of the whole set too.
     """
     cfg = config.resolved()
     runners = runner if isinstance(runner, Runners) else Runners(runner)
@@ -212,7 +241,11 @@ def run_restart(runner: StepRunner | Runners, config: AttackConfig, x: np.ndarra
         done += len(x) * cfg.odi_steps
         if on_progress is not None:
             on_progress(done)
+    if examples is not None:
+        x_adv, x, y = x_adv[examples], x[examples], y[examples]
+        y_target = None if y_target is None else y_target[examples]
     best = BestIterate.empty(x) if cfg.keep == "best" else None
+    compact = cfg.compacts
     first = cfg.interval_steps if runners.interval is not None else 0
 
     def launch(idx: np.ndarray, n: int) -> tuple[np.ndarray, BestIterate | None]:
@@ -222,7 +255,8 @@ def run_restart(runner: StepRunner | Runners, config: AttackConfig, x: np.ndarra
         if first:
             group = runners.interval.run(group, x[idx], y[idx], first, best=part,
                                          y_target=targets)
-        return runners.main.run(group, x[idx], y[idx], n, best=part, y_target=targets), part
+        return runners.main.run(group, x[idx], y[idx], n, best=part, y_target=targets,
+                                compact=compact), part
 
     def commit(idx: np.ndarray, n: int, result: tuple[np.ndarray, BestIterate | None]) -> None:
         nonlocal done
@@ -240,7 +274,8 @@ def run_restart(runner: StepRunner | Runners, config: AttackConfig, x: np.ndarra
 def run_target_sweep(model: keras.Model, runner: StepRunner | Runners, config: AttackConfig,
                      x: np.ndarray, y: np.ndarray, targets: np.ndarray,
                      rng: np.random.Generator, x_start: np.ndarray | None = None,
-                     on_progress: Callable[[int], None] | None = None, strategy=None
+                     on_progress: Callable[[int], None] | None = None,
+                     examples: np.ndarray | None = None, strategy=None
                      ) -> tuple[np.ndarray, np.ndarray]:
     """One restart of apgd_t or multitargeted: a targeted run (``runner``'s targeted loss,
     own start point from ``rng``, :func:`run_restart`) towards ``targets[:, j]`` for ``j = 0,
@@ -248,21 +283,35 @@ def run_target_sweep(model: keras.Model, runner: StepRunner | Runners, config: A
 
     Args:
       targets: ``(N, K)`` int64 target classes per example, best first.
+      examples: sorted ``(E,)`` indices: sweep only these examples (the first target's start
+        drawn as for the whole set, see :func:`run_restart`); the results are then ``E`` long.
+        The later targets' starts are drawn for the examples they attack, so a sweep of a
+        subset equals the whole set's sweep in distribution, not bit for bit.
 
     Returns:
       ``(N, *S)`` float32 images (per example the first run's image that is misclassified,
       else the first run's) and ``(N,)`` bool, True where no run misclassified the example.
     """
-    merged = RestartState(x_adv=np.empty_like(x), broken=np.zeros(len(x), dtype=bool))
+    n = len(x) if examples is None else len(examples)
+    merged = RestartState(x_adv=np.empty((n, *x.shape[1:]), np.float32),
+                          broken=np.zeros(n, dtype=bool))
+    x_all, y_all, start_all, targets_all = x, y, x_start, targets
+    if examples is not None:
+        x, y, targets = x[examples], y[examples], targets[examples]
+        x_start = None if x_start is None else x_start[examples]
     done = 0
     for j in range(targets.shape[1]):
-        idx = np.flatnonzero(~merged.broken) if j else np.arange(len(x))
+        idx = np.flatnonzero(~merged.broken) if j else np.arange(n)
         if idx.size == 0:
             break
         progress = None if on_progress is None else (lambda d, base=done: on_progress(base + d))
-        x_j = run_restart(runner, config, x[idx], y[idx], rng,
-                          None if x_start is None else x_start[idx], progress,
-                          y_target=targets[idx, j], strategy=strategy)
+        if j == 0 and examples is not None:
+            x_j = run_restart(runner, config, x_all, y_all, rng, start_all, progress,
+                              y_target=targets_all[:, 0], examples=examples, strategy=strategy)
+        else:
+            x_j = run_restart(runner, config, x[idx], y[idx], rng,
+                              None if x_start is None else x_start[idx], progress,
+                              y_target=targets[idx, j], strategy=strategy)
         done += idx.size * config.run_passes()
         correct = predict(model, x_j, config.batch_size) == y[idx]
         if j == 0:
@@ -298,17 +347,28 @@ def group_schedule(n_examples: int, config: AttackConfig,
         remaining -= n
 
 
-def merge_restart(state: RestartState, x_adv: np.ndarray, correct: np.ndarray) -> None:
+def merge_restart(state: RestartState, x_adv: np.ndarray, correct: np.ndarray,
+                  examples: np.ndarray | None = None) -> None:
     """Folds one restart into ``state``: a newly broken example takes this restart's image.
 
     ``correct``: ``(N,)`` bool, True where this restart's image did not succeed.
+    ``examples``: the restart attacked only these ``(K,)`` indices (not the first restart);
+    ``x_adv`` and ``correct`` are then ``K`` long.
     """
-    if state.completed == 0:
-        state.x_adv[...] = x_adv
-    newly_broken = ~correct & ~state.broken
-    state.x_adv[newly_broken] = x_adv[newly_broken]
-    state.broken |= ~correct
-    state.restart_accuracies.append(float(correct.mean()))
+    if examples is None:
+        if state.completed == 0:
+            state.x_adv[...] = x_adv
+        newly_broken = ~correct & ~state.broken
+        state.x_adv[newly_broken] = x_adv[newly_broken]
+        state.broken |= ~correct
+    else:
+        if state.completed == 0:
+            raise ValueError("the first restart attacks every example (examples must be None)")
+        newly_broken = examples[~correct & ~state.broken[examples]]
+        state.x_adv[newly_broken] = x_adv[~correct & ~state.broken[examples]]
+        state.broken[newly_broken] = True
+    state.restart_accuracies.append(float(correct.mean()) if correct.size else None)
+    state.restart_attacked.append(int(correct.size))
 
 
 def predict(model: keras.Model, x: np.ndarray, batch_size: int = 200) -> np.ndarray:
@@ -403,12 +463,23 @@ def validate_start(x_start, x: np.ndarray, rule: StepRule) -> np.ndarray:
     return x_start
 
 
-def attack_model(model: keras.Model, compute_dtype: str = "float32") -> keras.Model:
+def attack_model(model: keras.Model, compute_dtype: str = "float32",
+                 batch_size: int = 200) -> keras.Model:
     """The model the step loop differentiates: ``model`` computing in ``compute_dtype``
-    (``attacks.precision``) and, on CPU, with the faster input-gradient kernels of
-    ``attacks.fast_backward`` (same logits, same gradients up to float summation order;
-    GPUs keep their own kernels, where the rewrite is not measured)."""
-    copy = model_in_dtype(model, compute_dtype)
+    (``attacks.precision``; "auto" and bfloat16 through
+    :func:`attacks.calibration.resolve_compute_dtype` at ``batch_size``) and, on CPU, with
+    the faster input-gradient kernels of ``attacks.fast_backward`` (same logits, same
+    gradients up to float summation order; GPUs keep their own kernels, where the rewrite
+    is not measured)."""
+    if compute_dtype not in COMPUTE_DTYPE_CHOICES:
+        raise ValueError(f"compute_dtype must be one of {', '.join(COMPUTE_DTYPE_CHOICES)}, "
+                         f"got {compute_dtype!r}")
+    return model_for_dtype(model, resolve_compute_dtype(model, compute_dtype, batch_size))
+
+
+def model_for_dtype(model: keras.Model, dtype: str) -> keras.Model:
+    """:func:`attack_model` for a resolved ``dtype`` (float32 or bfloat16), no calibration."""
+    copy = model_in_dtype(model, dtype)
     return copy if gpu_available() else with_fast_input_gradient(copy)
 
 
@@ -425,7 +496,8 @@ def make_runners(model: keras.Model, config: AttackConfig, *, targeted: bool = F
     if cfg.method == "interval":
         objective = interval_objective(model, cfg.interval_widths(), cfg.interval_loss,
                                        *cfg.bounds)
-        interval = StepRunner(attack_model(model, cfg.compute_dtype), loss, cfg.interval_rule(),
+        interval = StepRunner(attack_model(model, cfg.compute_dtype, cfg.batch_size), loss,
+                              cfg.interval_rule(),
                               gradient_direction(), xla=xla, objective=objective)
     if cfg.start == "odi":
         classes = num_classes if num_classes is not None else _output_classes(model)
@@ -433,7 +505,8 @@ def make_runners(model: keras.Model, config: AttackConfig, *, targeted: bool = F
             raise ValueError("start='odi' needs the number of classes (the model's output "
                              "size is unknown): pass num_classes")
         # The untargeted form: ODI's steps track no success, so they take no targets.
-        runner = StepRunner(attack_model(model, cfg.compute_dtype), cfg.make_loss(False),
+        runner = StepRunner(attack_model(model, cfg.compute_dtype, cfg.batch_size),
+                            cfg.make_loss(False),
                             cfg.odi_rule(),
                             gradient_direction(), xla=xla, objective=odi_objective)
         odi = ODIStart(runner, int(classes), cfg.odi_steps, cfg.batch_size)
@@ -448,7 +521,8 @@ def make_runner(model: keras.Model, config: AttackConfig, *, targeted: bool = Fa
     rule (e.g. one whose epsilon is a ``tf.Variable`` changed between calls).
     """
     cfg = config.resolved()
-    return StepRunner(attack_model(model, cfg.compute_dtype), cfg.make_loss(targeted),
+    return StepRunner(attack_model(model, cfg.compute_dtype, cfg.batch_size),
+                      cfg.make_loss(targeted),
                       cfg.step_rule() if rule is None else rule, cfg.direction(),
                       xla=resolve_xla(cfg.xla))
 

@@ -10,7 +10,7 @@ from attacks.directions import DEFAULT_C, DirectionFn, blob_direction_fn, gradie
 from attacks.intervals import INTERVAL_LOSSES, reference_widths
 from attacks.losses import LOSSES, Loss, make_loss
 from attacks.odi import DEFAULT_ODI_STEPS
-from attacks.precision import COMPUTE_DTYPES
+from attacks.precision import COMPUTE_DTYPE_CHOICES
 from attacks.steps import L2Step, LinfStep, StepRule, quantized_unit, raw_unit, sign_unit
 
 # APGD (Croce & Hein 2020, attacks.apgd) and APGD-T, one APGD run per target class.
@@ -105,8 +105,21 @@ class AttackConfig:
         runs, uses 1.1 for the CW loss too: its ``c = 10.0`` is a local variable that its
         ``perturb`` never reads. 10 for cw is the value that code states; pass ``c=1.1`` to
         reproduce what it computes.
-      compute_dtype: float32 | bfloat16 for the model's forward and backward passes.
+      compute_dtype: float32 | bfloat16 | auto for the model's forward and backward passes.
+        "auto": bfloat16 where a short calibration on this machine, cached per CPU model,
+        TensorFlow version and network (``attacks.calibration``), shows it faster than
+        float32, else float32. An explicit bfloat16 that the calibration finds slower
+        prints one warning line.
       xla: "auto" (on where a GPU is visible), "on" or "off".
+      skip_broken: "auto", True or False. True: every restart after the first attacks only
+        the examples no earlier restart broke (their merged result cannot change), and with
+        ``keep="best"`` an example that succeeds leaves its batch at the next chunk boundary
+        of the compiled loop (methods whose examples are independent; not APGD's stateful
+        loop). The merged result per example is the attack-everything one's. False: every
+        restart attacks the whole set (the DAA protocol). "auto": True for the PGD family
+        (fgsm, pgd, pqgd, apgd, apgd_t), False for blob and blob_qg, whose kernel term
+        depends on the group: opting in there regroups only the unbroken examples, which
+        changes the groups and so the attack.
     """
 
     method: str
@@ -132,6 +145,7 @@ class AttackConfig:
     interval_step_size: float | None = None
     interval_width: float | None = None
     interval_loss: str | None = None
+    skip_broken: str | bool = "auto"
 
     def __post_init__(self):
         _check(self.method in METHODS, f"unknown method {self.method!r}; known: {', '.join(METHODS)}")
@@ -145,10 +159,12 @@ class AttackConfig:
             _check(self.loss == "cw", f"kappa (the CW margin) applies to the cw loss only")
             _check(isinstance(self.kappa, (int, float)) and math.isfinite(self.kappa),
                    f"kappa must be a finite number, got {self.kappa}")
-        _check(self.compute_dtype in COMPUTE_DTYPES,
-               f"compute_dtype must be one of {', '.join(COMPUTE_DTYPES)}, got {self.compute_dtype!r}")
+        _check(self.compute_dtype in COMPUTE_DTYPE_CHOICES,
+               f"compute_dtype must be one of {', '.join(COMPUTE_DTYPE_CHOICES)}, got {self.compute_dtype!r}")
         _check(_positive(self.epsilon), f"epsilon must be a finite number > 0, got {self.epsilon}")
         _check(self.xla in ("auto", "on", "off", True, False), f"xla must be auto, on or off, got {self.xla!r}")
+        _check(self.skip_broken == "auto" or isinstance(self.skip_broken, bool),
+               f"skip_broken must be auto, True or False, got {self.skip_broken!r}")
         _check(isinstance(self.batch_size, int) and self.batch_size >= 1,
                f"batch_size must be an integer >= 1, got {self.batch_size}")
         _check(isinstance(self.steps_per_group, int) and self.steps_per_group >= 1,
@@ -208,8 +224,11 @@ class AttackConfig:
 
     def resolved(self) -> AttackConfig:
         """The same attack with every default filled in: the loss, the start (and ODI's
-        steps), FGSM's implied settings, the targets, BLOB's c, the interval settings."""
+        steps), FGSM's implied settings, the targets, BLOB's c, the interval settings,
+        ``skip_broken``."""
         fill = {}
+        if self.skip_broken == "auto":
+            fill["skip_broken"] = self.method not in GROUPED_METHODS
         if self.loss is None:
             fill["loss"] = DEFAULT_LOSS.get(self.method, "xent")
         loss = fill.get("loss", self.loss)
@@ -239,6 +258,13 @@ class AttackConfig:
                 fill["interval_loss"] = DEFAULT_INTERVAL_LOSS
         changed = {k: v for k, v in fill.items() if getattr(self, k) != v}
         return replace(self, **changed) if changed else self
+
+    @property
+    def compacts(self) -> bool:
+        """Whether ``keep="best"`` drops succeeded examples from the batch at chunk
+        boundaries: with ``skip_broken``, for a direction that does not couple the examples."""
+        cfg = self.resolved()
+        return bool(cfg.skip_broken) and cfg.keep == "best" and not cfg.grouped
 
     @property
     def grouped(self) -> bool:

@@ -275,7 +275,8 @@ class StepRunner:
 
     def run(self, x: np.ndarray, x_nat: np.ndarray, y: np.ndarray, n: int, *,
             y_target: np.ndarray | None = None, best: BestIterate | None = None,
-            record: dict | None = None, aux: np.ndarray | None = None) -> np.ndarray:
+            record: dict | None = None, aux: np.ndarray | None = None,
+            compact: bool = False) -> np.ndarray:
         """``n >= 0`` steps from ``x``; returns the final iterate (a stateful rule: what its
         ``finish`` returns, e.g. APGD's best-loss point, after one whole run of ``n`` steps).
 
@@ -290,6 +291,11 @@ class StepRunner:
             names of ``rule.state_names`` (APGD's per-step record of losses, step sizes,
             restarts and best points).
           aux: ``(M, K)`` float32 per-example values for the runner's ``objective``.
+          compact: with ``best``, an example that has succeeded leaves the batch at the next
+            chunk boundary (the compiled chunks take any batch size: no retracing); its
+            returned iterate is the one at that boundary, its ``best`` entry is unchanged.
+            Only for a direction that treats the examples independently (not BLOB's) and a
+            stateless rule (ignored for a stateful one); the others' iterates are the same.
         """
         if self._loss.targeted and y_target is None:
             raise ValueError("a targeted loss needs y_target")
@@ -310,12 +316,41 @@ class StepRunner:
             return x_t.numpy()
         full, rest = divmod(n, self._chunk)
         # With tracking, a last 0-step call checks the final iterate x_n.
-        for m in [self._chunk] * full + ([rest] if rest else []) + ([0] if track else []):
+        calls = [self._chunk] * full + ([rest] if rest else []) + ([0] if track else [])
+        if track and compact:
+            return self._run_compacting(x_t, x_nat_t, y_t, t_t, aux_t, calls, shape, best)
+        for m in calls:
             out = self._compiled_steps(m, shape, track)(x_t, x_nat_t, y_t, t_t, *aux_t, *state)
             x_t, state = (out[0], tuple(out[1:])) if track else (out, ())
         if track:
             best.x, best.found = state[0].numpy(), state[1].numpy()
         return x_t.numpy()
+
+    def _run_compacting(self, x_t, x_nat_t, y_t, t_t, aux_t: tuple, calls: list[int],
+                        shape: tuple, best: BestIterate) -> np.ndarray:
+        """The chunks of :meth:`run` with ``best`` tracked, keeping in the batch only the
+        examples that have not succeeded yet (checked after every chunk)."""
+        x_out = x_t.numpy()
+        best_x, found = best.x.copy(), best.found.copy()
+        active = np.arange(len(x_out))  # positions in the caller's batch still attacked
+        state = (tf.convert_to_tensor(best_x, tf.float32), tf.convert_to_tensor(found))
+        for i, m in enumerate(calls):
+            x_t, *state = self._compiled_steps(m, shape, True)(x_t, x_nat_t, y_t, t_t, *aux_t,
+                                                                *state)
+            done = state[1].numpy()
+            if i == len(calls) - 1 or done.any():  # write back before any example leaves
+                x_out[active] = x_t.numpy()
+                best_x[active], found[active] = state[0].numpy(), done
+            if done.all():
+                break
+            if done.any():
+                stay = np.flatnonzero(~done)
+                x_t, x_nat_t, y_t, t_t, *rest = (tf.gather(v, stay) for v in
+                                                 (x_t, x_nat_t, y_t, t_t, *aux_t, *state))
+                aux_t, state = tuple(rest[:len(aux_t)]), rest[len(aux_t):]
+                active = active[stay]
+        best.x, best.found = best_x, found
+        return x_out
 
 
 def _gradient(model, loss: Loss, x: tf.Tensor, y: tf.Tensor, t: tf.Tensor,

@@ -4,6 +4,8 @@ import weakref
 import keras
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
+# What an attack accepts: "auto" is resolved per machine and network by attacks.calibration.
+COMPUTE_DTYPE_CHOICES = ("auto",) + COMPUTE_DTYPES
 
 # One copy per (model, dtype), weakly keyed on the model: the attack's compiled step loops are
 # cached per model object, so a fresh copy per call would retrace them every call.

@@ -16,7 +16,11 @@ class RunsState:
     """Progress over ``runs`` independent runs; everything needed to resume.
 
     Attributes:
-      run_restart_accuracies: for each finished run, its per-restart accuracies.
+      run_restart_accuracies: for each finished run, its per-restart accuracies, each of the
+        examples that restart attacked (``RestartState.restart_accuracies``; None where it
+        had none left).
+      run_restart_attacked: for each finished run, how many examples each restart attacked
+        (None entries: a state saved before these were recorded).
       run_accuracies: for each finished run, its accuracy with restarts merged, in [0, 1].
       run_merged_accuracies: for each finished run, its accuracy with its first ``r + 1``
         restarts merged, for ``r = 0 .. restarts - 1`` (the last one is its run accuracy);
@@ -27,12 +31,13 @@ class RunsState:
       current_merged_accuracies: ``run_merged_accuracies`` of the run in progress.
     """
 
-    run_restart_accuracies: list[list[float]] = field(default_factory=list)
+    run_restart_accuracies: list[list[float | None]] = field(default_factory=list)
     run_accuracies: list[float] = field(default_factory=list)
     worst_x_adv: np.ndarray | None = None
     current: RestartState | None = None
     run_merged_accuracies: list[list[float | None]] = field(default_factory=list)
     current_merged_accuracies: list[float | None] = field(default_factory=list)
+    run_restart_attacked: list[list[int | None]] = field(default_factory=list)
 
     def to_record(self) -> tuple[dict[str, np.ndarray], dict]:
         """Arrays and JSON-able metadata that :meth:`from_record` turns back into the state."""
@@ -47,7 +52,10 @@ class RunsState:
                 "current_restart_accuracies":
                     None if self.current is None else self.current.restart_accuracies,
                 "run_merged_accuracies": [list(a) for a in self.run_merged_accuracies],
-                "current_merged_accuracies": list(self.current_merged_accuracies)}
+                "current_merged_accuracies": list(self.current_merged_accuracies),
+                "run_restart_attacked": [list(a) for a in self.run_restart_attacked],
+                "current_restart_attacked":
+                    None if self.current is None else list(self.current.restart_attacked)}
         return arrays, meta
 
     @classmethod
@@ -66,7 +74,7 @@ class RunsState:
         if not isinstance(meta, dict):
             raise ValueError("state metadata is not a mapping")
         run_restart_accuracies = _accuracy_lists(meta, "run_restart_accuracies")
-        run_accuracies = _accuracy_list(meta, "run_accuracies")
+        run_accuracies = _accuracy_list(meta, "run_accuracies", allow_none=False)
         if len(run_restart_accuracies) != len(run_accuracies):
             raise ValueError(f"state lists {len(run_accuracies)} finished run(s) but restart "
                              f"accuracies for {len(run_restart_accuracies)}")
@@ -79,8 +87,14 @@ class RunsState:
             restart_accuracies = _accuracy_list(meta, "current_restart_accuracies")
             x_adv = _images(arrays, "current_x_adv", n)
             broken = _array(arrays, "current_broken", (len(x_adv),), bool)
+            attacked = meta.get("current_restart_attacked", [None] * len(restart_accuracies))
+            if (not isinstance(attacked, list) or len(attacked) != len(restart_accuracies)
+                    or not all(_is_count_or_none(v, len(x_adv)) for v in attacked)):
+                raise ValueError("state key 'current_restart_attacked' does not match the "
+                                 "current run")
             current = RestartState(x_adv=x_adv.astype(np.float32), broken=broken.astype(bool),
-                                   restart_accuracies=restart_accuracies)
+                                   restart_accuracies=restart_accuracies,
+                                   restart_attacked=list(attacked))
         # States saved before merged accuracies were recorded: unknown (None) for their restarts.
         run_merged = meta.get("run_merged_accuracies",
                               [[None] * len(a) for a in run_restart_accuracies])
@@ -94,10 +108,18 @@ class RunsState:
                 or len(current_merged) != (current.completed if current else 0)
                 or not all(_is_fraction_or_none(v) for v in current_merged)):
             raise ValueError("state key 'current_merged_accuracies' does not match the current run")
+        run_attacked = meta.get("run_restart_attacked",
+                                [[None] * len(a) for a in run_restart_accuracies])
+        if (not isinstance(run_attacked, list) or len(run_attacked) != len(run_restart_accuracies)
+                or not all(isinstance(a, list) and len(a) == len(r)
+                           and all(_is_count_or_none(v, n) for v in a)
+                           for a, r in zip(run_attacked, run_restart_accuracies))):
+            raise ValueError("state key 'run_restart_attacked' does not match the finished runs")
         return cls(run_restart_accuracies=run_restart_accuracies, run_accuracies=run_accuracies,
                    worst_x_adv=None if worst is None else worst.astype(np.float32),
                    current=current, run_merged_accuracies=[list(a) for a in run_merged],
-                   current_merged_accuracies=list(current_merged))
+                   current_merged_accuracies=list(current_merged),
+                   run_restart_attacked=[list(a) for a in run_attacked])
 
     @property
     def completed_runs(self) -> int:
@@ -168,25 +190,33 @@ def _close_run(state: RunsState, finished: RestartState) -> None:
     if state.worst_x_adv is None or finished.accuracy < state.worst_accuracy:
         state.worst_x_adv = finished.x_adv.copy()
     state.run_restart_accuracies.append(list(finished.restart_accuracies))
+    state.run_restart_attacked.append(list(finished.restart_attacked))
     state.run_accuracies.append(finished.accuracy)
     state.run_merged_accuracies.append(state.current_merged_accuracies)
     state.current = None
     state.current_merged_accuracies = []
 
 
-def _accuracy_list(meta: dict, key: str) -> list[float]:
+def _accuracy_list(meta: dict, key: str, allow_none: bool = True) -> list[float | None]:
+    """A list of accuracies (None, where allowed: a restart with nothing left to attack)."""
     value = meta.get(key)
-    if not isinstance(value, list) or not all(_is_fraction(a) for a in value):
+    valid = _is_fraction_or_none if allow_none else _is_fraction
+    if not isinstance(value, list) or not all(valid(a) for a in value):
         raise ValueError(f"state key {key!r} is missing or not a list of accuracies in [0, 1]")
-    return [float(a) for a in value]
+    return [None if a is None else float(a) for a in value]
 
 
-def _accuracy_lists(meta: dict, key: str) -> list[list[float]]:
+def _accuracy_lists(meta: dict, key: str) -> list[list[float | None]]:
     value = meta.get(key)
     if not isinstance(value, list) or not all(
-            isinstance(v, list) and all(_is_fraction(a) for a in v) for v in value):
+            isinstance(v, list) and all(_is_fraction_or_none(a) for a in v) for v in value):
         raise ValueError(f"state key {key!r} is missing or not a list of accuracy lists")
-    return [[float(a) for a in v] for v in value]
+    return [[None if a is None else float(a) for a in v] for v in value]
+
+
+def _is_count_or_none(value, n: int | None) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool)
+                             and 0 <= value and (n is None or value <= n))
 
 
 def _is_fraction(value) -> bool:

@@ -99,3 +99,17 @@ def write_cifar10_batch(path: Path, images, labels) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(records.tobytes())
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def calibration_cache(tmp_path_factory) -> Path:
+    """The tests' own compute-dtype calibration cache (``QG_CACHE_DIR``, inherited by the
+    scripts they run), so that no test reads or writes the user's cache."""
+    directory = tmp_path_factory.mktemp("qg_cache")
+    previous = os.environ.get("QG_CACHE_DIR")
+    os.environ["QG_CACHE_DIR"] = str(directory)
+    yield directory
+    if previous is None:
+        os.environ.pop("QG_CACHE_DIR", None)
+    else:
+        os.environ["QG_CACHE_DIR"] = previous

@@ -28,7 +28,8 @@ from typing import Any, Callable
 import numpy as np
 
 import attacks
-from attacks import APGD_METHODS, AttackConfig, RunsState, attack_runs, predict, resolve_xla
+from attacks import (APGD_METHODS, AttackConfig, RunsState, attack_runs, predict,
+                     resolve_compute_dtype, resolve_xla)
 from mnist_challenge_compat import (CompatError, check_submission, checkpoint_sha256,
                                     dataset_source, latest_checkpoint, leaderboard_row, load_dataset, load_model, load_state,
                                     read_challenge_config, save_array_atomic, save_state,
@@ -223,8 +224,11 @@ def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage,
             restart = (current.current.completed if current.current else settings.restarts) - 1
             restart_acc = (current.current.restart_accuracies[-1] if current.current
                            else current.run_restart_accuracies[-1][-1])
+            attacked = (current.current.restart_attacked[-1] if current.current
+                        else current.run_restart_attacked[-1][-1])
             merged = current.current.accuracy if current.current else current.run_accuracies[-1]
-            progress.restart_finished(run, restart, restart_acc, merged, per_restart)
+            progress.restart_finished(run, restart, restart_acc, merged, per_restart,
+                                      attacked=attacked, total=n)
 
         state = attack_runs(model, x, y, config, runs=settings.runs, restarts=settings.restarts,
                             seed=settings.seed, y_target=y_target, resume=state, on_update=save,
@@ -289,6 +293,9 @@ def _write_outputs(settings, config, model, model_dir, checkpoint_files, x, y, a
         "settings": dataclasses.asdict(settings),
         "settings_source": sources,
         "attack_config": dataclasses.asdict(config),
+        # What compute_dtype="auto" chose here (the calibration is cached by now).
+        "compute_dtype_used": resolve_compute_dtype(model, config.compute_dtype,
+                                                    config.batch_size),
         "model": {"path": str(Path(model_dir).resolve()), "name": model.name,
                   "checkpoint_sha256": checkpoint_files},
         "data": {"dataset": settings.dataset, "split": "test", "num_examples": len(x),
@@ -301,12 +308,16 @@ def _write_outputs(settings, config, model, model_dir, checkpoint_files, x, y, a
         "worst_accuracy": state.worst_accuracy,
         "average_accuracy": state.average_accuracy,
         "run_accuracies": state.run_accuracies,
+        # Each restart's accuracy is of the examples it attacked (restart_attacked: with
+        # skip_broken, the ones no earlier restart broke); merged_accuracies are of all.
         "restart_accuracies": state.run_restart_accuracies,
+        "restart_attacked": state.run_restart_attacked,
         "merged_accuracies": state.run_merged_accuracies,
         "examples": model_examples(model, x, y, x_adv, pred, settings.plot_examples,
                                    config.batch_size),
-        # Upper bound (apgd_t and multitargeted stop early on broken examples); ODI's and the
-        # interval phase's steps included; APGD adds a forward pass per run.
+        # Upper bound (skip_broken, apgd_t and multitargeted skip broken examples, keep=best
+        # compacts); ODI's and the interval phase's steps included; APGD adds a forward pass
+        # per run.
         "gradient_passes_per_example": config.gradient_passes() * settings.restarts * settings.runs,
         # The interval width search's bound forward passes (about two model passes each).
         "interval_bound_passes_per_example":
@@ -527,12 +538,15 @@ def _fingerprint(settings: EvalSettings, config: AttackConfig, checkpoint_files,
     """What determines the result: a state file only resumes a job with the same one.
 
     The data enters as the digest of the images actually attacked (another --data_dir with
-    other files is another job) and XLA as resolved (it changes float rounding).
+    other files is another job) and XLA as resolved (it changes float rounding);
+    ``skip_broken`` only for BLOB, where it changes the groups.
     """
     keep = {k: v for k, v in dataclasses.asdict(settings).items()
             if k not in ("output_dir", "attack_path", "submitted_by", "model_dir", "data_dir", "xla",
                          "plots", "plot_examples")}
     attack_config = dataclasses.asdict(dataclasses.replace(config, xla=resolve_xla(config.xla)))
+    if not config.grouped:  # skipping broken examples leaves the merged result unchanged
+        attack_config.pop("skip_broken")
     return {"settings": keep, "attack_config": attack_config,
             "checkpoint_sha256": checkpoint_files, "num_examples": len(x),
             "data_sha256": _data_sha256(x, y)}

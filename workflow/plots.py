@@ -194,14 +194,19 @@ def examples_figure(x: np.ndarray, x_adv: np.ndarray, records: Sequence[dict[str
 
 
 def restarts_figure(merged_accuracies: Sequence[Sequence[float | None]],
-                    restart_accuracies: Sequence[Sequence[float]] | None = None):
+                    restart_accuracies: Sequence[Sequence[float | None]] | None = None,
+                    restart_attacked: Sequence[Sequence[int | None]] | None = None):
     """Accuracy (%) against restarts, restarts merged per example.
 
     Args:
       merged_accuracies: per run, the accuracy after its first 1, 2, ... restarts merged
         (None where unknown).
-      restart_accuracies: per run, each restart's accuracy on its own; drawn as dots for a
-        single run.
+      restart_accuracies: per run, each restart's accuracy on its own, of the examples it
+        attacked; drawn as dots for a single run, only for the restarts that attacked the
+        whole set (where ``restart_attacked`` says so; a restart that skipped the examples
+        broken before scores a subset, not comparable with the merged line).
+      restart_attacked: per run, how many examples each restart attacked (None: unknown,
+        taken as the whole set).
 
     Returns:
       A matplotlib Figure of 6 x 4 inches: one line per run, and with several runs their worst
@@ -228,8 +233,16 @@ def restarts_figure(merged_accuracies: Sequence[Sequence[float | None]],
         ax.plot(restarts, merged.mean(axis=0), marker="o", color="C0", linewidth=2,
                 label="average of runs")
     elif restart_accuracies:
-        ax.plot(restarts, 100 * np.asarray(restart_accuracies[0], np.float64), "o", color="C1",
-                markersize=4, label="each restart alone")
+        alone = np.array([np.nan if a is None else 100 * a for a in restart_accuracies[0]],
+                         np.float64)
+        if restart_attacked:
+            counts = [c for c in restart_attacked[0]]
+            whole = max((c for c in counts if c is not None), default=None)
+            subset = np.array([c is not None and c != whole for c in counts])
+            alone[subset[:len(alone)]] = np.nan
+        if not np.all(np.isnan(alone)):
+            ax.plot(restarts, alone, "o", color="C1", markersize=4,
+                    label="each restart alone (whole set)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("restarts")
     ax.set_ylabel("adversarial accuracy (%)")
@@ -278,7 +291,8 @@ def plot_outputs(output_dir: str | os.PathLike, results: dict[str, Any], x: np.n
             log(f"{RESTARTS_FILE} not written: {out / RESULTS_FILE} predates the recorded "
                 f"accuracies after each restart; rerun eval.py to record them")
         else:
-            fig = restarts_figure(results["merged_accuracies"], results.get("restart_accuracies"))
+            fig = restarts_figure(results["merged_accuracies"], results.get("restart_accuracies"),
+                                  results.get("restart_attacked"))
             written.append(write_figure(fig, out / RESTARTS_FILE))
     return written
 

@@ -54,14 +54,25 @@ class ProgressPrinter:
             self._print(f"run {run + 1}/{self._runs} restart {restart + 1}/{self._restarts} "
                         f"in progress: {100.0 * self.example_steps / self._total:.1f}%")
 
-    def restart_finished(self, run: int, restart: int, restart_accuracy: float,
-                         merged_accuracy: float, example_steps: int) -> None:
-        """The line that marks a saved, resumable point."""
+    def restart_finished(self, run: int, restart: int, restart_accuracy: float | None,
+                         merged_accuracy: float, example_steps: int, *,
+                         attacked: int | None = None, total: int | None = None) -> None:
+        """The line that marks a saved, resumable point.
+
+        ``restart_accuracy`` is of the ``attacked`` examples (of ``total``); when these
+        differ the line says so, and a restart with none left to attack says that.
+        """
         self._done_before_restart += example_steps
         self.example_steps = self._done_before_restart
         self._last_print = self._clock()
+        if attacked == 0:
+            alone = "nothing left to attack"
+        elif attacked is not None and total is not None and attacked != total:
+            alone = f"accuracy {100 * restart_accuracy:.2f}% of the {attacked:,} unbroken attacked"
+        else:
+            alone = f"accuracy {100 * restart_accuracy:.2f}%"
         self._print(f"run {run + 1}/{self._runs} restart {restart + 1}/{self._restarts} done: "
-                    f"accuracy {100 * restart_accuracy:.2f}%, merged {100 * merged_accuracy:.2f}%")
+                    f"{alone}, merged {100 * merged_accuracy:.2f}%")
 
     def _print(self, head: str) -> None:
         rate = self.rate()

@@ -47,3 +47,38 @@ def test_blob_direction_mostly_identical_images_stay_finite():
     out = blob_direction(x, g, 1.1).numpy()
     assert np.all(np.isfinite(out))
     np.testing.assert_array_equal(out, g)
+
+
+def _median_cases():
+    rng = np.random.default_rng(5)
+    near_one = 1.0 + np.arange(40, dtype=np.float32) * np.float32(2 ** -23)  # one high-bits bin
+    d = rng.random((6, 784)).astype(np.float32)
+    gram = d @ d.T
+    sq = np.diag(gram)
+    distances = np.maximum(sq[:, None] + sq[None, :] - 2 * gram, 0)
+    np.fill_diagonal(distances, 0)
+    return {
+        "one": np.array([3.5], np.float32),
+        "two": np.array([0.0, 2.0], np.float32),
+        "odd": rng.random(101).astype(np.float32),
+        "even": rng.random(100).astype(np.float32),
+        "even-ties-across-middle": np.array([1, 1, 1, 1, 2, 2], np.float32),
+        "even-middles-differ-with-ties": np.array([0, 0, 0, 5, 5, 7, 7, 7], np.float32),
+        "mostly-zero": np.array([0, 0, 0, 0, 0, 0.5], np.float32),
+        "all-equal": np.full(64, 0.25, np.float32),
+        "negative-zero": np.array([-0.0, 0.0, -0.0, 1.0], np.float32),
+        "magnitudes": (10.0 ** rng.uniform(-30, 30, 999)).astype(np.float32),
+        "same-high-bits": rng.permutation(near_one),
+        "same-high-bits-even": rng.permutation(near_one[:39]).astype(np.float32),
+        "distance-matrix-36": distances.astype(np.float32),
+        "ints-with-ties": rng.integers(0, 7, (50, 50)).astype(np.float32),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_median_cases()))
+def test_median_by_selection_equals_numpy_median(name):
+    from attacks.directions import median_by_selection
+    values = _median_cases()[name]
+    got = float(median_by_selection(values).numpy())
+    assert got == float(np.median(values.astype(np.float64)).astype(np.float32))
+

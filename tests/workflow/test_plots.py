@@ -138,7 +138,7 @@ def test_restarts_figure_of_one_run_shows_each_restart_alone():
     fig = restarts_figure([[0.5, 0.4]], [[0.5, 0.45]])
     lines = {line.get_label(): line for line in fig.axes[0].lines}
     np.testing.assert_allclose(lines["restarts merged"].get_ydata(), [50, 40])
-    np.testing.assert_allclose(lines["each restart alone"].get_ydata(), [50, 45])
+    np.testing.assert_allclose(lines["each restart alone (whole set)"].get_ydata(), [50, 45])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -37,3 +37,15 @@ def test_format_duration_counts_hours_past_a_day():
     assert format_duration(90000) == "25:00:00"
     assert format_duration(3 * 86400 + 61) == "72:01:01"
     assert format_duration(-5) == "0:00:00"
+
+
+def test_a_restart_on_the_unbroken_subset_says_how_many_it_attacked():
+    out = io.StringIO()
+    p = ProgressPrinter(4000, runs=1, restarts=3, steps=10, out=out, clock=lambda: 1.0)
+    p.restart_finished(0, 0, 0.9, 0.9, 1000, attacked=1000, total=1000)
+    p.restart_finished(0, 1, 0.95, 0.855, 1000, attacked=900, total=1000)
+    p.restart_finished(0, 2, None, 0.0, 1000, attacked=0, total=1000)
+    first, second, third = out.getvalue().splitlines()
+    assert "done: accuracy 90.00%, merged 90.00%" in first
+    assert "done: accuracy 95.00% of the 900 unbroken attacked, merged 85.50%" in second
+    assert "done: nothing left to attack, merged 0.00%" in third
