@@ -15,7 +15,7 @@ APGD (CE on all, then targeted DLR towards each of the 9 top wrong classes of th
 logits on the examples still correct: ``budget // 10`` steps per run, AutoAttack's 1 : 9).
 Results are saved after every (attack, budget) cell to ``--out``; rerunning the command
 skips the cells already there with the same settings (and, for ``strongest``, the same
-members). Then ``--md`` (table) and ``--png`` (plot) are written from the JSON.
+members); ``--merge`` takes over the cells of other result files. Then ``--md`` (table) and ``--png`` (plot) are written from the JSON.
 """
 from __future__ import annotations
 
@@ -65,6 +65,9 @@ def parse_args(argv=None):
     p.add_argument("--out", default="bench/strength.json")
     p.add_argument("--md", default="bench/strength.md")
     p.add_argument("--png", default="bench/strength.png")
+    p.add_argument("--merge", default="", help="comma-separated result files of runs with the "
+                   "same settings (e.g. some rows computed by another process): their cells "
+                   "are taken over, not recomputed")
     args = p.parse_args(argv)
     try:
         args.budget_list = sorted({int(b) for b in args.budgets.split(",") if b.strip()})
@@ -171,6 +174,12 @@ def main(argv=None):
                 "pgd_step_factor": PGD_STEP_FACTOR, "aa_targets": AA_TARGETS}
     out = Path(args.out)
     results = load_results(out, settings)
+    for other in (Path(m) for m in args.merge.split(",") if m.strip()):
+        saved = json.loads(other.read_text())
+        if saved.get("settings") != settings:
+            raise SystemExit(f"--merge {other}: its settings differ from this run's")
+        for key, cell in saved["cells"].items():
+            results["cells"].setdefault(key, cell)
     results["clean_accuracy"] = float(np.mean(predict(model, x) == y))
     results["machine"] = machine()
     results["commit"] = _commit()
@@ -294,7 +303,8 @@ def render_table(results: dict) -> str:
                 spent = c.get("passes_per_example", b)
                 extra = f" ({spent:.1f})" if abs(spent - b) > 0.05 else ""
                 row.append(f"{100 * c['accuracy']:.1f}{extra}")
-        unit = next((c.get("unit", "") for c in results["cells"].values() if c["attack"] == name), "")
+        unit = ATTACKS[name]["unit"] if name in ATTACKS else next(
+            (c.get("unit", "") for c in results["cells"].values() if c["attack"] == name), "")
         lines.append(f"| {name} | {unit} | " + " | ".join(row) + " |")
     skipped = [c for c in results["cells"].values() if "skipped" in c]
     if skipped:
