@@ -22,19 +22,25 @@ num_targets=9`` (``1 .. C - 1``), one targeted run per top wrong class of the cl
 APGD returns its best-loss point (``keep="final"``) or the first iterate that fools the model
 (``keep="best"``); it spends ``steps`` forward+backward passes and one forward pass per
 example and run (``AttackConfig.gradient_passes``).
+
+``strongest(model, x, y, epsilon, budget=100)`` (``attacks.ensemble``): the members of
+``DEFAULT_MEMBERS`` in order, each on the examples no earlier one broke, under one budget of
+forward+backward passes per example; per member the examples it attacked and broke and the
+passes it spent.
 """
 from attacks.apgd import APGDStep, checkpoints, top_targets
 from attacks.api import (RestartState, attack, attack_model, make_runner, model_input_shape,
                          perturb, predict, random_targets, run_restart)
 from attacks.config import APGD_METHODS, KEEP, METHODS, NORMS, AttackConfig
 from attacks.directions import DirectionFn, blob_direction, blob_direction_fn, gradient_direction
+from attacks.ensemble import DEFAULT_MEMBERS, EnsembleState, Member, strongest
 from attacks.engine import BestIterate, StepRunner, resolve_xla
 from attacks.losses import LOSSES, Loss, make_loss, per_example_loss
 from attacks.quantize import quantize
 from attacks.runs import RunsState, attack_runs
 from attacks.steps import L2Step, LinfStep, StepRule, UnitFn, quantized_unit, raw_unit, sign_unit
 
-__all__ = ["APGDStep", "APGD_METHODS", "AttackConfig", "BestIterate", "DirectionFn", "KEEP", "L2Step", "LOSSES", "LinfStep",
+__all__ = ["DEFAULT_MEMBERS", "EnsembleState", "Member", "strongest", "APGDStep", "APGD_METHODS", "AttackConfig", "BestIterate", "DirectionFn", "KEEP", "L2Step", "LOSSES", "LinfStep",
            "Loss", "METHODS", "NORMS", "RestartState", "RunsState", "StepRule", "StepRunner",
            "UnitFn", "attack", "attack_model", "attack_runs", "blob_direction",
            "blob_direction_fn", "checkpoints", "gradient_direction", "make_loss", "make_runner",
