@@ -33,14 +33,16 @@ from attacks.api import (RestartState, attack, attack_model, make_runner, model_
                          perturb, predict, random_targets, run_restart)
 from attacks.config import APGD_METHODS, KEEP, METHODS, NORMS, AttackConfig
 from attacks.directions import DirectionFn, blob_direction, blob_direction_fn, gradient_direction
-from attacks.ensemble import DEFAULT_MEMBERS, EnsembleState, Member, strongest
+from attacks.ensemble import (DEFAULT_BUDGET, DEFAULT_MEMBERS, EnsembleState, Member,
+                              MemberResult, member_steps, strongest)
 from attacks.engine import BestIterate, StepRunner, resolve_xla
 from attacks.losses import LOSSES, Loss, make_loss, per_example_loss
 from attacks.quantize import quantize
 from attacks.runs import RunsState, attack_runs
 from attacks.steps import L2Step, LinfStep, StepRule, UnitFn, quantized_unit, raw_unit, sign_unit
 
-__all__ = ["DEFAULT_MEMBERS", "EnsembleState", "Member", "strongest", "APGDStep", "APGD_METHODS", "AttackConfig", "BestIterate", "DirectionFn", "KEEP", "L2Step", "LOSSES", "LinfStep",
+__all__ = ["DEFAULT_BUDGET", "DEFAULT_MEMBERS", "EnsembleState", "Member", "MemberResult",
+           "member_steps", "strongest", "APGDStep", "APGD_METHODS", "AttackConfig", "BestIterate", "DirectionFn", "KEEP", "L2Step", "LOSSES", "LinfStep",
            "Loss", "METHODS", "NORMS", "RestartState", "RunsState", "StepRule", "StepRunner",
            "UnitFn", "attack", "attack_model", "attack_runs", "blob_direction",
            "blob_direction_fn", "checkpoints", "gradient_direction", "make_loss", "make_runner",

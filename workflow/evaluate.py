@@ -627,7 +627,7 @@ def _check_strongest_settings(settings: EvalSettings) -> None:
 
 
 def _strongest_label(budget: int, epsilon: float, model_dir: Path, n: int, available: int) -> str:
-    from attacks.ensemble import DEFAULT_MEMBERS
+    from attacks import DEFAULT_MEMBERS
     names = " + ".join(m.name for m in DEFAULT_MEMBERS)
     return (f"strongest ({names}), budget {budget} passes, eps {epsilon:g}, {n:,} of "
             f"{available:,} test images, model {_model_label(model_dir)}")
@@ -636,8 +636,8 @@ def _strongest_label(budget: int, epsilon: float, model_dir: Path, n: int, avail
 def _run_strongest(settings: EvalSettings, sources: dict[str, str], model_dir: Path,
                    model_config: dict, log: Callable[[str], None], stage: _Stage) -> dict[str, Any]:
     """``attack=strongest``: the ensemble, saved and resumable after every member."""
-    from attacks.ensemble import DEFAULT_BUDGET, DEFAULT_MEMBERS, EnsembleState, MemberResult, \
-        member_steps, strongest
+    from attacks import (DEFAULT_BUDGET, DEFAULT_MEMBERS, EnsembleState, MemberResult,
+                         member_steps, strongest)
     _check_strongest_settings(settings)
     budget = DEFAULT_BUDGET if settings.budget is None else settings.budget
     settings = dataclasses.replace(settings, budget=budget)
