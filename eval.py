@@ -7,6 +7,8 @@
         --model_dir=models/secret --output_dir=runs/secret_pqgd
     python eval.py --attack=strongest --budget=100   # the ensemble, 100 passes per image
     python eval.py --config=config.json              # a challenge config.json; flags win
+    python eval.py --strategy=mirrored --devices=2   # groups spread over 2 GPUs (no GPU: the
+                                                     # CPU split in 2); same outputs
 
 Writes ``attack.npy``, ``pred.npy``, ``results.json``, ``leaderboard.md`` and ``examples.png``
 (``restarts.png`` too for several restarts or runs; ``--noplots`` skips the pictures) to
@@ -18,26 +20,43 @@ from absl import app, flags
 
 from workflow.cli import fail, interrupted, one_line_flags_parser, quiet_tensorflow
 from workflow.signals import Interrupted, raise_on_termination, signal_name
+from workflow.strategy import STRATEGIES, parse_devices
 
 PROGRAM = "eval.py"
 FLAGS = flags.FLAGS
 
 flags.DEFINE_enum("attack", "pgd", ["fgsm", "pgd", "pqgd", "blob", "blob_qg", "apgd", "apgd_t",
-                                     "strongest"],
+                                     "multitargeted", "interval", "strongest"],
                   "Attack method (apgd: APGD, its step size from 2 eps; apgd_t: APGD-T, one "
-                  "targeted run per top wrong class; strongest: the ensemble of "
-                  "attacks.ensemble under --budget).")
+                  "targeted run per top wrong class; multitargeted: PGD on the targeted logit "
+                  "margin, one run per top wrong class; interval: interval steps on logit "
+                  "bounds, then PGD; strongest: the ensemble of attacks.ensemble under --budget).")
 flags.DEFINE_integer("budget", None, "strongest: forward+backward passes per image for the "
                      "whole ensemble (default 100).")
 flags.DEFINE_float("b", None, "Quantization level (>= 1) for pqgd, blob_qg and quantized fgsm, "
-                   "apgd and apgd_t.")
-flags.DEFINE_integer("num_targets", None, "apgd_t: targets per image, 1..classes-1 (default 9).")
+                   "apgd, apgd_t, multitargeted and interval.")
+flags.DEFINE_integer("num_targets", None, "apgd_t and multitargeted: targets per image, "
+                     "1..classes-1 (default 9).")
+flags.DEFINE_enum("start", None, ["random", "clean", "odi"],
+                  "Start point: random (in the eps-ball), clean, or odi (Output Diversified "
+                  "Initialization: --odi_steps steps from the random point); default: "
+                  "random, clean with --norandom_start.")
+flags.DEFINE_integer("odi_steps", None, "--start=odi: ODI steps of size eps (default 2).")
+flags.DEFINE_integer("interval_steps", None, "--attack=interval: interval steps before PGD "
+                     "(default 3).")
+flags.DEFINE_float("interval_step_size", None, "--attack=interval: size of an interval step "
+                   "(default 2 eps: the ball's vertex).")
+flags.DEFINE_float("interval_width", None, "--attack=interval: box half-width (default: the "
+                   "first unverified of 0.01, 0.03, 0.09, ... up to eps/2).")
+flags.DEFINE_enum("interval_loss", None, ["margin", "xent"], "--attack=interval: loss on the "
+                  "logit bounds (default margin).")
 flags.DEFINE_float("epsilon", None, "Radius of the --norm ball (pixels in [0, 1]); default: the "
                    "model's config.json, else 0.3.")
 flags.DEFINE_integer("steps", None, "Attack iterations (the challenge's k); default 40. Not for fgsm.")
 flags.DEFINE_float("step_size", None, "Step size a; default 0.01. Not for fgsm, apgd, apgd_t.")
-flags.DEFINE_enum("loss", "xent", ["xent", "cw", "dlr", "logit_margin"],
-                  "Attack loss (its targeted form with --target).")
+flags.DEFINE_enum("loss", None, ["xent", "cw", "dlr", "logit_margin"],
+                  "Attack loss (its targeted form with --target); default logit_margin for "
+                  "multitargeted, else xent.")
 flags.DEFINE_float("kappa", None, "CW loss margin (default 50, the challenge's); --loss=cw only.")
 flags.DEFINE_enum("norm", "linf", ["linf", "l2"], "Threat model: L-inf or L2 ball of --epsilon.")
 flags.DEFINE_enum("keep", "best", ["best", "final"],
@@ -67,6 +86,13 @@ flags.DEFINE_string("submitted_by", "qg-attacks", "The leaderboard row's 'Submit
 flags.DEFINE_string("config", None, "A challenge config.json; its keys set flags not given explicitly.")
 flags.DEFINE_bool("plots", True, "Write examples.png (and restarts.png for several restarts or "
                   "runs); needs matplotlib.")
+flags.DEFINE_enum("strategy", "none", list(STRATEGIES),
+                  "tf.distribute strategy: none (one device), mirrored (MirroredStrategy over "
+                  "--devices) or multi_worker (TF_CONFIG; checked, then refused: not supported "
+                  "yet). The images are the same as with none.")
+flags.DEFINE_string("devices", None, "--strategy=mirrored: a count N (the first N GPUs; without "
+                    "a GPU the CPU split into N logical devices) or a list such as "
+                    "/gpu:0,/gpu:1; default every GPU, else the CPU.")
 flags.DEFINE_integer("plot_examples", 8, "Examples shown in examples.png and recorded in results.json.")
 
 flags.register_validator("epsilon", lambda v: v is None or v > 0, "--epsilon must be > 0")
@@ -89,25 +115,62 @@ flags.register_validator("steps_per_group", lambda v: v >= 1, "--steps_per_group
 flags.register_validator("num_examples", lambda v: v is None or v >= 1, "--num_examples must be >= 1")
 flags.register_validator("c", lambda v: v is None or v >= 0, "--c must be >= 0")
 flags.register_validator("plot_examples", lambda v: v >= 1, "--plot_examples must be >= 1")
+flags.register_validator("devices", lambda v: _devices_ok(v),
+                         "--devices must be a count >= 1 or a comma-separated list such as "
+                         "/gpu:0,/gpu:1 (each device once)")
+flags.register_multi_flags_validator(
+    ["strategy", "devices"], lambda f: f["devices"] is None or f["strategy"] == "mirrored",
+    "--devices applies to --strategy=mirrored only")
 flags.register_multi_flags_validator(
     ["loss", "kappa"], lambda f: f["kappa"] is None or f["loss"] == "cw",
     "--kappa applies to --loss=cw only")
 flags.register_multi_flags_validator(
     ["attack", "b"], lambda f: f["attack"] not in ("pqgd", "blob_qg") or f["b"] is not None,
     "--attack=pqgd and --attack=blob_qg need --b (the quantization level, >= 1)")
+flags.register_validator("num_targets", lambda v: v is None or v >= 1,
+                         "--num_targets must be >= 1 (and at most the classes minus 1)")
+flags.register_validator("odi_steps", lambda v: v is None or v >= 1, "--odi_steps must be >= 1")
+flags.register_validator("interval_steps", lambda v: v is None or v >= 0,
+                         "--interval_steps must be >= 0")
+flags.register_validator("interval_step_size", lambda v: v is None or v > 0,
+                         "--interval_step_size must be > 0")
+flags.register_validator("interval_width", lambda v: v is None or v > 0,
+                         "--interval_width must be > 0")
 flags.register_multi_flags_validator(
-    ["attack", "num_targets"], lambda f: f["num_targets"] is None or f["attack"] == "apgd_t",
-    "--num_targets applies to --attack=apgd_t only")
+    ["attack", "num_targets"],
+    lambda f: f["num_targets"] is None or f["attack"] in ("apgd_t", "multitargeted"),
+    "--num_targets applies to --attack=apgd_t and --attack=multitargeted only")
+flags.register_multi_flags_validator(
+    ["start", "odi_steps"], lambda f: f["odi_steps"] is None or f["start"] == "odi",
+    "--odi_steps applies to --start=odi only")
+flags.register_multi_flags_validator(
+    ["start", "random_start"], lambda f: not (f["start"] == "random" and not f["random_start"]),
+    "--start=random contradicts --norandom_start")
+flags.register_multi_flags_validator(
+    ["attack", "interval_steps", "interval_step_size", "interval_width", "interval_loss"],
+    lambda f: f["attack"] == "interval" or all(f[k] is None for k in f if k != "attack"),
+    "--interval_steps, --interval_step_size, --interval_width and --interval_loss apply to "
+    "--attack=interval only")
 flags.register_multi_flags_validator(
     ["attack", "step_size"], lambda f: f["attack"] not in ("apgd", "apgd_t") or f["step_size"] is None,
     "--attack=apgd and apgd_t set their own step sizes (from 2 eps): they take no --step_size")
 flags.register_multi_flags_validator(
-    ["attack", "target"], lambda f: f["attack"] != "apgd_t" or f["target"] == "none",
-    "--attack=apgd_t chooses its own targets: it takes no --target")
+    ["attack", "target"],
+    lambda f: f["attack"] not in ("apgd_t", "multitargeted", "interval") or f["target"] == "none",
+    "--attack=apgd_t and multitargeted choose their own targets and interval is untargeted: "
+    "they take no --target")
 flags.register_multi_flags_validator(
     ["attack", "steps", "step_size"],
     lambda f: f["attack"] != "fgsm" or (f["steps"] is None and f["step_size"] is None),
     "--attack=fgsm takes one step of size --epsilon: it has no --steps or --step_size")
+
+
+def _devices_ok(value) -> bool:
+    try:
+        parse_devices(value)
+    except ValueError:
+        return False
+    return True
 
 
 def settings_from_flags():
@@ -133,10 +196,16 @@ def main(argv):
     with raise_on_termination():
         try:
             quiet_tensorflow()
+            from workflow.strategy import make_strategy
+            try:
+                # Before anything initialises TensorFlow's devices: it may split the CPU.
+                strategy = make_strategy(FLAGS.strategy, FLAGS.devices)
+            except ValueError as err:
+                fail(PROGRAM, str(err))
             from mnist_challenge_compat import CompatError
             from workflow import run_evaluation
             try:
-                run_evaluation(settings_from_flags())
+                run_evaluation(settings_from_flags(), strategy=strategy)
             except (CompatError, ValueError) as err:
                 fail(PROGRAM, str(err))
         except Interrupted as stop:

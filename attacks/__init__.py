@@ -1,5 +1,6 @@
-"""Quantized-gradient first-order attacks: FGSM, PGD, PQGD, DAA-BLOB, BLOB_QG, APGD and
-APGD-T, each with the sign or the quantized step (L-inf or L2).
+"""Quantized-gradient first-order attacks: FGSM, PGD, PQGD, DAA-BLOB, BLOB_QG, APGD, APGD-T,
+MultiTargeted and the Interval Attack, each with the sign or the quantized step (L-inf or L2),
+each from a random, clean or ODI start.
 
 Takes a Keras classifier and numpy arrays of any image shape and pixel range; knows no file
 formats. The public seam an attack is made of (shapes ``(M, *S)`` float32 images,
@@ -12,7 +13,14 @@ formats. The public seam an attack is made of (shapes ``(M, *S)`` float32 images
 - step rules with per-example state: :class:`APGDStep` (APGD's step-size schedule,
   momentum and best point around a ``LinfStep`` / ``L2Step`` and its unit; ``run(...,
   record={})`` returns its per-step losses, step sizes and restarts);
-- the driver: :class:`StepRunner` (``run(x, x_nat, y, n)``), the one compiled step loop.
+- objectives (what the driver differentiates instead of ``loss(model(x))``, ``(model, x, y,
+  t, aux) -> ((M,) values, (M, C) logits)``): ``attacks.intervals.interval_objective`` (the
+  interval loss on logit bounds over a box around ``x``) and ``attacks.odi.odi_objective``
+  (``w . logits``, ``w = aux``);
+- the driver: :class:`StepRunner` (``run(x, x_nat, y, n)``), the one compiled step loop;
+  :func:`make_runners` builds all of an attack's loops (its interval phase, its ODI steps);
+- devices: ``strategy=`` (a ``tf.distribute.Strategy``) on ``perturb`` / ``attack`` /
+  ``attack_runs`` deals whole groups to its replicas (:func:`run_schedule`), same images.
 
 ``AttackConfig`` names the compositions the paper uses; ``perturb`` / ``attack`` run them.
 APGD (Croce & Hein 2020): ``perturb(model, x, y, method="apgd", epsilon=0.3, steps=100,
@@ -23,29 +31,44 @@ APGD returns its best-loss point (``keep="final"``) or the first iterate that fo
 (``keep="best"``); it spends ``steps`` forward+backward passes and one forward pass per
 example and run (``AttackConfig.gradient_passes``).
 
+MultiTargeted (Gowal et al. 2019): ``method="multitargeted"``, PGD steps (``step_size``,
+``b`` for the quantized step) on the targeted logit margin ``z_t - max_{j != t} z_j``, one
+run of ``steps`` per target, the ``num_targets`` (default 9) top wrong classes; an example is
+broken when a run misclassifies it. Budget ``num_targets * steps`` per restart (an upper
+bound: later targets skip broken examples). The Interval Attack (Wang et al. 2019):
+``method="interval"``, ``interval_steps`` (default 3) steps along the gradient of the
+interval loss on sound logit bounds (``attacks.intervals``) with respect to the box centre,
+then ``steps`` PGD steps; models with layers without interval rules are refused before any
+step. ODI (Tashiro et al. 2020): ``start="odi"``, ``odi_steps`` (default 2) sign steps of
+size ``epsilon`` maximising ``w . logits``, ``w ~ U(-1, 1)^C`` per example, before any method;
+counted in ``gradient_passes``.
+
 ``strongest(model, x, y, epsilon, budget=100)`` (``attacks.ensemble``): the members of
 ``DEFAULT_MEMBERS`` in order, each on the examples no earlier one broke, under one budget of
 forward+backward passes per example; per member the examples it attacked and broke and the
 passes it spent.
 """
 from attacks.apgd import APGDStep, checkpoints, top_targets
-from attacks.api import (RestartState, attack, attack_model, make_runner, model_input_shape,
-                         perturb, predict, random_targets, run_restart)
-from attacks.config import APGD_METHODS, KEEP, METHODS, NORMS, AttackConfig
+from attacks.api import (RestartState, Runners, attack, attack_model, make_runner, make_runners,
+                         model_input_shape, perturb, predict, random_targets, run_restart)
+from attacks.config import APGD_METHODS, KEEP, METHODS, NORMS, STARTS, AttackConfig
+from attacks.distribute import check_groups, check_strategy, run_schedule
 from attacks.directions import DirectionFn, blob_direction, blob_direction_fn, gradient_direction
 from attacks.ensemble import (DEFAULT_BUDGET, DEFAULT_MEMBERS, EnsembleState, Member,
                               MemberResult, member_steps, strongest)
-from attacks.engine import BestIterate, StepRunner, resolve_xla
+from attacks.engine import BestIterate, Objective, StepRunner, resolve_xla
 from attacks.losses import LOSSES, Loss, make_loss, per_example_loss
 from attacks.quantize import quantize
 from attacks.runs import RunsState, attack_runs
 from attacks.steps import L2Step, LinfStep, StepRule, UnitFn, quantized_unit, raw_unit, sign_unit
 
-__all__ = ["DEFAULT_BUDGET", "DEFAULT_MEMBERS", "EnsembleState", "Member", "MemberResult",
-           "member_steps", "strongest", "APGDStep", "APGD_METHODS", "AttackConfig", "BestIterate", "DirectionFn", "KEEP", "L2Step", "LOSSES", "LinfStep",
-           "Loss", "METHODS", "NORMS", "RestartState", "RunsState", "StepRule", "StepRunner",
+__all__ = ["DEFAULT_BUDGET", "DEFAULT_MEMBERS", "EnsembleState", "Member",
+           "MemberResult", "member_steps", "strongest", "APGDStep", "APGD_METHODS", "AttackConfig", "BestIterate", "DirectionFn", "KEEP", "L2Step", "LOSSES", "LinfStep",
+           "Loss", "METHODS", "NORMS", "Objective", "RestartState", "Runners", "RunsState",
+           "STARTS", "StepRule", "StepRunner",
            "UnitFn", "attack", "attack_model", "attack_runs", "blob_direction",
-           "blob_direction_fn", "checkpoints", "gradient_direction", "make_loss", "make_runner",
+           "blob_direction_fn", "check_groups", "check_strategy", "checkpoints",
+           "gradient_direction", "make_loss", "make_runner", "make_runners",
            "model_input_shape", "per_example_loss", "perturb", "predict", "quantize",
-           "quantized_unit", "random_targets", "raw_unit", "resolve_xla", "run_restart",
+           "quantized_unit", "random_targets", "raw_unit", "resolve_xla", "run_restart", "run_schedule",
            "sign_unit", "top_targets"]

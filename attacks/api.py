@@ -9,8 +9,12 @@ import numpy as np
 
 from attacks.apgd import top_targets
 from attacks.config import AttackConfig
+from attacks.directions import gradient_direction
+from attacks.distribute import check_groups, check_strategy, run_schedule
 from attacks.engine import BestIterate, StepRunner, gpu_available, resolve_xla
 from attacks.fast_backward import with_fast_input_gradient
+from attacks.intervals import check_interval_support, interval_objective
+from attacks.odi import ODIStart, odi_objective
 from attacks.precision import model_in_dtype
 from attacks.steps import StepRule
 from models.predict import predict_labels
@@ -45,6 +49,21 @@ class RestartState:
         return float(1.0 - self.broken.mean()) if self.broken.size else 0.0
 
 
+@dataclass(frozen=True)
+class Runners:
+    """The compiled step loops of one attack (:func:`make_runners`), all the one driver.
+
+    Attributes:
+      main: the method's runner (PGD's steps of the interval method).
+      interval: the interval method's first phase (its objective on logit bounds), else None.
+      odi: the ODI start's steps, for ``start="odi"``, else None.
+    """
+
+    main: StepRunner
+    interval: StepRunner | None = None
+    odi: ODIStart | None = None
+
+
 def perturb(model: keras.Model, x: np.ndarray, y: np.ndarray, *, method: str, epsilon: float,
             steps: int | None = None, step_size: float | None = None, b: float | None = None,
             loss: str | Callable = "xent", random_start: bool = True, seed: Seed = None,
@@ -52,7 +71,11 @@ def perturb(model: keras.Model, x: np.ndarray, y: np.ndarray, *, method: str, ep
             c: float | None = None, restarts: int = 1, compute_dtype: str = "float32",
             xla: str | bool = "auto", kappa: float | None = None, norm: str = "linf",
             bounds: tuple[float, float] = (0.0, 1.0), keep: str = "final",
-            y_target: np.ndarray | None = None, num_targets: int | None = None) -> np.ndarray:
+            y_target: np.ndarray | None = None, num_targets: int | None = None,
+            start: str | None = None, odi_steps: int | None = None,
+            interval_steps: int | None = None, interval_step_size: float | None = None,
+            interval_width: float | None = None, interval_loss: str | None = None,
+            strategy=None) -> np.ndarray:
     """Adversarial examples for ``model`` (see :class:`attacks.config.AttackConfig`).
 
     Args:
@@ -67,7 +90,11 @@ def perturb(model: keras.Model, x: np.ndarray, y: np.ndarray, *, method: str, ep
       y_target: ``(N,)`` target classes (each ``!= y``) for a targeted attack: the loss
         takes its targeted form and success means predicting ``y_target``. Not for apgd_t,
         which chooses its own targets.
-      num_targets: apgd_t's targets per example, ``1 .. C - 1`` (default 9).
+      num_targets: apgd_t's and multitargeted's targets per example, ``1 .. C - 1``
+        (default 9).
+      start, odi_steps, interval_*: see :class:`attacks.config.AttackConfig`.
+      strategy: a ``tf.distribute.Strategy`` whose replicas share the groups
+        (``attacks.distribute``); same images as without one, bit for bit on CPU.
 
     Returns:
       ``(N, *S)`` float32 images within ``epsilon`` (in ``norm``) of ``x``, in ``bounds``.
@@ -76,16 +103,18 @@ def perturb(model: keras.Model, x: np.ndarray, y: np.ndarray, *, method: str, ep
                           loss=loss, random_start=random_start, batch_size=batch_size,
                           steps_per_group=steps_per_group, c=c, compute_dtype=compute_dtype,
                           xla=xla, kappa=kappa, norm=norm, bounds=bounds, keep=keep,
-                          num_targets=num_targets)
+                          num_targets=num_targets, start=start, odi_steps=odi_steps,
+                          interval_steps=interval_steps, interval_step_size=interval_step_size,
+                          interval_width=interval_width, interval_loss=interval_loss)
     return attack(model, x, y, config, restarts=restarts, seed=seed, x_start=x_start,
-                  y_target=y_target).x_adv
+                  y_target=y_target, strategy=strategy).x_adv
 
 
 def attack(model: keras.Model, x: np.ndarray, y: np.ndarray, config: AttackConfig, *,
            restarts: int = 1, seed: Seed = None, x_start: np.ndarray | None = None,
            y_target: np.ndarray | None = None, resume: RestartState | None = None,
            on_restart: Callable[[RestartState], None] | None = None,
-           on_progress: Callable[[int], None] | None = None) -> RestartState:
+           on_progress: Callable[[int], None] | None = None, strategy=None) -> RestartState:
     """Runs ``restarts`` restarts of ``config`` and merges them per example.
 
     Restart ``r`` draws its randomness from ``np.random.default_rng([*seed, r])``, so a run
@@ -93,16 +122,25 @@ def attack(model: keras.Model, x: np.ndarray, y: np.ndarray, config: AttackConfi
     exactly as an uninterrupted one. ``on_restart`` sees the state after every restart;
     ``on_progress`` the example-steps done so far in the current restart, after each group.
     ``y_target`` makes the attack targeted (see :func:`perturb`). Every argument is checked
-    before any attack step runs. apgd_t is untargeted (success: misclassified) and runs the
-    targeted loss towards each of its targets in turn (:func:`run_target_sweep`).
+    before any attack step runs. apgd_t and multitargeted are untargeted (success:
+    misclassified) and run the targeted loss towards each of their targets in turn
+    (:func:`run_target_sweep`). interval refuses, before any compute, a model with a layer
+    that has no interval rule (:func:`attacks.intervals.check_interval_support`).
+    ``strategy``: see :func:`perturb` (more replicas than groups is refused).
     """
     cfg = config.resolved()
     x, y = validate_inputs(x, y, model, cfg.bounds)
     num_classes = _num_classes(model, x)
-    sweep = cfg.method == "apgd_t"
+    sweep = cfg.target_sweep
     if sweep and y_target is not None:
-        raise ValueError("apgd_t chooses its targets (the top wrong classes); for one given "
-                         "target per example use apgd with y_target")
+        single = "apgd" if cfg.method == "apgd_t" else "pgd"
+        raise ValueError(f"{cfg.method} chooses its targets (the top wrong classes); for one "
+                         f"given target per example use {single} with y_target")
+    if cfg.method == "interval":
+        if y_target is not None:
+            raise ValueError("interval is untargeted (its loss is on the true class's margin "
+                             "bounds): it takes no y_target")
+        check_interval_support(model)
     if sweep and num_classes is not None and cfg.num_targets > num_classes - 1:
         raise ValueError(f"num_targets must be in 1..{num_classes - 1} (the model's classes "
                          f"minus the true one), got {cfg.num_targets}")
@@ -114,7 +152,10 @@ def attack(model: keras.Model, x: np.ndarray, y: np.ndarray, config: AttackConfi
         raise ValueError(f"restarts must be an integer >= 1, got {restarts}")
     if x_start is not None:
         x_start = validate_start(x_start, x, cfg.step_rule())
-    runner = make_runner(model, cfg, targeted=y_target is not None or sweep)
+    strategy = check_strategy(strategy)
+    check_groups(strategy, len(x), cfg.batch_size)
+    runner = make_runners(model, cfg, targeted=y_target is not None or sweep,
+                          num_classes=num_classes)
     targets = top_targets(_logits(model, x, cfg.batch_size), y, cfg.num_targets) if sweep else None
     state = resume if resume is not None else RestartState(
         x_adv=np.empty_like(x), broken=np.zeros(len(x), dtype=bool))
@@ -124,9 +165,10 @@ def attack(model: keras.Model, x: np.ndarray, y: np.ndarray, config: AttackConfi
         rng = np.random.default_rng([*seed_words(seed), r])
         if sweep:
             x_adv, correct = run_target_sweep(model, runner, cfg, x, y, targets, rng, x_start,
-                                              on_progress)
+                                              on_progress, strategy=strategy)
         else:
-            x_adv = run_restart(runner, cfg, x, y, rng, x_start, on_progress, y_target=y_target)
+            x_adv = run_restart(runner, cfg, x, y, rng, x_start, on_progress, y_target=y_target,
+                                strategy=strategy)
             pred = predict(model, x_adv, cfg.batch_size)
             correct = pred != y_target if y_target is not None else pred == y
         merge_restart(state, x_adv, correct)
@@ -135,16 +177,28 @@ def attack(model: keras.Model, x: np.ndarray, y: np.ndarray, config: AttackConfi
     return state
 
 
-def run_restart(runner: StepRunner, config: AttackConfig, x: np.ndarray, y: np.ndarray,
-                rng: np.random.Generator, x_start: np.ndarray | None = None,
+def run_restart(runner: StepRunner | Runners, config: AttackConfig, x: np.ndarray,
+                y: np.ndarray, rng: np.random.Generator, x_start: np.ndarray | None = None,
                 on_progress: Callable[[int], None] | None = None, *,
-                y_target: np.ndarray | None = None) -> np.ndarray:
-    """One restart: start point, then all steps on groups of the set; ``(N, *S)`` float32.
+                y_target: np.ndarray | None = None, strategy=None) -> np.ndarray:
+    """One restart: start point (random, clean or ``x_start``; then ODI's steps for
+    ``start="odi"``), then all steps on groups of the set (the interval method: its
+    interval phase, then PGD, per group); ``(N, *S)`` float32.
 
-    With ``config.keep == "best"`` each example ends at the first iterate (start included)
-    at which the attack succeeded, where one did, else at its last iterate.
+    ``runner``: :func:`make_runners`' loops (a bare :class:`StepRunner` for a method without
+    ODI or interval phase). ``on_progress`` sees the forward+backward passes done so far
+    per example summed over examples (ODI's and the interval phase's included). With
+    ``config.keep == "best"`` each example ends at the first iterate (the point after ODI
+    included) at which the attack succeeded, where one did, else at its last iterate. With a
+    ``strategy`` the groups run on its replicas (``attacks.distribute.run_schedule``; ODI's
+    steps run before, on the default device).
     """
     cfg = config.resolved()
+    runners = runner if isinstance(runner, Runners) else Runners(runner)
+    if (cfg.start == "odi" and runners.odi is None) or (
+            cfg.method == "interval" and runners.interval is None):
+        raise ValueError(f"{cfg.method} with start {cfg.start!r} needs the runners of "
+                         "make_runners(model, config)")
     rule = cfg.step_rule()
     if x_start is not None:
         x_adv = x_start.copy()
@@ -152,28 +206,45 @@ def run_restart(runner: StepRunner, config: AttackConfig, x: np.ndarray, y: np.n
         x_adv = rule.random_perturb(x, rng)
     else:
         x_adv = x.copy()
-    best = BestIterate.empty(x) if cfg.keep == "best" else None
     done = 0
-    for idx, n in group_schedule(len(x), cfg, rng):
-        part = best.take(idx) if best is not None else None
-        x_adv[idx] = runner.run(x_adv[idx], x[idx], y[idx], n, best=part,
-                                y_target=None if y_target is None else y_target[idx])
-        if best is not None:
-            best.put(idx, part)
-        done += len(idx) * n
+    if cfg.start == "odi":
+        x_adv = runners.odi(x_adv, x, y, rng)
+        done += len(x) * cfg.odi_steps
         if on_progress is not None:
             on_progress(done)
+    best = BestIterate.empty(x) if cfg.keep == "best" else None
+    first = cfg.interval_steps if runners.interval is not None else 0
+
+    def launch(idx: np.ndarray, n: int) -> tuple[np.ndarray, BestIterate | None]:
+        part = best.take(idx) if best is not None else None
+        targets = None if y_target is None else y_target[idx]
+        group = x_adv[idx]
+        if first:
+            group = runners.interval.run(group, x[idx], y[idx], first, best=part,
+                                         y_target=targets)
+        return runners.main.run(group, x[idx], y[idx], n, best=part, y_target=targets), part
+
+    def commit(idx: np.ndarray, n: int, result: tuple[np.ndarray, BestIterate | None]) -> None:
+        nonlocal done
+        x_adv[idx], part = result
+        if best is not None:
+            best.put(idx, part)
+        done += len(idx) * (n + first)
+        if on_progress is not None:
+            on_progress(done)
+
+    run_schedule(group_schedule(len(x), cfg, rng), launch, commit, strategy)
     return x_adv if best is None else best.select(x_adv)
 
 
-def run_target_sweep(model: keras.Model, runner: StepRunner, config: AttackConfig,
+def run_target_sweep(model: keras.Model, runner: StepRunner | Runners, config: AttackConfig,
                      x: np.ndarray, y: np.ndarray, targets: np.ndarray,
                      rng: np.random.Generator, x_start: np.ndarray | None = None,
-                     on_progress: Callable[[int], None] | None = None
+                     on_progress: Callable[[int], None] | None = None, strategy=None
                      ) -> tuple[np.ndarray, np.ndarray]:
-    """One restart of apgd_t: a targeted run (``runner``'s targeted loss, own random start
-    from ``rng``) towards ``targets[:, j]`` for ``j = 0, 1, ...``, each on the examples that
-    no earlier target's run has misclassified.
+    """One restart of apgd_t or multitargeted: a targeted run (``runner``'s targeted loss,
+    own start point from ``rng``, :func:`run_restart`) towards ``targets[:, j]`` for ``j = 0,
+    1, ...``, each on the examples that no earlier target's run has misclassified.
 
     Args:
       targets: ``(N, K)`` int64 target classes per example, best first.
@@ -191,8 +262,8 @@ def run_target_sweep(model: keras.Model, runner: StepRunner, config: AttackConfi
         progress = None if on_progress is None else (lambda d, base=done: on_progress(base + d))
         x_j = run_restart(runner, config, x[idx], y[idx], rng,
                           None if x_start is None else x_start[idx], progress,
-                          y_target=targets[idx, j])
-        done += idx.size * config.steps
+                          y_target=targets[idx, j], strategy=strategy)
+        done += idx.size * config.run_passes()
         correct = predict(model, x_j, config.batch_size) == y[idx]
         if j == 0:
             merge_restart(merged, x_j, correct)
@@ -339,6 +410,34 @@ def attack_model(model: keras.Model, compute_dtype: str = "float32") -> keras.Mo
     GPUs keep their own kernels, where the rewrite is not measured)."""
     copy = model_in_dtype(model, compute_dtype)
     return copy if gpu_available() else with_fast_input_gradient(copy)
+
+
+def make_runners(model: keras.Model, config: AttackConfig, *, targeted: bool = False,
+                 num_classes: int | None = None) -> Runners:
+    """All compiled loops of ``config`` on ``model``: :func:`make_runner`'s, plus the
+    interval phase's (objective ``attacks.intervals.interval_objective`` on ``model``'s
+    float32 bounds) and ODI's (``attacks.odi``; ``num_classes`` is the length of its ``w``,
+    default the model's output size)."""
+    cfg = config.resolved()
+    main = make_runner(model, cfg, targeted=targeted)
+    interval = odi = None
+    loss, xla = cfg.make_loss(targeted), resolve_xla(cfg.xla)
+    if cfg.method == "interval":
+        objective = interval_objective(model, cfg.interval_widths(), cfg.interval_loss,
+                                       *cfg.bounds)
+        interval = StepRunner(attack_model(model, cfg.compute_dtype), loss, cfg.interval_rule(),
+                              gradient_direction(), xla=xla, objective=objective)
+    if cfg.start == "odi":
+        classes = num_classes if num_classes is not None else _output_classes(model)
+        if classes is None:
+            raise ValueError("start='odi' needs the number of classes (the model's output "
+                             "size is unknown): pass num_classes")
+        # The untargeted form: ODI's steps track no success, so they take no targets.
+        runner = StepRunner(attack_model(model, cfg.compute_dtype), cfg.make_loss(False),
+                            cfg.odi_rule(),
+                            gradient_direction(), xla=xla, objective=odi_objective)
+        odi = ODIStart(runner, int(classes), cfg.odi_steps, cfg.batch_size)
+    return Runners(main, interval, odi)
 
 
 def make_runner(model: keras.Model, config: AttackConfig, *, targeted: bool = False,

@@ -7,19 +7,34 @@ from typing import Callable
 
 from attacks.apgd import INITIAL_STEP, APGDStep
 from attacks.directions import DEFAULT_C, DirectionFn, blob_direction_fn, gradient_direction
+from attacks.intervals import INTERVAL_LOSSES, reference_widths
 from attacks.losses import LOSSES, Loss, make_loss
+from attacks.odi import DEFAULT_ODI_STEPS
 from attacks.precision import COMPUTE_DTYPES
 from attacks.steps import L2Step, LinfStep, StepRule, quantized_unit, raw_unit, sign_unit
 
 # APGD (Croce & Hein 2020, attacks.apgd) and APGD-T, one APGD run per target class.
 APGD_METHODS = ("apgd", "apgd_t")
-METHODS = ("fgsm", "pgd", "pqgd", "blob", "blob_qg") + APGD_METHODS
+# Untargeted attacks made of one targeted run per top wrong class of the clean logits.
+TARGET_SWEEP_METHODS = ("apgd_t", "multitargeted")
+METHODS = ("fgsm", "pgd", "pqgd", "blob", "blob_qg") + APGD_METHODS + ("multitargeted",
+                                                                       "interval")
+STARTS = ("random", "clean", "odi")
+# Loss of a method when none is given.
+DEFAULT_LOSS = {"multitargeted": "logit_margin"}
+# The Interval Attack's defaults (attacks.intervals, from the reference): the reference's
+# three interval steps per restart, its margin-bound step, its widths search; the step of
+# 2 eps lands on the ball's vertex from any point, as the reference's step of ed >= 1 does.
+DEFAULT_INTERVAL_STEPS = 3
+DEFAULT_INTERVAL_LOSS = "margin"
+INTERVAL_STEP = 2.0  # times epsilon
 NORMS = ("linf", "l2")
 KEEP = ("final", "best")
 # Methods whose direction couples the examples of a group (regrouped every round).
 GROUPED_METHODS = ("blob", "blob_qg")
 QUANTIZED_METHODS = ("pqgd", "blob_qg")
-DEFAULT_NUM_TARGETS = 9  # APGD-T's targets in AutoAttack
+DEFAULT_NUM_TARGETS = 9  # APGD-T's targets in AutoAttack, MultiTargeted's in Gowal et al.
+INTERVAL_FIELDS = ("interval_steps", "interval_step_size", "interval_width", "interval_loss")
 
 
 @dataclass(frozen=True)
@@ -27,11 +42,18 @@ class AttackConfig:
     """Everything that defines one attack run (not the model or the data).
 
     Attributes:
-      method: fgsm | pgd | pqgd | blob | blob_qg | apgd | apgd_t. ``apgd`` is APGD
-        (``attacks.apgd``: its own step-size schedule from ``2 * epsilon``, momentum, best
-        point); ``apgd_t`` runs APGD with the targeted form of ``loss`` once per target, the
-        ``num_targets`` highest-scoring wrong classes of the clean logits (AutoAttack's
-        APGD-T: ``loss="dlr"``), each only on the examples no earlier target broke.
+      method: fgsm | pgd | pqgd | blob | blob_qg | apgd | apgd_t | multitargeted | interval.
+        ``apgd`` is APGD (``attacks.apgd``: its own step-size schedule from ``2 * epsilon``,
+        momentum, best point); ``apgd_t`` runs APGD with the targeted form of ``loss`` once
+        per target, the ``num_targets`` highest-scoring wrong classes of the clean logits
+        (AutoAttack's APGD-T: ``loss="dlr"``), each only on the examples no earlier target
+        broke. ``multitargeted`` (Gowal et al. 2019) does the same with PGD steps (sign or
+        quantized, ``step_size``) on the targeted logit margin ``z_t - max_{j != t} z_j``
+        (its default loss): each target's run is its own restart of ``steps`` steps with its
+        own start point; an example is broken when a run misclassifies it. ``interval``
+        (Wang et al. 2019, ``attacks.intervals``): ``interval_steps`` steps along the
+        gradient of the interval loss on the logit bounds over a box around the point, then
+        ``steps`` PGD steps from the point reached.
       epsilon: radius of the ``norm`` ball, > 0, in pixel units of ``bounds`` (the
         CIFAR-10 challenge: 8 on 0-255 images).
       steps: iterations, >= 1 (FGSM: 1); APGD's schedule is laid out over them.
@@ -40,10 +62,12 @@ class AttackConfig:
       b: quantization level >= 1; required by pqgd and blob_qg, optional for fgsm and
         apgd / apgd_t (their quantized forms: the step ``eta * zeta(b g / max|g|)``,
         ``b = 1`` the sign), not accepted by pgd and blob (whose step is the sign).
-      num_targets: apgd_t only, targets per example, in ``1 .. C - 1`` (default 9).
+      num_targets: apgd_t and multitargeted only, targets per example, in ``1 .. C - 1``
+        (default 9).
       loss: xent | cw | dlr | logit_margin (``attacks.losses``; the targeted form when the
         attack is given ``y_target``), or a callable ``(logits, y) -> (M,)`` loss
-        (``(logits, y, y_target)`` for a targeted attack).
+        (``(logits, y, y_target)`` for a targeted attack). None: the method's default
+        (logit_margin for multitargeted, xent for the others).
       kappa: CW's margin, default 50 (the challenge's); cw only.
       norm: "linf" (sign / quantized steps, ``attacks.steps.LinfStep``) or "l2"
         (``a * d / ||d||_2``, or the quantized direction normalised the same way,
@@ -54,8 +78,25 @@ class AttackConfig:
         attack succeeds, when one does, else what "final" gives; the success is read from
         the logits of the attacked model in ``compute_dtype``; for apgd_t success within a
         target's run means reaching that target, across targets being misclassified).
+      start: "random" (a uniform point of the ball), "clean" (the clean images) or "odi"
+        (``attacks.odi``: ``odi_steps`` sign steps of size ``epsilon`` maximising ``w .
+        logits``, ``w ~ U(-1, 1)^C`` per example, from the random point, or from the clean
+        images when ``random_start`` is False); None: "random" if ``random_start`` else
+        "clean". Every method takes any start (FGSM: clean unless "odi").
+      odi_steps: start "odi" only, its steps, >= 1 (default 2, the paper's).
+      interval_steps: interval only, steps of the interval phase, >= 0 (default 3, the
+        reference's interval steps per restart).
+      interval_step_size: interval only, size of an interval step, > 0 (default ``2 *
+        epsilon``: from any point of the ball it lands on the vertex, as the reference's
+        step does; smaller sizes let the quantized unit differ from the sign there).
+      interval_width: interval only, the box half-width, > 0; None: per example and step the
+        first of the reference's widths (``attacks.intervals.reference_widths(epsilon)``:
+        0.01, 0.03, 0.09, 0.15 for eps 0.3) whose box is not verified. A verified box, or a
+        misclassified point, takes no interval step.
+      interval_loss: interval only, "margin" (``max_{j != y} hi_j - lo_y``, the bound the
+        reference's step follows; default) or "xent" (``attacks.intervals.interval_loss``).
       random_start: start from a uniform point of the ball, clipped to ``bounds`` (L-inf:
-        ``clip(x_nat + U(-eps, eps), lo, hi)``) (FGSM: never). The
+        ``clip(x_nat + U(-eps, eps), lo, hi)``) (FGSM: never); ``start`` says more. The
         challenge's code clips the start the same way; the DAA authors' code does not clip
         it (the first projection does), which changes only where the first step lands.
       batch_size: images per compiled call; for BLOB the group size M of the kernel term.
@@ -73,7 +114,7 @@ class AttackConfig:
     steps: int | None = None
     step_size: float | None = None
     b: float | None = None
-    loss: str | Callable = "xent"
+    loss: str | Callable | None = None
     random_start: bool = True
     batch_size: int = 200
     steps_per_group: int = 10
@@ -85,10 +126,16 @@ class AttackConfig:
     bounds: tuple[float, float] = (0.0, 1.0)
     keep: str = "final"
     num_targets: int | None = None
+    start: str | None = None
+    odi_steps: int | None = None
+    interval_steps: int | None = None
+    interval_step_size: float | None = None
+    interval_width: float | None = None
+    interval_loss: str | None = None
 
     def __post_init__(self):
         _check(self.method in METHODS, f"unknown method {self.method!r}; known: {', '.join(METHODS)}")
-        _check(callable(self.loss) or self.loss in LOSSES,
+        _check(self.loss is None or callable(self.loss) or self.loss in LOSSES,
                f"unknown loss {self.loss!r}; known: {', '.join(LOSSES)}, or a callable")
         _check(self.norm in NORMS, f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
         _check(self.keep in KEEP, f"keep must be one of {', '.join(KEEP)}, got {self.keep!r}")
@@ -106,8 +153,32 @@ class AttackConfig:
                f"batch_size must be an integer >= 1, got {self.batch_size}")
         _check(isinstance(self.steps_per_group, int) and self.steps_per_group >= 1,
                f"steps_per_group must be an integer >= 1, got {self.steps_per_group}")
+        _check(self.start is None or self.start in STARTS,
+               f"start must be one of {', '.join(STARTS)}, got {self.start!r}")
+        _check(not (self.start == "random" and not self.random_start),
+               "start='random' contradicts random_start=False")
+        if self.odi_steps is not None:
+            _check(self.start == "odi", "odi_steps applies to start='odi' only")
+            _check(_count(self.odi_steps) and self.odi_steps >= 1,
+                   f"odi_steps must be an integer >= 1, got {self.odi_steps}")
+        if self.method != "interval":
+            given = [name for name in INTERVAL_FIELDS if getattr(self, name) is not None]
+            _check(not given, f"{', '.join(given)} applies to method interval only")
+        else:
+            _check(self.norm == "linf", "interval needs norm='linf' (its boxes are L-inf boxes)")
+            _check(self.interval_steps is None or (_count(self.interval_steps)
+                                                   and self.interval_steps >= 0),
+                   f"interval_steps must be an integer >= 0, got {self.interval_steps}")
+            _check(self.interval_step_size is None or _positive(self.interval_step_size),
+                   f"interval_step_size must be a finite number > 0, got {self.interval_step_size}")
+            _check(self.interval_width is None or _positive(self.interval_width),
+                   f"interval_width must be a finite number > 0, got {self.interval_width}")
+            _check(self.interval_loss is None or self.interval_loss in INTERVAL_LOSSES,
+                   f"interval_loss must be one of {', '.join(INTERVAL_LOSSES)}, got "
+                   f"{self.interval_loss!r}")
         if self.num_targets is not None:
-            _check(self.method == "apgd_t", "num_targets applies to apgd_t only")
+            _check(self.method in TARGET_SWEEP_METHODS,
+                   "num_targets applies to apgd_t and multitargeted only")
             _check(isinstance(self.num_targets, int) and not isinstance(self.num_targets, bool)
                    and self.num_targets >= 1,
                    f"num_targets must be an integer in 1..C-1, got {self.num_targets}")
@@ -136,49 +207,116 @@ class AttackConfig:
             _check(math.isfinite(self.c) and self.c >= 0, f"c must be a finite number >= 0, got {self.c}")
 
     def resolved(self) -> AttackConfig:
-        """The same attack with FGSM's implied settings and BLOB's default c filled in."""
+        """The same attack with every default filled in: the loss, the start (and ODI's
+        steps), FGSM's implied settings, the targets, BLOB's c, the interval settings."""
+        fill = {}
+        if self.loss is None:
+            fill["loss"] = DEFAULT_LOSS.get(self.method, "xent")
+        loss = fill.get("loss", self.loss)
+        random_start = self.random_start and self.method != "fgsm"
+        start = self.start
+        if start is None or (self.method == "fgsm" and start == "random"):
+            start = "random" if random_start else "clean"
+        fill["start"] = start
+        fill["random_start"] = start == "random" or (start == "odi" and random_start)
+        if start == "odi" and self.odi_steps is None:
+            fill["odi_steps"] = DEFAULT_ODI_STEPS
         if self.method == "fgsm":
-            return replace(self, steps=1, step_size=self.epsilon, random_start=False)
-        if self.method == "apgd_t" and self.num_targets is None:
-            return replace(self, num_targets=DEFAULT_NUM_TARGETS)
+            fill.update(steps=1, step_size=self.epsilon)
+        if self.method in TARGET_SWEEP_METHODS and self.num_targets is None:
+            fill["num_targets"] = DEFAULT_NUM_TARGETS
         if self.method in GROUPED_METHODS and self.c is None:
-            _check(not callable(self.loss) and self.loss in DEFAULT_C,
-                   f"{self.method} with loss {getattr(self.loss, '__name__', self.loss)!r} needs "
+            _check(not callable(loss) and loss in DEFAULT_C,
+                   f"{self.method} with loss {getattr(loss, '__name__', loss)!r} needs "
                    f"c (the kernel weight); defaults exist for xent (1.1) and cw (10)")
-            return replace(self, c=DEFAULT_C[self.loss])
-        return self
+            fill["c"] = DEFAULT_C[loss]
+        if self.method == "interval":
+            if self.interval_steps is None:
+                fill["interval_steps"] = DEFAULT_INTERVAL_STEPS
+            if self.interval_step_size is None:
+                fill["interval_step_size"] = INTERVAL_STEP * self.epsilon
+            if self.interval_loss is None:
+                fill["interval_loss"] = DEFAULT_INTERVAL_LOSS
+        changed = {k: v for k, v in fill.items() if getattr(self, k) != v}
+        return replace(self, **changed) if changed else self
 
     @property
     def grouped(self) -> bool:
         return self.method in GROUPED_METHODS
 
-    def gradient_passes(self) -> int:
-        """Forward+backward passes per example of one restart: ``steps`` (FGSM 1). APGD
-        adds one forward pass per run (scoring its last iterate); apgd_t makes at most
-        ``num_targets`` runs, fewer for examples an earlier target broke, plus one forward
-        pass for the clean logits that choose the targets."""
+    @property
+    def target_sweep(self) -> bool:
+        """Whether the method runs once per top wrong class (apgd_t, multitargeted)."""
+        return self.method in TARGET_SWEEP_METHODS
+
+    def run_passes(self) -> int:
+        """Forward+backward passes per example of one run from one start point: ODI's
+        ``odi_steps``, the interval phase's ``interval_steps`` (each one bound pass with its
+        backward pass; :meth:`bound_passes` counts the rest) and ``steps`` (FGSM 1)."""
         cfg = self.resolved()
-        return cfg.steps * (cfg.num_targets if cfg.method == "apgd_t" else 1)
+        odi = cfg.odi_steps if cfg.start == "odi" else 0
+        interval = cfg.interval_steps if cfg.method == "interval" else 0
+        return odi + interval + cfg.steps
+
+    def gradient_passes(self) -> int:
+        """Forward+backward passes per example of one restart: :meth:`run_passes`, times
+        ``num_targets`` for apgd_t and multitargeted (one run per target; an upper bound,
+        examples an earlier target broke take no more runs). Forward passes not counted:
+        APGD's one per run (scoring its last iterate), the one of the clean logits that
+        choose the targets, keep="best"'s one per run, and the interval width search
+        (:meth:`bound_passes`)."""
+        cfg = self.resolved()
+        return cfg.run_passes() * (cfg.num_targets if cfg.target_sweep else 1)
+
+    def interval_widths(self) -> tuple[float, ...]:
+        """The box half-widths the interval phase searches, increasing (interval only)."""
+        cfg = self.resolved()
+        if cfg.interval_width is not None:
+            return (float(cfg.interval_width),)
+        return reference_widths(cfg.epsilon)
+
+    def bound_passes(self) -> int:
+        """Interval-bound forward passes per example of one restart, besides those of
+        :meth:`gradient_passes`: the width search's ``len(interval_widths())`` per interval
+        step (each about two model forward passes, centre and radius); 0 for other methods."""
+        cfg = self.resolved()
+        if cfg.method != "interval":
+            return 0
+        return cfg.interval_steps * len(cfg.interval_widths())
 
     def step_rule(self) -> StepRule | APGDStep:
         """Sign (L2: raw) or quantized unit step: the single piece that makes an attack
         'quantized'; L-inf or L2 ball within ``bounds``; for apgd / apgd_t that rule inside
         APGD's schedule (:class:`attacks.apgd.APGDStep`, initial step size ``2 * epsilon``)."""
         cfg = self.resolved()
-        bounds = (float(cfg.bounds[0]), float(cfg.bounds[1]))
         apgd = cfg.method in APGD_METHODS
-        step_size = INITIAL_STEP * cfg.epsilon if apgd else cfg.step_size
-        if cfg.norm == "l2":
-            unit = raw_unit() if cfg.b is None else quantized_unit(cfg.b)
-            rule = L2Step(epsilon=cfg.epsilon, step_size=step_size, unit=unit, bounds=bounds)
-        else:
-            unit = sign_unit() if cfg.b is None else quantized_unit(cfg.b)
-            rule = LinfStep(epsilon=cfg.epsilon, step_size=step_size, unit=unit, bounds=bounds)
+        rule = self._rule(INITIAL_STEP * cfg.epsilon if apgd else cfg.step_size)
         return APGDStep(rule) if apgd else rule
+
+    def interval_rule(self) -> StepRule:
+        """The interval phase's step: the method's unit and ball, ``interval_step_size``."""
+        cfg = self.resolved()
+        _check(cfg.method == "interval", "interval_rule is the interval method's")
+        return self._rule(cfg.interval_step_size)
+
+    def odi_rule(self) -> StepRule:
+        """ODI's step: the sign (L2: raw) unit, step size ``epsilon``, the method's ball."""
+        return self._rule(self.epsilon, quantized=False)
+
+    def _rule(self, step_size: float, quantized: bool = True) -> StepRule:
+        cfg = self.resolved()
+        bounds = (float(cfg.bounds[0]), float(cfg.bounds[1]))
+        b = cfg.b if quantized else None
+        if cfg.norm == "l2":
+            unit = raw_unit() if b is None else quantized_unit(b)
+            return L2Step(epsilon=cfg.epsilon, step_size=step_size, unit=unit, bounds=bounds)
+        unit = sign_unit() if b is None else quantized_unit(b)
+        return LinfStep(epsilon=cfg.epsilon, step_size=step_size, unit=unit, bounds=bounds)
 
     def make_loss(self, targeted: bool = False) -> Loss:
         """The loss the driver maximises, in its targeted form for a targeted attack."""
-        return make_loss(self.loss, targeted=targeted, kappa=self.kappa)
+        cfg = self.resolved()
+        return make_loss(cfg.loss, targeted=targeted, kappa=cfg.kappa)
 
     def direction(self) -> DirectionFn:
         """Plain gradient, or the BLOB kernel-interaction direction."""
@@ -189,6 +327,10 @@ class AttackConfig:
 def _positive(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) \
         and math.isfinite(value) and value > 0
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _valid_bounds(bounds) -> bool:

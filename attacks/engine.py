@@ -11,6 +11,13 @@ direction: bookkeeping that may move the point) and ``advance(x, x_nat, d, state
 (x_next, state)``, and once after the last step ``finish(x, loss, state) -> (x_out, state)``
 (one forward pass); it declares ``state_signature(image_shape)`` and
 ``initial_state(x, n)``. A stateless rule's loop is the plain one, unchanged.
+
+An ``objective`` replaces what is differentiated: by default the loss of the model's logits;
+an objective ``(model, x, y, t, aux) -> (per-example values (M,), logits (M, C))`` may
+compute anything differentiable in ``x`` (the Interval Attack's loss on logit bounds over a
+box around ``x``, ODI's ``w . logits`` with per-example weights ``aux``), still maximised by
+the same step rule, direction and loop. ``aux`` is a per-example float32 array ``(M, K)``
+handed to :meth:`StepRunner.run`.
 """
 from __future__ import annotations
 
@@ -27,13 +34,18 @@ from attacks.directions import DirectionFn
 from attacks.losses import Loss, make_loss
 from attacks.steps import StepRule
 
+# (model, x (M, *S), y (M,), t (M,), aux (M, K)) -> (values to maximise (M,), logits (M, C)).
+Objective = Callable[[keras.Model, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor],
+                     tuple[tf.Tensor, tf.Tensor]]
+
 # Steps unrolled into one compiled call. Measured on a 2-core CPU: a Python-unrolled chunk is
 # faster than a tf.while_loop over tf.range (which blocks some graph optimisations), and a
 # chunk of 10 keeps the graph small while the Python overhead per call is amortised.
 DEFAULT_CHUNK = 10
 
 # Compiled step loops shared by every StepRunner on the same model object and the same
-# (loss, step rule, direction, xla, chunk, n, image shape, tracking): ``attacks.perturb`` builds a new runner per
+# (loss, step rule, direction, objective, xla, chunk, n, image shape, tracking):
+# ``attacks.perturb`` builds a new runner per
 # call, and retracing + re-optimising the unrolled graph cost ~0.6 s per call (~8% of a
 # 1,000-image PGD-20 run at batch 200 on 2 cores). Weakly keyed: a model that is garbage
 # collected takes its compiled loops with it.
@@ -112,16 +124,24 @@ class StepRunner:
       direction: ``(x, g) -> d``; the plain gradient or the BLOB direction of the group.
       xla: compile with XLA (``jit_compile``).
       chunk: steps unrolled per compiled call.
+      objective: what is differentiated instead of ``loss(model(x), y, t)`` (module
+        docstring); ``loss`` then only says whether success means reaching ``t``
+        (``keep="best"``). Not with a stateful rule.
     """
 
     def __init__(self, model: keras.Model, loss: str | Callable | Loss, rule: StepRule,
-                 direction: DirectionFn, xla: bool = False, chunk: int = DEFAULT_CHUNK):
+                 direction: DirectionFn, xla: bool = False, chunk: int = DEFAULT_CHUNK,
+                 objective: Objective | None = None):
         self._model = model
         self._loss = make_loss(loss)
         self._rule = rule
         self._direction = direction
         self._chunk = chunk
         self._xla = xla
+        self._objective = objective
+        if objective is not None and self.stateful:
+            raise ValueError("an objective is for stateless step rules only (a stateful rule "
+                             "scores the loss of the logits)")
         self._compiled = self._shared_cache(model)
 
     @property
@@ -139,7 +159,7 @@ class StepRunner:
         key = (type(self._rule), self._loss.targeted, _fn_key(self._loss.fn), self._rule.epsilon,
                self._rule.step_size, self._rule.bounds, _fn_key(self._rule.unit),
                _fn_key(self._direction), self._xla, self._chunk,
-               getattr(self._rule, "settings_key", ()))
+               getattr(self._rule, "settings_key", ()), _fn_key(self._objective))
         try:
             hash(key)
             per_model = _SHARED.setdefault(model, {})
@@ -153,6 +173,17 @@ class StepRunner:
         t = y if y_target is None else tf.convert_to_tensor(y_target, tf.int64)
         return _gradient(self._model, self._loss, tf.convert_to_tensor(x, tf.float32), y, t)[0]
 
+    def _aux_tensor(self, aux: np.ndarray | None, m: int) -> tuple:
+        """``(aux,)`` for a runner with an objective (``(M, 0)`` when none is given), else ``()``."""
+        if self._objective is None:
+            if aux is not None:
+                raise ValueError("aux is passed to an objective; this runner has none")
+            return ()
+        value = np.zeros((m, 0), np.float32) if aux is None else np.asarray(aux, np.float32)
+        if value.ndim != 2 or value.shape[0] != m:
+            raise ValueError(f"aux must have shape ({m}, K), got {value.shape}")
+        return (tf.convert_to_tensor(value),)
+
     def _compiled_steps(self, n: int, image_shape: tuple, track: bool):
         """``n`` steps unrolled; with ``track``, also the first successful iterate (the
         success of iterate ``k`` is read from the logits of step ``k``'s own forward pass;
@@ -163,11 +194,14 @@ class StepRunner:
             # dereferenced while tracing; the cache entry dies with the model).
             model_ref = weakref.ref(self._model)
             loss, rule, direction = self._loss, self._rule, self._direction
+            objective = self._objective
 
-            def steps(x, x_nat, y, t, *best):
+            def steps(x, x_nat, y, t, *rest):
                 model = model_ref()
+                aux, best = (rest[0], rest[1:]) if objective is not None else (None, rest)
                 for _ in range(n):
-                    x_next, logits = _one_step(model, loss, rule, direction, x, x_nat, y, t)
+                    x_next, logits = _one_step(model, loss, rule, direction, x, x_nat, y, t,
+                                               objective, aux)
                     if track:
                         best = _keep_first_success(best, x, logits, y, t, loss.targeted)
                     x = x_next
@@ -180,6 +214,8 @@ class StepRunner:
             images = tf.TensorSpec([None, *image_shape], tf.float32)
             labels = tf.TensorSpec([None], tf.int64)
             signature = [images, images, labels, labels]
+            if objective is not None:
+                signature.append(tf.TensorSpec([None, None], tf.float32))
             if track:
                 signature += [images, tf.TensorSpec([None], tf.bool)]
             self._compiled[key] = tf.function(steps, jit_compile=self._xla,
@@ -239,7 +275,7 @@ class StepRunner:
 
     def run(self, x: np.ndarray, x_nat: np.ndarray, y: np.ndarray, n: int, *,
             y_target: np.ndarray | None = None, best: BestIterate | None = None,
-            record: dict | None = None) -> np.ndarray:
+            record: dict | None = None, aux: np.ndarray | None = None) -> np.ndarray:
         """``n >= 0`` steps from ``x``; returns the final iterate (a stateful rule: what its
         ``finish`` returns, e.g. APGD's best-loss point, after one whole run of ``n`` steps).
 
@@ -253,6 +289,7 @@ class StepRunner:
           record: a stateful rule only: filled with its final state as numpy arrays, by the
             names of ``rule.state_names`` (APGD's per-step record of losses, step sizes,
             restarts and best points).
+          aux: ``(M, K)`` float32 per-example values for the runner's ``objective``.
         """
         if self._loss.targeted and y_target is None:
             raise ValueError("a targeted loss needs y_target")
@@ -263,6 +300,7 @@ class StepRunner:
         t_t = tf.convert_to_tensor(y_target, tf.int64) if self._loss.targeted else y_t
         shape = tuple(x_t.shape[1:])
         track = best is not None
+        aux_t = self._aux_tensor(aux, int(x_t.shape[0]))
         state = ((tf.convert_to_tensor(best.x, tf.float32), tf.convert_to_tensor(best.found))
                  if track else ())
         if self.stateful:
@@ -273,26 +311,33 @@ class StepRunner:
         full, rest = divmod(n, self._chunk)
         # With tracking, a last 0-step call checks the final iterate x_n.
         for m in [self._chunk] * full + ([rest] if rest else []) + ([0] if track else []):
-            out = self._compiled_steps(m, shape, track)(x_t, x_nat_t, y_t, t_t, *state)
+            out = self._compiled_steps(m, shape, track)(x_t, x_nat_t, y_t, t_t, *aux_t, *state)
             x_t, state = (out[0], tuple(out[1:])) if track else (out, ())
         if track:
             best.x, best.found = state[0].numpy(), state[1].numpy()
         return x_t.numpy()
 
 
-def _gradient(model, loss: Loss, x: tf.Tensor, y: tf.Tensor, t: tf.Tensor):
-    """``(input gradient, float32 logits)`` at ``x``: one forward and one backward pass."""
+def _gradient(model, loss: Loss, x: tf.Tensor, y: tf.Tensor, t: tf.Tensor,
+              objective: Objective | None = None, aux: tf.Tensor | None = None):
+    """``(input gradient, float32 logits)`` at ``x``: one forward and one backward pass (of
+    the ``objective`` where there is one)."""
     with tf.GradientTape() as tape:
         tape.watch(x)
-        # A bfloat16 model casts its float32 input itself (Keras autocast).
-        logits = tf.cast(model(x, training=False), tf.float32)
-        total = tf.reduce_sum(loss(logits, y, t))
+        if objective is None:
+            # A bfloat16 model casts its float32 input itself (Keras autocast).
+            logits = tf.cast(model(x, training=False), tf.float32)
+            total = tf.reduce_sum(loss(logits, y, t))
+        else:
+            values, logits = objective(model, x, y, t, aux)
+            total = tf.reduce_sum(values)
     return tf.cast(tape.gradient(total, x), tf.float32), logits
 
 
-def _one_step(model, loss: Loss, rule: StepRule, direction: DirectionFn, x, x_nat, y, t):
+def _one_step(model, loss: Loss, rule: StepRule, direction: DirectionFn, x, x_nat, y, t,
+              objective: Objective | None = None, aux: tf.Tensor | None = None):
     """``(next iterate, logits at x)``."""
-    g, logits = _gradient(model, loss, x, y, t)
+    g, logits = _gradient(model, loss, x, y, t, objective, aux)
     d = direction(x, g)
     return rule.project(rule.step(x, d), x_nat), logits
 

@@ -72,12 +72,17 @@ Written down from reading that code, for wiring the attack; the defaults are its
   steps, ``c = 1.1``). A test ``if(INTERVAL_BLOB)`` that is always true makes BLOB run in
   every configuration, after PGD/CW when those are chosen.
 
-The issue's Interval Attack (this module's intended use): interval steps along
-``interval_direction`` with the width from ``unverified_width``, then PGD from the point
-reached; the unit (sign or quantized) is the step rule's, not this module's.
+The Interval Attack of this project (``AttackConfig(method="interval")``): from the start
+point, ``interval_steps`` steps along the gradient of :func:`interval_loss` with respect to the
+box centre (:func:`interval_objective`, run by the one driver), each with the per-example
+width of :func:`unverified_width` and only for examples still classified correctly, then PGD
+from the point reached. The unit (sign or quantized) is the step rule's, not this module's.
+Where the reference alternates (PGD, interval step) three times and ends with PGD, this form
+takes its interval steps first; the PGD phase then starts from the vertex they reach.
 """
 from __future__ import annotations
 
+import weakref
 from typing import Callable, Sequence
 
 import keras
@@ -245,6 +250,45 @@ def unverified_width(model: keras.Model, x, y, widths: Sequence[float],
         unverified = interval_loss(lo, hi, y, "margin") > 0
         chosen = tf.where(unverified, tf.constant(w, tf.float32), chosen)
     return chosen
+
+
+def interval_objective(model: keras.Model, widths: Sequence[float], loss: str = "margin",
+                       clip_min: float | None = None, clip_max: float | None = None):
+    """The Interval Attack's objective for :class:`attacks.engine.StepRunner`.
+
+    ``objective(attacked, x, y, t, aux) -> (values (M,), logits (M, C))``: the logits of the
+    attacked model (the driver's, e.g. the fast-backward view of ``model``) and, per example,
+    :func:`interval_loss` ``loss`` of ``model``'s bounds over the box of half-width
+    :func:`unverified_width` (``widths``, increasing) around ``x`` (clipped to ``clip_min``,
+    ``clip_max``); 0 (no gradient, so no step) where every width is verified or the model
+    already misclassifies ``x``. Its gradient with respect to ``x`` is
+    :func:`interval_direction`'s for the chosen widths (the width choice is held fixed).
+    ``model`` is held weakly (the driver's compiled loops are cached per model).
+
+    Cost per example and step: ``len(widths)`` bound passes for the width (each about two
+    forward passes: centre and radius), one bound pass with its backward pass, and one
+    forward pass for the logits.
+    """
+    check_interval_support(model)
+    _check_loss(loss)
+    widths = tuple(float(w) for w in widths)
+    if not widths or any(not w > 0 for w in widths) or list(widths) != sorted(set(widths)):
+        raise ValueError(f"widths must be increasing positive numbers, got {list(widths)}")
+    model_ref = weakref.ref(model)
+    settings = (widths, loss, clip_min, clip_max)
+
+    def objective(attacked, x, y, t, aux):
+        bounds_model = model_ref()
+        widths_, loss_, lo_clip, hi_clip = settings
+        logits = tf.cast(attacked(x, training=False), tf.float32)
+        width = tf.stop_gradient(unverified_width(bounds_model, x, y, widths_, lo_clip, hi_clip))
+        lower, upper = _box(x, width, lo_clip, hi_clip)
+        lo, hi = logit_bounds(bounds_model, lower, upper)
+        correct = tf.equal(tf.argmax(logits, axis=1, output_type=tf.int64), tf.cast(y, tf.int64))
+        active = tf.logical_and(width > 0, correct)
+        values = interval_loss(lo, hi, y, loss_)
+        return tf.where(active, values, tf.zeros_like(values)), logits
+    return objective
 
 
 # --- the layer chain and its checks ----------------------------------------------------

@@ -121,7 +121,8 @@ def attack_runs(model: keras.Model, x: np.ndarray, y: np.ndarray, config: Attack
                 runs: int = 1, restarts: int = 1, seed: Seed = 0,
                 y_target: np.ndarray | None = None, resume: RunsState | None = None,
                 on_update: Callable[[RunsState, int], None] | None = None,
-                on_progress: Callable[[int, int, int], None] | None = None) -> RunsState:
+                on_progress: Callable[[int, int, int], None] | None = None,
+                strategy=None) -> RunsState:
     """Runs ``runs`` independent ``restarts``-restart attacks; resumable after any restart.
 
     Args:
@@ -131,6 +132,8 @@ def attack_runs(model: keras.Model, x: np.ndarray, y: np.ndarray, config: Attack
       resume: a state saved from ``on_update``; the result equals an uninterrupted run's.
       on_update: called with ``(state, run)`` after every restart (save it here).
       on_progress: called with ``(run, restart, example_steps_done)`` after each group.
+      strategy: a ``tf.distribute.Strategy`` whose replicas share the groups (see
+        :func:`attacks.perturb`); the state is the same as without one.
 
     Returns:
       The final state; ``state.worst_x_adv`` holds the strongest run's images.
@@ -155,7 +158,8 @@ def attack_runs(model: keras.Model, x: np.ndarray, y: np.ndarray, config: Attack
                 on_progress(run, state.current.completed if state.current else 0, done)
 
         attack(model, x, y, config, restarts=restarts, seed=run_seed(seed, run), y_target=y_target,
-               resume=state.current, on_restart=restart_done, on_progress=progress)
+               resume=state.current, on_restart=restart_done, on_progress=progress,
+               strategy=strategy)
     return state
 
 

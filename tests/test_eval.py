@@ -132,8 +132,18 @@ def test_challenge_config_sets_the_flags_and_explicit_flags_win(challenge_checkp
     ("--attack=fgsm --steps=5", "--attack=fgsm takes one step of size --epsilon: it has no --steps"),
     ("--attack=fgsm --step_size=0.1", "it has no --steps or --step_size"),
     ("--attack=apgd --step_size=0.1", "set their own step sizes"),
-    ("--attack=apgd --num_targets=3", "--num_targets applies to --attack=apgd_t only"),
-    ("--attack=apgd_t --target=next", "--attack=apgd_t chooses its own targets"),
+    ("--attack=apgd --num_targets=3",
+     "--num_targets applies to --attack=apgd_t and --attack=multitargeted only"),
+    ("--attack=apgd_t --target=next", "--attack=apgd_t and multitargeted choose their own targets"),
+    ("--attack=interval --target=next", "interval is untargeted"),
+    ("--attack=multitargeted --num_targets=0", "--num_targets must be >= 1"),
+    ("--odi_steps=2", "--odi_steps applies to --start=odi only"),
+    ("--start=odi --odi_steps=0", "--odi_steps must be >= 1"),
+    ("--start=random --norandom_start", "--start=random contradicts --norandom_start"),
+    ("--start=middle", "start"),
+    ("--interval_steps=2", "apply to --attack=interval only"),
+    ("--attack=interval --interval_width=0", "--interval_width must be > 0"),
+    ("--attack=interval --interval_loss=cw", "interval_loss"),
     ("--attack=pgd --budget=5", "--budget applies to --attack=strongest only"),
     ("--attack=strongest --budget=0", "--budget must be >= 1"),
 ])
@@ -254,6 +264,110 @@ def test_apgd_t_runs_records_its_settings_and_budget_and_refuses_too_many_target
     assert results["gradient_passes_per_example"] == 2 * 4
     assert "APGD-T, 4 steps, 2 targets, dlr loss" in (tmp_path / "ok" / "leaderboard.md").read_text()
     res = _eval("--attack=apgd_t", "--num_targets=10", "--num_examples=5", "--steps=2",
+                f"--output_dir={tmp_path / 'bad'}")
+    assert res.returncode == 1
+    assert _our_lines(res.stderr) == ["eval.py: num_targets must be in 1..9 (the model's classes "
+                                      "minus the true one), got 10"]
+
+
+@pytest.mark.parametrize("flags,needle", [
+    ("--strategy=none --devices=2", "--devices applies to --strategy=mirrored only"),
+    ("--strategy=mirrored --devices=0", "--devices must be a count >= 1"),
+    ("--strategy=mirrored --devices=gpu:0,gpu:0", "--devices must be a count >= 1"),
+    ("--strategy=mirrored --devices=tpu:0", "--devices must be a count >= 1"),
+    ("--strategy=ring", "strategy"),
+])
+def test_bad_strategy_flags_exit_nonzero_with_one_line(flags, needle, tmp_path):
+    res = _eval(*flags.split(" "), f"--output_dir={tmp_path / 'out'}")
+    assert res.returncode == 1
+    [line] = res.stderr.splitlines()
+    assert line.startswith("eval.py: ") and needle in line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("tf_config,needle", [
+    (None, "--strategy=multi_worker needs TF_CONFIG"),
+    ('{"cluster": {"worker": ["127.0.0.1:1"]', "TF_CONFIG is not valid JSON"),
+    ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}}',
+     "TF_CONFIG task index must be an integer in [0, 1)"),
+    ('{"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", '
+     '"index": 0}}', "do not run across hosts yet"),
+])
+def test_multi_worker_is_one_line_exit_1_and_writes_nothing(tf_config, needle, tmp_path):
+    env = {k: v for k, v in ENV.items() if k != "TF_CONFIG"}
+    if tf_config is not None:
+        env["TF_CONFIG"] = tf_config
+    res = subprocess.run([sys.executable, "eval.py", "--strategy=multi_worker",
+                          f"--output_dir={tmp_path / 'out'}"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 1
+    [line] = _our_lines(res.stderr)
+    assert needle in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_more_replicas_than_groups_or_absent_gpus_are_refused_before_the_folder_exists(tmp_path):
+    res = _eval("--strategy=mirrored", "--devices=3", "--num_examples=4", "--batch_size=2",
+                f"--output_dir={tmp_path / 'out'}")
+    assert res.returncode == 1
+    [line] = res.stderr.splitlines()  # TensorFlow's "Using MirroredStrategy" INFO line hidden
+    assert "strategy has 3 replicas but 4 example(s) at batch_size 2 make only 2 group(s)" in line
+    assert not (tmp_path / "out").exists()
+    import tensorflow as tf
+    if not tf.config.list_physical_devices("GPU"):
+        res = _eval("--strategy=mirrored", "--devices=/gpu:0", f"--output_dir={tmp_path / 'out'}")
+        assert res.returncode == 1
+        assert "--devices: /gpu:0 is not visible (0 GPU(s))" in _our_lines(res.stderr)[0]
+        assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_mirrored_on_two_logical_cpus_writes_the_outputs_of_no_strategy(tmp_path):
+    # 12 images in groups of 4: 3 BLOB groups per round over 2 replicas; 2 runs x 2 restarts.
+    args = ["--attack=blob_qg", "--b=5", "--num_examples=12", "--batch_size=4", "--steps=4",
+            "--steps_per_group=2", "--restarts=2", "--runs=2", "--noplots"]
+    out = tmp_path / "out"
+    found = {}
+    for name, flags in (("none", []), ("mirrored", ["--strategy=mirrored", "--devices=2"])):
+        res = _eval(*args, *flags, f"--output_dir={out}")
+        assert res.returncode == 0, res.stderr[-2000:]
+        assert ("on MirroredStrategy, 2 replica(s): cpu:0, cpu:1" in res.stdout) == (name != "none")
+        assert "MirroredStrategy" not in res.stderr
+        found[name] = {"attack": np.load(out / "attack.npy"), "pred": np.load(out / "pred.npy"),
+                       "results": json.loads((out / "results.json").read_text())}
+        out.rename(tmp_path / name)  # the same output_dir for both: results.json names it
+    np.testing.assert_array_equal(found["mirrored"]["attack"], found["none"]["attack"])
+    np.testing.assert_array_equal(found["mirrored"]["pred"], found["none"]["pred"])
+    timings = ("wall_time_s", "example_steps_per_s")
+    a, b = ({k: v for k, v in found[n]["results"].items() if k not in timings}
+            for n in ("none", "mirrored"))
+    assert a == b
+    assert np.abs(found["none"]["attack"] - load_dataset("mnist", "test")[0][:12]).max() > 0.29
+
+
+def test_multitargeted_and_interval_run_record_their_budget_and_bad_targets_are_refused(tmp_path):
+    res = _eval("--attack=multitargeted", "--num_targets=2", "--num_examples=20", "--steps=3",
+                "--step_size=0.03", "--start=odi", f"--output_dir={tmp_path / 'multi'}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    results = json.loads((tmp_path / "multi" / "results.json").read_text())
+    config = results["attack_config"]
+    assert (config["method"], config["num_targets"], config["loss"]) == ("multitargeted", 2,
+                                                                         "logit_margin")
+    assert (config["start"], config["odi_steps"]) == ("odi", 2)
+    assert results["gradient_passes_per_example"] == 2 * (3 + 2)
+    assert "MultiTargeted, 3 steps, a=0.03, 2 targets, logit_margin loss, ODI start (2 steps)" \
+        in (tmp_path / "multi" / "leaderboard.md").read_text()
+    res = _eval("--attack=interval", "--b=10", "--num_examples=20", "--steps=3",
+                "--interval_steps=2", f"--output_dir={tmp_path / 'interval'}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    results = json.loads((tmp_path / "interval" / "results.json").read_text())
+    config = results["attack_config"]
+    assert (config["interval_steps"], config["interval_loss"], config["b"]) == (2, "margin", 10)
+    assert results["gradient_passes_per_example"] == 2 + 3
+    assert results["interval_bound_passes_per_example"] == 2 * 4  # widths 0.01 .. 0.15
+    assert "Interval Attack (b=10), 2 interval steps (margin bound), then 3 steps" \
+        in (tmp_path / "interval" / "leaderboard.md").read_text()
+    res = _eval("--attack=multitargeted", "--num_targets=10", "--num_examples=5", "--steps=2",
                 f"--output_dir={tmp_path / 'bad'}")
     assert res.returncode == 1
     assert _our_lines(res.stderr) == ["eval.py: num_targets must be in 1..9 (the model's classes "

@@ -61,10 +61,12 @@ class EvalSettings:
     ``epsilon`` left None is taken from the model's ``config.json`` (the radius it was trained
     at, where > 0), else 0.3; ``steps`` and ``step_size`` left None are the challenge's 40 and
     0.01. FGSM takes no steps or step size (one step of size epsilon), APGD and APGD-T no
-    step size (their schedule starts at ``2 * epsilon``); ``num_targets`` is APGD-T's.
+    step size (their schedule starts at ``2 * epsilon``); ``num_targets`` is APGD-T's and
+    MultiTargeted's; ``loss`` None is the method's default (logit_margin for multitargeted,
+    else xent); ``start``/``odi_steps`` and the ``interval_*`` fields are AttackConfig's.
     ``attack="strongest"`` runs the ensemble of :mod:`attacks.ensemble` under ``budget``
     forward+backward passes per example (default ``DEFAULT_BUDGET``); it takes none of the
-    single-attack settings (steps, step size, b, loss, targets, restarts, runs).
+    single-attack settings (steps, step size, b, loss, targets, start, restarts, runs).
     ``target`` (none | next | random) makes the attack targeted; its run and restart
     accuracies then count the images that did not reach their target, while
     ``adversarial_accuracy`` stays the model's accuracy on the submitted images.
@@ -75,7 +77,7 @@ class EvalSettings:
     steps: int | None = None
     step_size: float | None = None
     b: float | None = None
-    loss: str = "xent"
+    loss: str | None = None
     random_start: bool = True
     restarts: int = 1
     runs: int = 1
@@ -100,6 +102,12 @@ class EvalSettings:
     keep: str = "best"
     target: str = "none"
     num_targets: int | None = None
+    start: str | None = None
+    odi_steps: int | None = None
+    interval_steps: int | None = None
+    interval_step_size: float | None = None
+    interval_width: float | None = None
+    interval_loss: str | None = None
     budget: int | None = None
 
     def attack_config(self) -> AttackConfig:
@@ -116,7 +124,11 @@ class EvalSettings:
                             random_start=self.random_start, batch_size=self.batch_size,
                             steps_per_group=self.steps_per_group, c=self.c,
                             compute_dtype=self.compute_dtype, xla=self.xla, kappa=self.kappa,
-                            norm=self.norm, keep=self.keep, num_targets=self.num_targets)
+                            norm=self.norm, keep=self.keep, num_targets=self.num_targets,
+                            start=self.start, odi_steps=self.odi_steps,
+                            interval_steps=self.interval_steps,
+                            interval_step_size=self.interval_step_size,
+                            interval_width=self.interval_width, interval_loss=self.interval_loss)
 
     def targets(self, y: np.ndarray, num_classes: int) -> np.ndarray | None:
         """Target classes of a targeted job (``target`` next | random), else None."""
@@ -134,8 +146,13 @@ def default_model_dir(dataset: str = "mnist") -> Path:
     return SHIPPED_MODELS / DEFAULT_ARCH_BY_DATASET[dataset]
 
 
-def run_evaluation(settings: EvalSettings, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_evaluation(settings: EvalSettings, log: Callable[[str], None] = print,
+                   strategy=None) -> dict[str, Any]:
     """Runs (or resumes) ``settings`` and writes all outputs; returns the results dict.
+
+    ``strategy``: a ``tf.distribute.Strategy`` whose replicas share the attack's groups
+    (``workflow.strategy.make_strategy``); outputs and state are the same as without one
+    (timings aside), so a run may be resumed under another strategy.
 
     Raises:
       CompatError: missing/corrupt model or data, a model of another dataset, an output_dir
@@ -146,17 +163,20 @@ def run_evaluation(settings: EvalSettings, log: Callable[[str], None] = print) -
     stage = _Stage()
     with raise_on_termination():
         try:
-            return _run(settings, log, stage)
+            return _run(settings, log, stage, strategy)
         except Interrupted as stop:
             raise stop.with_message(stage.explain(stop.signum)) from None
 
 
-def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage) -> dict[str, Any]:
+def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage,
+         strategy=None) -> dict[str, Any]:
     model_dir = _model_dir(settings)
     model_config, model_config_path = _read_model_config(model_dir)
     _check_config_dataset(settings, model_dir, model_config)
     settings, sources = _with_attack_defaults(settings, model_config, model_config_path)
     if settings.attack == STRONGEST:
+        if strategy is not None:
+            raise ValueError("attack=strongest runs on one device: it takes no strategy")
         return _run_strongest(settings, sources, model_dir, model_config, log, stage)
     if settings.budget is not None:
         raise ValueError("budget applies to attack=strongest only")
@@ -166,6 +186,8 @@ def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage) -> d
     # The final row's rules, applied now, so a bad --submitted_by fails before the attack.
     leaderboard_row(_attack_label(config, settings, model_dir, 1, 1), settings.submitted_by,
                     0.0, _dt.date.today())
+    if settings.num_examples is not None:  # refused before the folder is created
+        attacks.check_groups(strategy, settings.num_examples, config.batch_size)
     _check_writable(out, "output_dir")
     if attack_file.parent != out:
         _check_writable(attack_file.parent, "the folder of attack_path", create=False)
@@ -194,7 +216,8 @@ def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage) -> d
         log(f"model {model_dir} ({model.name}), {_scope(config, n, len(x_all), settings.dataset)}, "
             f"clean accuracy {100 * clean_accuracy:.2f}%; {settings.runs} run(s) x "
             f"{settings.restarts} restart(s) of {config.method} ({_steps_text(config, sources)})"
-            + (f"; resuming after {done} restart(s)" if done else ""))
+            + (f"; resuming after {done} restart(s)" if done else "")
+            + (f"; on {_strategy_text(strategy)}" if strategy is not None else ""))
         started = time.perf_counter()
 
         def save(current: RunsState, run: int) -> None:
@@ -211,12 +234,17 @@ def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage) -> d
 
         state = attack_runs(model, x, y, config, runs=settings.runs, restarts=settings.restarts,
                             seed=settings.seed, y_target=y_target, resume=state, on_update=save,
-                            on_progress=progress.within_restart)
+                            on_progress=progress.within_restart, strategy=strategy)
         stage.writing()
         wall = elapsed_before + time.perf_counter() - started
         return _write_outputs(settings, config, model, model_dir, checkpoint_files, x, y,
                               len(x_all), state, clean_accuracy, wall, progress.rate(), sources,
                               log)
+
+
+def _strategy_text(strategy) -> str:
+    from workflow.strategy import describe
+    return describe(strategy)
 
 
 class _Stage:
@@ -281,8 +309,12 @@ def _write_outputs(settings, config, model, model_dir, checkpoint_files, x, y, a
         "merged_accuracies": state.run_merged_accuracies,
         "examples": model_examples(model, x, y, x_adv, pred, settings.plot_examples,
                                    config.batch_size),
-        # Upper bound (apgd_t stops early on broken examples); APGD adds a forward pass per run.
+        # Upper bound (apgd_t and multitargeted stop early on broken examples); ODI's and the
+        # interval phase's steps included; APGD adds a forward pass per run.
         "gradient_passes_per_example": config.gradient_passes() * settings.restarts * settings.runs,
+        # The interval width search's bound forward passes (about two model passes each).
+        "interval_bound_passes_per_example":
+            config.bound_passes() * settings.restarts * settings.runs,
         "wall_time_s": wall,
         "example_steps_per_s": rate,
         "outputs": {"attack": str(attack_file), "pred": str(out / PRED_FILE)},
@@ -408,6 +440,9 @@ def _steps_text(config: AttackConfig, sources: dict[str, str]) -> str:
         return f"one step of size eps; {where}"
     if config.method in APGD_METHODS:
         return f"{config.steps} steps, step size from 2 eps; {where}"
+    if config.method == "interval":
+        return (f"{config.interval_steps} interval steps of {config.interval_step_size:g}, then "
+                f"{config.steps} steps of {config.step_size:g}; {where}")
     return f"{config.steps} steps of {config.step_size:g}; {where}"
 
 
@@ -538,14 +573,23 @@ def _restarts_done(state: RunsState, restarts: int) -> int:
 def _attack_label(config: AttackConfig, settings: EvalSettings, model_dir: Path, n: int,
                   available: int) -> str:
     name = {"fgsm": "FGSM", "pgd": "PGD", "pqgd": "PQGD", "blob": "DAA-BLOB",
-            "blob_qg": "BLOB_QG", "apgd": "APGD", "apgd_t": "APGD-T"}[config.method]
+            "blob_qg": "BLOB_QG", "apgd": "APGD", "apgd_t": "APGD-T",
+            "multitargeted": "MultiTargeted", "interval": "Interval Attack"}[config.method]
     parts = [f"{name}" + (f" (b={config.b:g})" if config.b is not None else "")]
     if config.method in APGD_METHODS:
         parts.append(f"{config.steps} steps"
                      + (f", {config.num_targets} targets" if config.num_targets else ""))
+    elif config.method == "multitargeted":
+        parts.append(f"{config.steps} steps, a={config.step_size:g}, "
+                     f"{config.num_targets} targets")
+    elif config.method == "interval":
+        parts.append(f"{config.interval_steps} interval steps ({config.interval_loss} bound), "
+                     f"then {config.steps} steps, a={config.step_size:g}")
     elif config.method != "fgsm":
         parts.append(f"{config.steps} steps, a={config.step_size:g}")
     parts.append(f"{config.loss} loss")
+    if config.start == "odi":
+        parts.append(f"ODI start ({config.odi_steps} steps)")
     if settings.target != "none":
         parts.append(f"targeted ({settings.target})")
     if config.norm != "linf":
@@ -611,12 +655,19 @@ class _LogStream:
 def _check_strongest_settings(settings: EvalSettings) -> None:
     """The ensemble takes none of the single-attack settings; one line naming the first."""
     single = {"steps": settings.steps, "step_size": settings.step_size, "b": settings.b,
-              "num_targets": settings.num_targets, "kappa": settings.kappa, "c": settings.c}
+              "num_targets": settings.num_targets, "kappa": settings.kappa, "c": settings.c,
+              "start": settings.start, "odi_steps": settings.odi_steps,
+              "interval_steps": settings.interval_steps,
+              "interval_step_size": settings.interval_step_size,
+              "interval_width": settings.interval_width, "interval_loss": settings.interval_loss}
     given = [name for name, value in single.items() if value is not None]
     if given:
         raise ValueError(f"attack=strongest sets its members' settings itself: it takes no "
                          f"{given[0]} (its gradient budget is --budget)")
-    for name, value, default in (("loss", settings.loss, "xent"), ("target", settings.target, "none"),
+    if settings.loss not in (None, "xent"):
+        raise ValueError(f"attack=strongest sets its members' losses itself: it takes no loss, "
+                         f"got {settings.loss}")
+    for name, value, default in (("target", settings.target, "none"),
                                  ("norm", settings.norm, "linf"), ("restarts", settings.restarts, 1),
                                  ("runs", settings.runs, 1)):
         if value != default:

@@ -176,7 +176,7 @@ def test_apgd_t_lowers_accuracy_below_clean_and_fgsm_on_the_shipped_model(shippe
 @pytest.mark.parametrize("kwargs,needle", [
     (dict(method="apgd_t", num_targets=0), "num_targets must be an integer in 1..C-1"),
     (dict(method="apgd_t", num_targets=10), "num_targets must be in 1..9"),
-    (dict(method="apgd", num_targets=3), "num_targets applies to apgd_t only"),
+    (dict(method="apgd", num_targets=3), "num_targets applies to apgd_t and multitargeted only"),
     (dict(method="apgd", step_size=0.01), "sets its own step sizes"),
     (dict(method="apgd_t", y_target=np.ones(4, np.int64)), "apgd_t chooses its targets"),
 ])

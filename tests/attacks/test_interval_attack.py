@@ -1,0 +1,131 @@
+"""The Interval Attack (Wang et al. 2019): interval steps on logit bounds, then PGD."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from attacks import AttackConfig, perturb, predict
+from attacks.api import make_runners
+from attacks.engine import StepRunner
+from attacks.intervals import interval_direction, unverified_width
+
+EPS = 0.3
+
+
+@pytest.fixture(scope="module")
+def batch(mnist_test):
+    x, y = mnist_test
+    return x[1000:1040], y[1000:1040]
+
+
+def test_an_interval_step_is_the_sign_of_the_interval_direction_at_the_unverified_width(
+        shipped_mnist, batch):
+    x, y = batch[0][:16], batch[1][:16]
+    config = AttackConfig(method="interval", epsilon=EPS, steps=1, step_size=0.01,
+                          interval_step_size=0.05, random_start=False)
+    runner = make_runners(shipped_mnist, config).interval
+    stepped = runner.run(x, x, y, 1)
+    # Independent of the driver: intervals.py's eager functions and numpy.
+    widths = unverified_width(shipped_mnist, x, y, (0.01, 0.03, 0.09, 0.15), 0.0, 1.0).numpy()
+    direction = np.zeros_like(x)
+    for w in np.unique(widths[widths > 0]):
+        rows = widths == w
+        direction[rows] = interval_direction(shipped_mnist, x[rows], y[rows], float(w), "margin",
+                                             0.0, 1.0).numpy()
+    correct = predict(shipped_mnist, x) == y
+    direction[~correct | (widths == 0)] = 0
+    expected = np.clip(np.clip(x + 0.05 * np.sign(direction), x - EPS, x + EPS), 0, 1)
+    assert (widths > 0).any() and correct.any()
+    np.testing.assert_allclose(stepped, expected, atol=1e-6)
+    moved = np.abs(stepped - x).reshape(len(x), -1).max(axis=1) > 0
+    np.testing.assert_array_equal(moved, correct & (widths > 0))
+
+
+@pytest.mark.slow  # three traces of the bounds graph: 37 s measured on a loaded 2-core CPU
+def test_b_1_equals_the_sign_form_bit_for_bit(shipped_mnist, batch):
+    x, y = batch[0][:10], batch[1][:10]
+    common = dict(method="interval", epsilon=EPS, steps=3, step_size=0.03, interval_steps=2,
+                  interval_step_size=0.05, interval_width=0.03, seed=3)
+    sign = perturb(shipped_mnist, x, y, **common)
+    np.testing.assert_array_equal(perturb(shipped_mnist, x, y, b=1, **common), sign)
+    assert not np.array_equal(perturb(shipped_mnist, x, y, b=100, **common), sign)
+
+
+def test_same_seed_same_images_other_seed_other_images(shipped_mnist, batch):
+    x, y = batch[0][:10], batch[1][:10]
+    run = lambda seed: perturb(shipped_mnist, x, y, method="interval", epsilon=EPS, steps=2,
+                               step_size=0.03, interval_width=0.03, seed=seed)
+    first = run(5)
+    np.testing.assert_array_equal(run(5), first)
+    assert not np.array_equal(run(6), first)
+    assert np.abs(first - x).max() <= EPS + 1e-6 and first.min() >= 0 and first.max() <= 1
+
+
+@pytest.mark.slow
+def test_lowers_accuracy_below_clean_and_fgsm_on_the_shipped_model(shipped_mnist, batch):
+    x, y = batch
+    accuracy = lambda images: float(np.mean(predict(shipped_mnist, images) == y))
+    fgsm = accuracy(perturb(shipped_mnist, x, y, method="fgsm", epsilon=EPS))
+    for b in (None, 10):
+        interval = accuracy(perturb(shipped_mnist, x, y, method="interval", epsilon=EPS,
+                                    steps=20, step_size=0.03, b=b, seed=0))
+        assert interval < accuracy(x) and interval < fgsm, b
+
+
+def test_defaults_are_the_references_and_the_budget_counts_both_phases():
+    config = AttackConfig(method="interval", epsilon=EPS, steps=40, step_size=0.01).resolved()
+    assert (config.interval_steps, config.interval_loss) == (3, "margin")
+    assert config.interval_step_size == pytest.approx(2 * EPS)
+    assert config.interval_widths() == pytest.approx((0.01, 0.03, 0.09, 0.15))
+    assert config.gradient_passes() == 43 and config.bound_passes() == 3 * 4
+    fixed = AttackConfig(method="interval", epsilon=EPS, steps=40, step_size=0.01,
+                         interval_width=0.05, interval_steps=5, start="odi")
+    assert fixed.interval_widths() == (0.05,)
+    assert fixed.gradient_passes() == 2 + 5 + 40 and fixed.bound_passes() == 5
+
+
+def _gelu_model():
+    inputs = keras.Input((784,))
+    hidden = keras.layers.Dense(8, activation="gelu")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(10)(hidden))
+
+
+def _residual_model():
+    inputs = keras.Input((784,))
+    hidden = keras.layers.Dense(784)(inputs)
+    return keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Add()([inputs, hidden])))
+
+
+@pytest.mark.parametrize("build,needle", [(_gelu_model, "activation 'gelu'"),
+                                          (_residual_model, "takes 2 inputs")])
+def test_models_with_layers_without_interval_rules_are_refused_before_any_step(
+        monkeypatch, build, needle):
+    monkeypatch.setattr(StepRunner, "run", lambda *a, **k: pytest.fail("a step ran"))
+    x = np.zeros((4, 784), np.float32)
+    with pytest.raises(ValueError) as err:
+        perturb(build(), x, np.zeros(4, np.int64), method="interval", epsilon=EPS, steps=2,
+                step_size=0.01)
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    (dict(method="pgd", interval_steps=2), "interval_steps applies to method interval only"),
+    (dict(interval_steps=-1), "interval_steps must be an integer >= 0"),
+    (dict(interval_width=0.0), "interval_width must be a finite number > 0"),
+    (dict(interval_loss="cw"), "interval_loss must be one of xent, margin"),
+    (dict(interval_step_size=float("nan")), "interval_step_size must be a finite number > 0"),
+    (dict(norm="l2"), "interval needs norm='linf'"),
+])
+def test_bad_interval_settings_are_one_line_errors(kwargs, needle):
+    settings = dict(method="interval", epsilon=EPS, steps=5, step_size=0.01)
+    settings.update(kwargs)
+    with pytest.raises(ValueError) as err:
+        AttackConfig(**settings)
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_targeted_interval_attacks_are_refused(tiny_model):
+    x = np.zeros((2, 784), np.float32)
+    with pytest.raises(ValueError, match="interval is untargeted"):
+        perturb(tiny_model, x, np.zeros(2, np.int64), method="interval", epsilon=EPS, steps=1,
+                step_size=0.01, y_target=np.ones(2, np.int64))
