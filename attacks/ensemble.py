@@ -13,7 +13,8 @@ are recorded per member.
 Every member draws its random start for the WHOLE set from its own seed and attacks the
 unbroken examples from their part of it, so an example's trajectory under a member does not
 depend on which other examples are still unbroken (for the per-example methods: PGD, PQGD,
-APGD, APGD-T; BLOB's groups couple the examples of a group).
+APGD, APGD-T; BLOB's groups couple the examples of a group, and an ODI start's weights are
+drawn for the attacked examples only).
 """
 from __future__ import annotations
 
@@ -206,7 +207,7 @@ def strongest(model: keras.Model, x: np.ndarray, y: np.ndarray, epsilon: float, 
         member_seed = [*words, k]
         idx = np.flatnonzero(~state.broken)
         x_start = None
-        if cfg.random_start and idx.size:
+        if cfg.resolved().random_start and idx.size:  # "clean" starts stay clean
             # Drawn for the whole set, so an example's start does not depend on the others.
             x_start = cfg.step_rule().random_perturb(x, np.random.default_rng(member_seed))[idx]
         spent = [0]
