@@ -5,6 +5,7 @@
                                                      # the eps of the model's config.json
     python eval.py --attack=pqgd --b=100 --steps=200 --restarts=50 --num_examples=10000 \\
         --model_dir=models/secret --output_dir=runs/secret_pqgd
+    python eval.py --attack=strongest --budget=100   # the ensemble, 100 passes per image
     python eval.py --config=config.json              # a challenge config.json; flags win
     python eval.py --dataset=cifar10 --model_dir=models/downloaded/<model> \\
         --data_dir=<folder with cifar-10-batches-bin>  # the CIFAR-10 challenge: eps 8, 10
@@ -31,11 +32,13 @@ PROGRAM = "eval.py"
 FLAGS = flags.FLAGS
 
 flags.DEFINE_enum("attack", "pgd", ["fgsm", "pgd", "pqgd", "blob", "blob_qg", "apgd", "apgd_t",
-                                    "multitargeted", "interval"],
+                                     "multitargeted", "interval", "strongest"],
                   "Attack method (apgd: APGD, its step size from 2 eps; apgd_t: APGD-T, one "
                   "targeted run per top wrong class; multitargeted: PGD on the targeted logit "
                   "margin, one run per top wrong class; interval: interval steps on logit "
-                  "bounds, then PGD).")
+                  "bounds, then PGD; strongest: the ensemble of attacks.ensemble under --budget).")
+flags.DEFINE_integer("budget", None, "strongest: forward+backward passes per image for the "
+                     "whole ensemble (default 100).")
 flags.DEFINE_float("b", None, "Quantization level (>= 1) for pqgd, blob_qg and quantized fgsm, "
                    "apgd, apgd_t, multitargeted and interval.")
 flags.DEFINE_integer("num_targets", None, "apgd_t and multitargeted: targets per image, "
@@ -112,6 +115,10 @@ flags.register_validator("submitted_by", lambda v: bool(v.strip()) and not set(v
                          "--submitted_by must be one non-empty line")
 flags.register_validator("attack_path", lambda v: bool(v.strip()),
                          "--attack_path must name a file")
+flags.register_validator("budget", lambda v: v is None or v >= 1, "--budget must be >= 1")
+flags.register_multi_flags_validator(
+    ["attack", "budget"], lambda f: f["budget"] is None or f["attack"] == "strongest",
+    "--budget applies to --attack=strongest only")
 flags.register_validator("b", lambda v: v is None or v >= 1, "--b must be >= 1")
 flags.register_validator("restarts", lambda v: v >= 1, "--restarts must be >= 1")
 flags.register_validator("runs", lambda v: v >= 1, "--runs must be >= 1")
@@ -186,7 +193,7 @@ def settings_from_flags():
     values = {name: FLAGS[name].value for name in EvalSettings.__dataclass_fields__}
     if FLAGS.config:
         from_config = config_to_flag_values(read_challenge_config(FLAGS.config), EVAL_CONFIG_TO_FLAGS)
-        if FLAGS.attack == "fgsm":  # a challenge config's k and a are for the iterative attack
+        if FLAGS.attack in ("fgsm", "strongest"):  # a challenge config's k and a are for the iterative attack
             from_config = {k: v for k, v in from_config.items() if k not in ("steps", "step_size")}
         if FLAGS.attack in ("apgd", "apgd_t"):  # APGD's schedule sets the step sizes
             from_config.pop("step_size", None)

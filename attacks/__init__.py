@@ -46,6 +46,11 @@ then ``steps`` PGD steps; models with layers without interval rules are refused 
 step. ODI (Tashiro et al. 2020): ``start="odi"``, ``odi_steps`` (default 2) sign steps of
 size ``epsilon`` maximising ``w . logits``, ``w ~ U(-1, 1)^C`` per example, before any method;
 counted in ``gradient_passes``.
+
+``strongest(model, x, y, epsilon, budget=100)`` (``attacks.ensemble``): the members of
+``DEFAULT_MEMBERS`` in order, each on the examples no earlier one broke, under one budget of
+forward+backward passes per example; per member the examples it attacked and broke and the
+passes it spent.
 """
 from attacks.apgd import APGDStep, checkpoints, top_targets
 from attacks.api import (RestartState, Runners, attack, attack_model, make_runner, make_runners,
@@ -54,13 +59,16 @@ from attacks.calibration import resolve_compute_dtype
 from attacks.config import APGD_METHODS, KEEP, METHODS, NORMS, STARTS, AttackConfig
 from attacks.distribute import check_groups, check_strategy, run_schedule
 from attacks.directions import DirectionFn, blob_direction, blob_direction_fn, gradient_direction
+from attacks.ensemble import (DEFAULT_BUDGET, DEFAULT_MEMBERS, EnsembleState, Member,
+                              MemberResult, member_steps, strongest)
 from attacks.engine import BestIterate, Objective, StepRunner, resolve_xla
 from attacks.losses import LOSSES, Loss, make_loss, per_example_loss
 from attacks.quantize import quantize
 from attacks.runs import RunsState, attack_runs
 from attacks.steps import L2Step, LinfStep, StepRule, UnitFn, quantized_unit, raw_unit, sign_unit
 
-__all__ = ["APGDStep", "APGD_METHODS", "AttackConfig", "BestIterate", "DirectionFn", "KEEP", "L2Step", "LOSSES", "LinfStep",
+__all__ = ["DEFAULT_BUDGET", "DEFAULT_MEMBERS", "EnsembleState", "Member",
+           "MemberResult", "member_steps", "strongest", "APGDStep", "APGD_METHODS", "AttackConfig", "BestIterate", "DirectionFn", "KEEP", "L2Step", "LOSSES", "LinfStep",
            "Loss", "METHODS", "NORMS", "Objective", "RestartState", "Runners", "RunsState",
            "STARTS", "StepRule", "StepRunner",
            "UnitFn", "attack", "attack_model", "attack_runs", "blob_direction",

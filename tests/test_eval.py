@@ -144,6 +144,8 @@ def test_challenge_config_sets_the_flags_and_explicit_flags_win(challenge_checkp
     ("--interval_steps=2", "apply to --attack=interval only"),
     ("--attack=interval --interval_width=0", "--interval_width must be > 0"),
     ("--attack=interval --interval_loss=cw", "interval_loss"),
+    ("--attack=pgd --budget=5", "--budget applies to --attack=strongest only"),
+    ("--attack=strongest --budget=0", "--budget must be >= 1"),
 ])
 def test_bad_flags_exit_nonzero_with_one_line(flag, needle):
     res = _eval(*flag.split(" "))
@@ -439,3 +441,36 @@ def test_multitargeted_and_interval_run_record_their_budget_and_bad_targets_are_
     assert res.returncode == 1
     assert _our_lines(res.stderr) == ["eval.py: num_targets must be in 1..9 (the model's classes "
                                       "minus the true one), got 10"]
+
+
+@pytest.mark.slow
+def test_strongest_records_each_members_breaks_and_passes_resumes_and_refuses_other_settings(tmp_path):
+    out = tmp_path / "s"
+    args = ("--attack=strongest", "--budget=4", "--num_examples=12", f"--output_dir={out}",
+            "--noplots")
+    res = _eval(*args)
+    assert res.returncode == 0, res.stderr[-2000:]
+    results = json.loads((out / "results.json").read_text())
+    ens = results["ensemble"]
+    assert ens["budget"] == 4 and results["settings"]["budget"] == 4
+    left = 12 - ens["clean_broken"]
+    for member, config in zip(ens["members"], ens["member_configs"]):
+        assert member["attacked"] == left and config["steps"] == member["steps"]
+        assert member["passes"] == member["steps"] * member["attacked"]
+        left -= member["broke"]
+    pred = np.load(out / "pred.npy", allow_pickle=False)
+    y = load_dataset("mnist", "test")[1][:12]
+    assert int(np.sum(pred == y)) == left
+    assert results["adversarial_accuracy"] == pytest.approx(left / 12)
+    assert results["gradient_passes_per_example"] == pytest.approx(
+        sum(m["passes"] for m in ens["members"]) / 12)
+    assert "| strongest (" in (out / "leaderboard.md").read_text()
+    assert "member 1/" in res.stdout and " done: broke " in res.stdout
+    first = np.load(out / "attack.npy")
+    res = _eval(*args)  # every member finished: nothing is attacked again
+    assert res.returncode == 0 and "resuming after" in res.stdout
+    np.testing.assert_array_equal(np.load(out / "attack.npy"), first)
+    res = _eval(*args[:1], "--budget=6", *args[2:])
+    assert res.returncode == 1
+    assert _our_lines(res.stderr)[0].startswith(f"eval.py: {out / 'state.npz'}: this output "
+                                                f"directory holds a run with other settings")

@@ -42,6 +42,7 @@ from workflow.progress import ProgressPrinter, format_duration
 from workflow.signals import Interrupted, raise_on_termination, signal_name
 
 STATE_FILE = "state.npz"
+STRONGEST = "strongest"
 RESULTS_FILE = "results.json"
 PRED_FILE = "pred.npy"
 LEADERBOARD_FILE = "leaderboard.md"
@@ -67,6 +68,9 @@ class EvalSettings:
     schedule starts at ``2 * epsilon``); ``num_targets`` is APGD-T's and MultiTargeted's;
     ``loss`` None is the method's default (logit_margin for multitargeted, else xent);
     ``start``/``odi_steps`` and the ``interval_*`` fields are AttackConfig's.
+    ``attack="strongest"`` runs the ensemble of :mod:`attacks.ensemble` under ``budget``
+    forward+backward passes per example (default ``DEFAULT_BUDGET``); it takes none of the
+    single-attack settings (steps, step size, b, loss, targets, start, restarts, runs).
     ``target`` (none | next | random) makes the attack targeted; its run and restart
     accuracies then count the images that did not reach their target, while
     ``adversarial_accuracy`` stays the model's accuracy on the submitted images.
@@ -108,6 +112,7 @@ class EvalSettings:
     interval_step_size: float | None = None
     interval_width: float | None = None
     interval_loss: str | None = None
+    budget: int | None = None
 
     def attack_config(self) -> AttackConfig:
         """The attack (``epsilon``, ``steps``, ``step_size`` must be filled in, except FGSM's).
@@ -175,6 +180,12 @@ def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage,
     model_config, model_config_path = _read_model_config(model_dir)
     _check_config_dataset(settings, model_dir, model_config)
     settings, sources = _with_attack_defaults(settings, model_config, model_config_path)
+    if settings.attack == STRONGEST:
+        if strategy is not None:
+            raise ValueError("attack=strongest runs on one device: it takes no strategy")
+        return _run_strongest(settings, sources, model_dir, model_config, log, stage)
+    if settings.budget is not None:
+        raise ValueError("budget applies to attack=strongest only")
     config = settings.attack_config().resolved()
     out = Path(settings.output_dir)
     attack_file = _attack_file(settings)
@@ -253,6 +264,7 @@ class _Stage:
         self.done = 0
         self.total = 0
         self.outputs = False
+        self.unit = "restart"  # what a saved step is: a restart, or an ensemble's member
 
     def attacking(self, state_file: Path, done: int, total: int) -> None:
         self.state_file, self.done, self.total = state_file, done, total
@@ -271,10 +283,11 @@ class _Stage:
             return (f"interrupted by {name} while writing the outputs; the finished attack is "
                     f"saved in {self.state_file}: rerun the same command to write them")
         if self.done == 0:
-            return (f"interrupted by {name} before the first restart finished; nothing was "
+            return (f"interrupted by {name} before the first {self.unit} finished; nothing was "
                     f"saved, rerunning starts over")
-        return (f"interrupted by {name}; {self.done} of {self.total} restart(s) are saved in "
-                f"{self.state_file}: rerun the same command to resume after restart {self.done}")
+        return (f"interrupted by {name}; {self.done} of {self.total} {self.unit}(s) are saved in "
+                f"{self.state_file}: rerun the same command to resume after {self.unit} "
+                f"{self.done}")
 
 
 def _write_outputs(settings, config, model, model_dir, checkpoint_files, x, y, available, state,
@@ -413,7 +426,7 @@ def _with_attack_defaults(settings: EvalSettings, model_config: dict,
     for name, (key, default) in defaults.items():
         if getattr(settings, name) is not None:
             sources[name] = "given"
-        elif settings.attack == "fgsm" and name != "epsilon":
+        elif settings.attack in ("fgsm", STRONGEST) and name != "epsilon":
             continue  # one step of size epsilon
         elif settings.attack in APGD_METHODS and name == "step_size":
             continue  # APGD's schedule sets its step sizes
@@ -674,3 +687,172 @@ class _LogStream:
 
     def flush(self) -> None:
         sys.stdout.flush()
+
+
+# --------------------------------------------------------------------------- strongest
+def _check_strongest_settings(settings: EvalSettings) -> None:
+    """The ensemble takes none of the single-attack settings; one line naming the first."""
+    single = {"steps": settings.steps, "step_size": settings.step_size, "b": settings.b,
+              "num_targets": settings.num_targets, "kappa": settings.kappa, "c": settings.c,
+              "start": settings.start, "odi_steps": settings.odi_steps,
+              "interval_steps": settings.interval_steps,
+              "interval_step_size": settings.interval_step_size,
+              "interval_width": settings.interval_width, "interval_loss": settings.interval_loss}
+    given = [name for name, value in single.items() if value is not None]
+    if given:
+        raise ValueError(f"attack=strongest sets its members' settings itself: it takes no "
+                         f"{given[0]} (its gradient budget is --budget)")
+    if settings.loss not in (None, "xent"):
+        raise ValueError(f"attack=strongest sets its members' losses itself: it takes no loss, "
+                         f"got {settings.loss}")
+    for name, value, default in (("target", settings.target, "none"),
+                                 ("norm", settings.norm, "linf"), ("restarts", settings.restarts, 1),
+                                 ("runs", settings.runs, 1)):
+        if value != default:
+            raise ValueError(f"attack=strongest runs its members once, untargeted, under L-inf: "
+                             f"{name} must be {default}, got {value}")
+    if settings.budget is not None and not (isinstance(settings.budget, int) and settings.budget >= 1):
+        raise ValueError(f"budget must be an integer >= 1 (passes per example), got {settings.budget}")
+
+
+def _strongest_label(budget: int, epsilon: float, model_dir: Path, n: int, available: int) -> str:
+    from attacks import DEFAULT_MEMBERS
+    names = " + ".join(m.name for m in DEFAULT_MEMBERS)
+    return (f"strongest ({names}), budget {budget} passes, eps {epsilon:g}, {n:,} of "
+            f"{available:,} test images, model {_model_label(model_dir)}")
+
+
+def _run_strongest(settings: EvalSettings, sources: dict[str, str], model_dir: Path,
+                   model_config: dict, log: Callable[[str], None], stage: _Stage) -> dict[str, Any]:
+    """``attack=strongest``: the ensemble, saved and resumable after every member."""
+    from attacks import (DEFAULT_BUDGET, DEFAULT_MEMBERS, EnsembleState, MemberResult,
+                         member_steps, strongest)
+    _check_strongest_settings(settings)
+    budget = DEFAULT_BUDGET if settings.budget is None else settings.budget
+    settings = dataclasses.replace(settings, budget=budget)
+    steps = member_steps(DEFAULT_MEMBERS, budget, settings.epsilon)  # refuses a small budget
+    configs = [dataclasses.asdict(m.config(settings.epsilon, s, batch_size=settings.batch_size,
+                                           compute_dtype=settings.compute_dtype, xla=settings.xla))
+               for m, s in zip(DEFAULT_MEMBERS, steps)]
+    out = Path(settings.output_dir)
+    attack_file = _attack_file(settings)
+    leaderboard_row(_strongest_label(budget, settings.epsilon, model_dir, 1, 1),
+                    settings.submitted_by, 0.0, _dt.date.today())
+    _check_writable(out, "output_dir")
+    if attack_file.parent != out:
+        _check_writable(attack_file.parent, "the folder of attack_path", create=False)
+    with FolderLock(out):
+        remove_stale_temporaries(out, exclusive=True)
+        if attack_file.parent != out:
+            remove_stale_temporaries(attack_file.parent)
+        model = load_model(model_dir, arch=settings.arch)
+        _check_arch(settings, model_dir, model.name, model_config)
+        x_all, y_all = load_dataset(settings.dataset, "test", settings.data_dir)
+        n = _num_examples(settings.num_examples, len(x_all))
+        x, y = x_all[:n], y_all[:n]
+        checkpoint_files = checkpoint_sha256(model_dir)
+        keep = {k: v for k, v in dataclasses.asdict(settings).items()
+                if k not in ("output_dir", "attack_path", "submitted_by", "model_dir", "data_dir",
+                             "xla", "plots", "plot_examples")}
+        fingerprint = {"settings": keep, "members": [m.record() for m in DEFAULT_MEMBERS],
+                       "member_configs": json.loads(json.dumps(configs, default=_json_default)),
+                       "xla": resolve_xla(settings.xla), "checkpoint_sha256": checkpoint_files,
+                       "num_examples": n, "data_sha256": _data_sha256(x, y)}
+        state_file = out / STATE_FILE
+        resume, elapsed_before = None, 0.0
+        if state_file.exists():
+            arrays, meta = load_state(state_file)
+            differs = _differences(json.loads(json.dumps(fingerprint)), meta.get("fingerprint"))
+            if differs:
+                raise CompatError(f"{state_file}: this output directory holds a run with other "
+                                  f"settings ({'; '.join(differs)}); use another --output_dir or "
+                                  f"delete {state_file.name}")
+            if arrays.get("x_adv") is None or arrays["x_adv"].shape != x.shape \
+                    or arrays.get("broken") is None or arrays["broken"].shape != (n,):
+                raise CompatError(f"{state_file}: inconsistent state file (expected images of "
+                                  f"shape {x.shape}); delete it to start over")
+            resume = EnsembleState(x_adv=arrays["x_adv"].astype(np.float32),
+                                   broken=arrays["broken"].astype(bool),
+                                   clean_broken=int(meta["clean_broken"]),
+                                   members=[MemberResult(**m) for m in meta["members"]],
+                                   budget=budget)
+            elapsed_before = float(meta.get("elapsed_s", 0.0))
+        stage.unit = "member"
+        done = 0 if resume is None else resume.completed
+        stage.attacking(state_file, done, len(DEFAULT_MEMBERS))
+        clean_accuracy = float(np.mean(predict(model, x, settings.batch_size) == y))
+        log(f"model {model_dir} ({model.name}), {_scope_text(settings.epsilon, n, len(x_all), settings.dataset)}, "
+            f"clean accuracy {100 * clean_accuracy:.2f}%; strongest, budget {budget} passes per "
+            f"example: " + ", ".join(f"{m.name} {s} steps" for m, s in zip(DEFAULT_MEMBERS, steps))
+            + f"; {_sources_text({'epsilon': sources['epsilon']})}"
+            + (f"; resuming after {done} member(s)" if done else ""))
+        started = time.perf_counter()
+        last_line = [started]
+
+        def progress(k: int, spent: int) -> None:
+            now = time.perf_counter()
+            if now - last_line[0] >= 10.0:
+                last_line[0] = now
+                log(f"member {k + 1}/{len(DEFAULT_MEMBERS)} {DEFAULT_MEMBERS[k].name} in "
+                    f"progress: {spent:,} passes")
+
+        def save(current: EnsembleState) -> None:
+            meta = {"fingerprint": fingerprint, "clean_broken": current.clean_broken,
+                    "members": [dataclasses.asdict(m) for m in current.members],
+                    "elapsed_s": elapsed_before + time.perf_counter() - started}
+            save_state(state_file, {"x_adv": current.x_adv, "broken": current.broken}, meta)
+            stage.saved(current.completed)
+            m = current.members[-1]
+            last_line[0] = time.perf_counter()
+            log(f"member {current.completed}/{len(DEFAULT_MEMBERS)} {m.name} done: broke "
+                f"{m.broke} of {m.attacked} attacked ({m.passes / max(1, m.attacked):.0f} passes "
+                f"each), accuracy {100 * current.accuracy:.2f}%")
+
+        state = strongest(model, x, y, settings.epsilon, budget=budget, seed=settings.seed,
+                          batch_size=settings.batch_size, compute_dtype=settings.compute_dtype,
+                          xla=settings.xla, resume=resume, on_member=save, on_progress=progress)
+        stage.writing()
+        wall = elapsed_before + time.perf_counter() - started
+        check_submission(state.x_adv, x, settings.epsilon, num_examples=n)
+        pred = predict(model, state.x_adv, settings.batch_size)
+        adversarial_accuracy = float(np.mean(pred == y))
+        save_array_atomic(attack_file, state.x_adv.astype(np.float32))
+        save_array_atomic(out / PRED_FILE, pred)
+        results = {
+            "settings": dataclasses.asdict(settings),
+            "settings_source": sources,
+            "attack_config": {"method": STRONGEST, "epsilon": settings.epsilon,
+                              "bounds": (0.0, 1.0), "budget": budget},
+            "ensemble": {**state.summary(), "member_configs": configs,
+                         "member_specs": [m.record() for m in DEFAULT_MEMBERS]},
+            "model": {"path": str(Path(model_dir).resolve()), "name": model.name,
+                      "checkpoint_sha256": checkpoint_files},
+            "data": {"dataset": settings.dataset, "split": "test", "num_examples": n,
+                     "available": len(x_all), "sha256": _data_sha256(x, y),
+                     "source": dataset_source(settings.dataset, "test", settings.data_dir)},
+            "clean_accuracy": clean_accuracy,
+            "adversarial_accuracy": adversarial_accuracy,
+            "examples": model_examples(model, x, y, state.x_adv, pred, settings.plot_examples,
+                                       settings.batch_size),
+            # Mean over the examples of the passes actually spent (at most the budget).
+            "gradient_passes_per_example": state.passes_per_example,
+            "wall_time_s": wall,
+            "outputs": {"attack": str(attack_file), "pred": str(out / PRED_FILE)},
+            "versions": _versions(),
+            "date": _dt.date.today().isoformat(),
+        }
+        _write_json(out / RESULTS_FILE, results)
+        row = leaderboard_row(_strongest_label(budget, settings.epsilon, model_dir, n, len(x_all)),
+                              settings.submitted_by, adversarial_accuracy, _dt.date.today())
+        write_leaderboard(out / LEADERBOARD_FILE, [row], notes=_leaderboard_notes(n, len(x_all)))
+        if settings.plots:
+            plot_outputs(out, results, x, state.x_adv, log)
+        log(f"model {_model_label(model_dir)}, {_scope_text(settings.epsilon, n, len(x_all), settings.dataset)}: "
+            f"clean accuracy {100 * clean_accuracy:.2f}%, adversarial accuracy "
+            f"{100 * adversarial_accuracy:.2f}% (strongest, {state.passes_per_example:.1f} of "
+            f"{budget} passes per example spent), {format_duration(wall)} wall; wrote {attack_file}")
+        return results
+
+
+def _scope_text(epsilon: float, n: int, available: int, dataset: str) -> str:
+    return f"eps {epsilon:g}, {n:,} of {available:,} {dataset} test images"

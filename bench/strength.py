@@ -1,0 +1,356 @@
+"""Accuracy under attack against the gradient budget, sign and quantized, with the peers.
+
+    python -m bench.strength                          # 200 MNIST test images from 1000,
+                                                      # eps 0.3, budgets 10, 30, 100
+    python -m bench.strength --n 20 --budgets 10 --out /tmp/s.json --md /tmp/s.md \\
+        --png /tmp/s.png                              # smoke run
+
+The budget is forward+backward passes per example. Every attack runs once (seed 0) at each
+budget on the same held-out images (the ensemble's members were chosen on images 0-199, see
+``bench.strength_tuning``): ours as ``steps = budget`` (PGD-family step size
+``2.5 * eps / steps``; APGD its own schedule), ``strongest`` (``attacks.ensemble``) with the
+budget as its total, and the peers built on the same Keras weights: ART's APGD-CE and
+APGD-DLR (``steps = budget``) and AutoAttack's APGD-CE + APGD-T part assembled from ART's
+APGD (CE on all, then targeted DLR towards each of the 9 top wrong classes of the clean
+logits on the examples still correct: ``budget // 10`` steps per run, AutoAttack's 1 : 9).
+Results are saved after every (attack, budget) cell to ``--out``; rerunning the command
+skips the cells already there with the same settings (and, for ``strongest``, the same
+members); ``--merge`` takes over the cells of other result files. Then ``--md`` (table) and ``--png`` (plot) are written from the JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+ATTACKS: dict[str, dict[str, Any]] = {
+    # name -> our AttackConfig settings (besides epsilon, steps, step_size), family and unit
+    "PGD": {"family": "PGD", "unit": "sign", "settings": {"method": "pgd"}},
+    "PQGD b=10": {"family": "PGD", "unit": "quantized", "settings": {"method": "pqgd", "b": 10.0}},
+    "PQGD b=100": {"family": "PGD", "unit": "quantized", "settings": {"method": "pqgd", "b": 100.0}},
+    "BLOB": {"family": "BLOB", "unit": "sign", "settings": {"method": "blob"}},
+    "BLOB_QG b=100": {"family": "BLOB", "unit": "quantized",
+                      "settings": {"method": "blob_qg", "b": 100.0}},
+    "APGD-CE": {"family": "APGD-CE", "unit": "sign", "settings": {"method": "apgd", "loss": "xent"}},
+    "APGD-CE b=10": {"family": "APGD-CE", "unit": "quantized",
+                     "settings": {"method": "apgd", "loss": "xent", "b": 10.0}},
+    "APGD-DLR": {"family": "APGD-DLR", "unit": "sign", "settings": {"method": "apgd", "loss": "dlr"}},
+    "APGD-DLR b=10": {"family": "APGD-DLR", "unit": "quantized",
+                      "settings": {"method": "apgd", "loss": "dlr", "b": 10.0}},
+    "strongest": {"family": "ensemble", "unit": "mixed", "settings": None},
+    "ART APGD-CE": {"family": "peer", "unit": "sign", "settings": None},
+    "ART APGD-DLR": {"family": "peer", "unit": "sign", "settings": None},
+    "ART APGD-CE + APGD-T": {"family": "peer", "unit": "sign", "settings": None},
+}
+PEERS = ("ART APGD-CE", "ART APGD-DLR", "ART APGD-CE + APGD-T")
+PGD_STEP_FACTOR = 2.5
+AA_TARGETS = 9
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model_dir", default="models/pretrained/madry_mnist")
+    p.add_argument("--start", type=int, default=1000, help="first test image (held out)")
+    p.add_argument("--n", type=int, default=200, help="test images attacked")
+    p.add_argument("--epsilon", type=float, default=0.3)
+    p.add_argument("--budgets", default="10,30,100", help="passes per example, comma-separated")
+    p.add_argument("--attacks", default=",".join(ATTACKS), help="subset of the rows, comma-separated")
+    p.add_argument("--batch_size", type=int, default=200)
+    p.add_argument("--out", default="bench/strength.json")
+    p.add_argument("--md", default="bench/strength.md")
+    p.add_argument("--png", default="bench/strength.png")
+    p.add_argument("--merge", default="", help="comma-separated result files of runs with the "
+                   "same settings (e.g. some rows computed by another process): their cells "
+                   "are taken over, not recomputed")
+    args = p.parse_args(argv)
+    try:
+        args.budget_list = sorted({int(b) for b in args.budgets.split(",") if b.strip()})
+    except ValueError:
+        p.error(f"--budgets must be integers, got {args.budgets!r}")
+    args.attack_list = [a for a in args.attacks.split(",") if a.strip()]
+    unknown = [a for a in args.attack_list if a not in ATTACKS]
+    if unknown:
+        p.error(f"unknown attacks {unknown}; known: {', '.join(ATTACKS)}")
+    if args.n < 1 or args.start < 0 or args.epsilon <= 0 or not args.budget_list \
+            or min(args.budget_list) < 1:
+        p.error("--n must be >= 1, --start >= 0, --epsilon > 0, --budgets >= 1")
+    return args
+
+
+# --------------------------------------------------------------------------- running
+def run_ours(model, x, y, name: str, budget: int, epsilon: float, batch_size: int) -> dict:
+    import attacks
+    settings = dict(ATTACKS[name]["settings"])
+    step_size = None if settings["method"].startswith("apgd") else PGD_STEP_FACTOR * epsilon / budget
+    cfg = attacks.AttackConfig(epsilon=epsilon, steps=budget, step_size=step_size,
+                               batch_size=batch_size, **settings)
+    state = attacks.attack(model, x, y, cfg, seed=0)
+    return {"x_adv": state.x_adv, "passes_per_example": float(cfg.gradient_passes())}
+
+
+def run_strongest(model, x, y, budget: int, epsilon: float, batch_size: int) -> dict:
+    from attacks.ensemble import strongest
+    state = strongest(model, x, y, epsilon, budget=budget, seed=0, batch_size=batch_size)
+    return {"x_adv": state.x_adv, "passes_per_example": state.passes_per_example,
+            "members": state.summary()["members"]}
+
+
+def run_peer(model, x, y, name: str, budget: int, epsilon: float, batch_size: int) -> dict:
+    from art.attacks.evasion import AutoProjectedGradientDescent
+    from bench.peers import make_art_classifier
+    classifier = make_art_classifier(model)
+
+    def apgd(x_in, labels, loss, steps, targeted):
+        att = AutoProjectedGradientDescent(
+            classifier, norm=np.inf, eps=epsilon, eps_step=2 * epsilon, max_iter=steps,
+            targeted=targeted, nb_random_init=1, batch_size=batch_size, loss_type=loss,
+            verbose=False)
+        return att.generate(x=x_in, y=labels.astype(np.int64)).astype(np.float32)
+
+    if name == "ART APGD-CE":
+        return {"x_adv": apgd(x, y, "cross_entropy", budget, False), "passes_per_example": float(budget)}
+    if name == "ART APGD-DLR":
+        return {"x_adv": apgd(x, y, "difference_logits_ratio", budget, False),
+                "passes_per_example": float(budget)}
+    import attacks
+    steps = budget // (1 + AA_TARGETS)
+    if steps < 1:
+        raise ValueError(f"budget {budget} is below {1 + AA_TARGETS} (one step per APGD run)")
+    x_adv = apgd(x, y, "cross_entropy", steps, False)
+    correct = attacks.predict(model, x_adv) == y
+    passes = steps * len(x)
+    targets = attacks.top_targets(np.asarray(model(x, training=False)), y, AA_TARGETS)
+    for j in range(AA_TARGETS):
+        idx = np.flatnonzero(correct)
+        if idx.size == 0:
+            break
+        x_j = apgd(x[idx], targets[idx, j], "difference_logits_ratio", steps, True)
+        passes += steps * idx.size
+        fooled = attacks.predict(model, x_j) != y[idx]
+        x_adv[idx[fooled]] = x_j[fooled]
+        correct[idx[fooled]] = False
+    return {"x_adv": x_adv, "passes_per_example": passes / len(x)}
+
+
+def cell_key(name: str, budget: int) -> str:
+    return f"{name}@{budget}"
+
+
+def members_record() -> list[dict]:
+    from attacks.ensemble import DEFAULT_MEMBERS
+    return [m.record() for m in DEFAULT_MEMBERS]
+
+
+def load_results(path: Path, settings: dict) -> dict:
+    """The saved results when their settings equal ``settings``, else a fresh record."""
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved.get("settings") == settings:
+            return saved
+        print(f"{path}: settings differ from this run's; starting afresh", flush=True)
+    return {"settings": settings, "cells": {}}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from attacks import predict
+    from bench.throughput import machine
+    from experiments.report import write_json, write_text
+    from mnist_challenge_compat import load_dataset, load_model
+
+    model = load_model(args.model_dir)
+    x_all, y_all = load_dataset("mnist", "test")
+    if args.start + args.n > len(x_all):
+        raise SystemExit(f"--start + --n must be at most {len(x_all)}")
+    x, y = x_all[args.start:args.start + args.n], y_all[args.start:args.start + args.n]
+    settings = {"model_dir": args.model_dir, "start": args.start, "n": args.n,
+                "epsilon": args.epsilon, "batch_size": args.batch_size, "seed": 0,
+                "pgd_step_factor": PGD_STEP_FACTOR, "aa_targets": AA_TARGETS}
+    out = Path(args.out)
+    results = load_results(out, settings)
+    for other in (Path(m) for m in args.merge.split(",") if m.strip()):
+        saved = json.loads(other.read_text())
+        if saved.get("settings") != settings:
+            raise SystemExit(f"--merge {other}: its settings differ from this run's")
+        for key, cell in saved["cells"].items():
+            results["cells"].setdefault(key, cell)
+    results["clean_accuracy"] = float(np.mean(predict(model, x) == y))
+    results["machine"] = machine()
+    results["commit"] = _commit()
+    results["date"] = datetime.date.today().isoformat()
+    for budget in args.budget_list:           # every attack at a budget before the next budget
+        for name in args.attack_list:
+            key = cell_key(name, budget)
+            cell = results["cells"].get(key)
+            if cell is not None and (name != "strongest" or cell.get("ensemble") == members_record()):
+                continue
+            began = time.perf_counter()
+            try:
+                if name == "strongest":
+                    run = run_strongest(model, x, y, budget, args.epsilon, args.batch_size)
+                elif name in PEERS:
+                    run = run_peer(model, x, y, name, budget, args.epsilon, args.batch_size)
+                else:
+                    run = run_ours(model, x, y, name, budget, args.epsilon, args.batch_size)
+            except ValueError as err:  # a budget too small for the attack: recorded, not fatal
+                results["cells"][key] = {"attack": name, "budget": budget, "skipped": str(err)}
+                write_json(out, results)
+                print(f"{key}: skipped ({err})", flush=True)
+                continue
+            seconds = time.perf_counter() - began
+            x_adv = run.pop("x_adv")
+            dist = float(np.abs(x_adv - x).max())
+            if dist > args.epsilon * (1 + 1e-5) + 1e-6 or x_adv.min() < 0 or x_adv.max() > 1:
+                raise SystemExit(f"{key}: images leave the eps-ball or [0, 1] (L-inf {dist:g})")
+            acc = float(np.mean(predict(model, x_adv) == y))
+            cell = {"attack": name, "budget": budget, "accuracy": acc, "seconds": seconds,
+                    "family": ATTACKS[name]["family"], "unit": ATTACKS[name]["unit"], **run}
+            if name == "strongest":
+                cell["ensemble"] = members_record()
+            results["cells"][key] = cell
+            write_json(out, results)
+            print(f"{key}: {100 * acc:.1f}% ({run['passes_per_example']:.1f} passes/example, "
+                  f"{seconds:.0f} s)", flush=True)
+    write_json(out, results)
+    write_text(args.md, render_table(results))
+    write_plot(results, args.png)
+    print(f"wrote {args.out}, {args.md}, {args.png}", flush=True)
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+# --------------------------------------------------------------------------- reporting
+def _cells(results: dict) -> list[dict]:
+    return [c for c in results["cells"].values() if "accuracy" in c]
+
+
+def header(results: dict) -> str:
+    s, m = results["settings"], results["machine"]
+    return (f"MNIST test images {s['start']}-{s['start'] + s['n'] - 1} ({s['n']}, held out), "
+            f"model `{s['model_dir']}`, eps {s['epsilon']:g}, one run, seed {s['seed']}; clean "
+            f"accuracy {100 * results['clean_accuracy']:.1f}%. {results['date']}, {m['cpu']} "
+            f"({m['cores']} cores, shared with other work), TensorFlow {m['tensorflow']}, commit "
+            f"{results['commit']}.")
+
+
+def sign_vs_quantized(results: dict) -> list[str]:
+    """One line per quantized row and budget where it is above its family's sign row."""
+    by = {(c["attack"], c["budget"]): c for c in _cells(results)}
+    lines = []
+    for (name, budget), cell in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        if cell.get("unit") != "quantized":
+            continue
+        sign = [c for (n, b), c in by.items()
+                if b == budget and c.get("family") == cell["family"] and c.get("unit") == "sign"]
+        if sign and cell["accuracy"] > sign[0]["accuracy"]:
+            lines.append(f"{name} at budget {budget}: {100 * cell['accuracy']:.1f}% > "
+                         f"{sign[0]['attack']} {100 * sign[0]['accuracy']:.1f}%")
+    return lines
+
+
+def strongest_vs_peers(results: dict) -> list[str]:
+    """One line per budget where ``strongest`` is not below every peer at that budget."""
+    by = {(c["attack"], c["budget"]): c for c in _cells(results)}
+    lines = []
+    for budget in sorted({b for _, b in by}):
+        ours = by.get(("strongest", budget))
+        if ours is None:
+            continue
+        peers = [by[(p, budget)] for p in PEERS if (p, budget) in by]
+        worse = [p for p in peers if p["accuracy"] <= ours["accuracy"]]
+        for p in worse:
+            lines.append(f"budget {budget}: strongest {100 * ours['accuracy']:.1f}% is not below "
+                         f"{p['attack']} {100 * p['accuracy']:.1f}%")
+    return lines
+
+
+def render_table(results: dict) -> str:
+    """Markdown: accuracy (%) per attack (rows) and budget (columns), with the header and the
+    goal checks."""
+    cells = _cells(results)
+    budgets = sorted({c["budget"] for c in results["cells"].values()})
+    names = [n for n in ATTACKS if any(c["attack"] == n for c in results["cells"].values())]
+    names += sorted({c["attack"] for c in results["cells"].values()} - set(names))
+    by = {(c["attack"], c["budget"]): c for c in results["cells"].values()}
+    lines = ["# Accuracy against the gradient budget (`python -m bench.strength`)", "",
+             header(results), "",
+             "Accuracy under attack (%, lower is a stronger attack) at a budget of forward+"
+             "backward passes per example; `strongest` and APGD-CE + APGD-T spend less on "
+             "examples broken early (mean passes per example in brackets).", "",
+             "| attack | unit | " + " | ".join(f"budget {b}" for b in budgets) + " |",
+             "| --- | --- | " + " | ".join("---:" for _ in budgets) + " |"]
+    for name in names:
+        row = []
+        for b in budgets:
+            c = by.get((name, b))
+            if c is None:
+                row.append("")
+            elif "accuracy" not in c:
+                row.append("n/a")
+            else:
+                spent = c.get("passes_per_example", b)
+                extra = f" ({spent:.1f})" if abs(spent - b) > 0.05 else ""
+                row.append(f"{100 * c['accuracy']:.1f}{extra}")
+        unit = ATTACKS[name]["unit"] if name in ATTACKS else next(
+            (c.get("unit", "") for c in results["cells"].values() if c["attack"] == name), "")
+        lines.append(f"| {name} | {unit} | " + " | ".join(row) + " |")
+    skipped = [c for c in results["cells"].values() if "skipped" in c]
+    if skipped:
+        lines += ["", "n/a: " + "; ".join(f"{c['attack']} at {c['budget']}: {c['skipped']}"
+                                           for c in skipped)]
+    strong = [c for c in cells if c["attack"] == "strongest" and "members" in c]
+    if strong:
+        lines += ["", "`strongest` per member (examples attacked / broken):"]
+        for c in sorted(strong, key=lambda c: c["budget"]):
+            parts = ", ".join(f"{m['name']} {m['steps']} steps {m['attacked']}/{m['broke']}"
+                              for m in c["members"])
+            lines.append(f"- budget {c['budget']}: {parts}")
+    above = sign_vs_quantized(results)
+    lines += ["", "Quantized at or below its sign variant: " +
+              ("yes, at every budget." if not above else "not everywhere: " + "; ".join(above) + ".")]
+    if strong:
+        notbelow = strongest_vs_peers(results)
+        lines.append("`strongest` below every peer at each budget: " +
+                     ("yes." if not notbelow else "not everywhere: " + "; ".join(notbelow) + "."))
+    return "\n".join(lines) + "\n"
+
+
+def write_plot(results: dict, path: str | Path) -> Path:
+    """Accuracy against budget (log x), one line per attack; PNG at ``path``."""
+    from experiments.report import pyplot, save_figure
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    cells = _cells(results)
+    names = [n for n in ATTACKS if any(c["attack"] == n for c in cells)]
+    names += sorted({c["attack"] for c in cells} - set(names))
+    for name in names:
+        pts = sorted((c["budget"], 100 * c["accuracy"]) for c in cells if c["attack"] == name)
+        unit = next(c.get("unit") for c in cells if c["attack"] == name)
+        style = {"quantized": "-", "sign": "--", "mixed": "-"}.get(unit, ":")
+        width = 2.5 if name == "strongest" else 1.2
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", lw=width, label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("gradient budget (forward+backward passes per example)")
+    ax.set_ylabel("accuracy under attack (%)")
+    s, m = results["settings"], results["machine"]
+    ax.set_title(f"MNIST {s['n']} held-out images, eps {s['epsilon']:g}; {results['date']}, "
+                 f"{m['cpu']}, commit {results['commit']}", fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    return save_figure(fig, path)
+
+
+if __name__ == "__main__":
+    main()
