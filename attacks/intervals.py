@@ -14,6 +14,8 @@ with naive interval arithmetic. Every point of the box has logits inside the ret
   both ends.
 - ``MaxPooling2D``, ``AveragePooling2D``, ``GlobalMaxPooling2D``, ``GlobalAveragePooling2D``:
   monotone, so applied to ``lo`` and ``hi`` separately.
+- ``Rescaling`` (``y = x * scale + offset``, any sign of ``scale``): ``c' = s c + o``,
+  ``r' = |s| r``.
 - ``BatchNormalization`` in inference form (so ``models.layers.InferenceBatchNormalization``):
   per channel ``y = s x + t`` with ``s = gamma / sqrt(var + eps)``: ``c' = s c + t``,
   ``r' = |s| r``.
@@ -458,6 +460,13 @@ def _batch_norm(layer, lo, hi) -> Bounds:
     return _affine(lo, hi, lambda v: v * scale, lambda v: v * tf.abs(scale), shift)
 
 
+def _rescaling(layer, lo, hi) -> Bounds:
+    # y = x * scale + offset, scale and offset scalars or broadcast per channel (any sign).
+    scale = tf.cast(layer.scale, lo.dtype)
+    offset = tf.cast(layer.offset, lo.dtype)
+    return _affine(lo, hi, lambda v: v * scale, lambda v: v * tf.abs(scale), offset)
+
+
 def _per_image_standardization(layer, lo, hi) -> Bounds:
     axes = list(range(1, lo.shape.rank))
     n = float(np.prod(lo.shape[1:]))
@@ -491,6 +500,7 @@ _RULES: dict[type, _Rule] = {
     keras.layers.Dense: _dense,
     keras.layers.Conv2D: _conv,
     keras.layers.BatchNormalization: _batch_norm,
+    keras.layers.Rescaling: _rescaling,
     PerImageStandardization: _per_image_standardization,
     keras.layers.ReLU: _both_ends,
     keras.layers.LeakyReLU: _both_ends,

@@ -148,6 +148,21 @@ def test_sampled_points_of_a_box_have_logits_inside_the_bounds_for_random_layer_
                    _samples(lower, upper, rng, 16) + _gradient_vertices(model, lower, upper))
 
 
+@pytest.mark.parametrize("scale,offset", [(1 / 255, 0.0), (-0.5, 1.0), ((2.0, -1.0), (0.5, -0.25))])
+def test_rescaling_bounds_contain_sampled_points_for_any_sign_of_the_scale(scale, offset):
+    inputs = keras.Input((5, 5, 2))
+    x = keras.layers.Rescaling(scale, offset)(inputs)
+    x = keras.layers.Conv2D(3, 3, activation="relu")(x)
+    model = keras.Model(inputs, keras.layers.Dense(4)(keras.layers.Flatten()(x)))
+    rng = np.random.default_rng(3)
+    lower, upper = _random_box((2, 5, 5, 2), rng, 0.3)
+    _assert_inside(model, lower, upper,
+                   _samples(lower, upper, rng, 16) + _gradient_vertices(model, lower, upper))
+    lo, hi = (b.numpy() for b in intervals.logit_bounds(model, lower, lower))
+    np.testing.assert_allclose(lo, model(lower).numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(hi, lo, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("kind", ["dense", "conv_valid_stride2", "conv_same_dilated",
                                   "batchnorm"])
 def test_bounds_of_a_single_affine_layer_are_attained_at_the_vertices(kind):

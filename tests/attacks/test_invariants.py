@@ -10,6 +10,8 @@ METHOD_ARGS = {
     "blob": dict(steps=3, step_size=0.05, steps_per_group=2),
     "blob_qg": dict(steps=3, step_size=0.05, b=50, steps_per_group=2),
     "apgd": dict(steps=3), "apgd_t": dict(steps=3, b=30, num_targets=2),
+    "multitargeted": dict(steps=3, step_size=0.05, b=30, num_targets=2),
+    "interval": dict(steps=3, step_size=0.05, b=30, interval_steps=2),
 }
 
 

@@ -83,12 +83,17 @@ METHOD_ARGS = {
     "fgsm": {}, "pgd": dict(steps=3), "pqgd": dict(steps=3, b=200),
     "blob": dict(steps=3, steps_per_group=2), "blob_qg": dict(steps=3, b=50, steps_per_group=2),
     "apgd": dict(steps=3), "apgd_t": dict(steps=3, b=20, loss="dlr", num_targets=3),
+    "multitargeted": dict(steps=3, b=20, num_targets=2),
 }
 # Methods that set their own step size (FGSM: epsilon; APGD: its schedule).
 OWN_STEP_SIZE = ("fgsm", *APGD_METHODS)
 
 
-@pytest.mark.parametrize("method", METHODS)
+# The Interval Attack's boxes are L-inf: it refuses norm="l2" (tests/attacks/test_interval_attack.py).
+L2_METHODS = [m for m in METHODS if m != "interval"]
+
+
+@pytest.mark.parametrize("method", L2_METHODS)
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n=st.integers(1, 7), eps=st.sampled_from([0.1, 1.0, 3.0, 30.0]), step=st.sampled_from([0.05, 0.5, 5.0]),
        batch=st.integers(1, 4), seed=st.integers(0, 2**16), keep=st.sampled_from(["final", "best"]))

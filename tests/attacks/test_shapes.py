@@ -66,11 +66,14 @@ def test_blob_direction_flattens_each_example(mnist_test):
 OWN_STEP_SIZE = ("fgsm", *APGD_METHODS)
 CIFAR_ARGS = {"fgsm": {}, "pgd": dict(steps=3), "pqgd": dict(steps=3, b=100),
               "blob": dict(steps=3, steps_per_group=2), "blob_qg": dict(steps=3, b=50, steps_per_group=2),
-              "apgd": dict(steps=3, b=10), "apgd_t": dict(steps=3, loss="dlr", num_targets=2)}
+              "apgd": dict(steps=3, b=10), "apgd_t": dict(steps=3, loss="dlr", num_targets=2),
+              "multitargeted": dict(steps=3, b=10, num_targets=2), "interval": dict(steps=3, b=10)}
+# The Interval Attack's boxes are L-inf: it refuses norm="l2" (tests/attacks/test_interval_attack.py).
+CIFAR_CASES = [(m, *norm) for m in METHODS for norm in (("linf", 8.0, 2.0), ("l2", 300.0, 75.0))
+               if not (m == "interval" and norm[0] == "l2")]
 
 
-@pytest.mark.parametrize("norm,eps,step", [("linf", 8.0, 2.0), ("l2", 300.0, 75.0)])
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method,norm,eps,step", CIFAR_CASES)
 def test_cifar_shaped_cnn_on_0_255_keeps_every_invariant(cifar_cnn, method, norm, eps, step):
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (10, 32, 32, 3)).astype(np.float32)
