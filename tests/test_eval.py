@@ -414,6 +414,7 @@ def test_mirrored_on_two_logical_cpus_writes_the_outputs_of_no_strategy(tmp_path
     assert np.abs(found["none"]["attack"] - load_dataset("mnist", "test")[0][:12]).max() > 0.29
 
 
+@pytest.mark.slow
 def test_multitargeted_and_interval_run_record_their_budget_and_bad_targets_are_refused(tmp_path):
     res = _eval("--attack=multitargeted", "--num_targets=2", "--num_examples=20", "--steps=3",
                 "--step_size=0.03", "--start=odi", f"--output_dir={tmp_path / 'multi'}")

@@ -32,6 +32,7 @@ def test_step_representations_are_sign_normalised_and_quantized_per_image():
     np.testing.assert_array_equal(reps["quantized b=10"], [[10, -1, 0, 1], [10, 5, -1, 0]])
 
 
+@pytest.mark.slow
 def test_a_rerender_on_another_machine_keeps_the_cells_provenance(tmp_path, monkeypatch):
     model_dir = default_model_dir("mnist")
     x, y = load_dataset("mnist", "test")

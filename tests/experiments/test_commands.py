@@ -194,6 +194,7 @@ def test_figures_without_matplotlib_name_the_extra_to_install(monkeypatch):
         pyplot()
 
 
+@pytest.mark.slow
 def test_other_images_in_another_data_dir_do_not_reuse_the_cells(table2_dir, mnist_dir, tmp_path):
     # Same images in another folder (the shared copy of the official test set): all reused.
     same = _run("table3", f"--num_examples={N}", "--runs=1", f"--restarts={RUNS}",
