@@ -844,7 +844,8 @@ def _run_strongest(settings: EvalSettings, sources: dict[str, str], model_dir: P
         _write_json(out / RESULTS_FILE, results)
         row = leaderboard_row(_strongest_label(budget, settings.epsilon, model_dir, n, len(x_all)),
                               settings.submitted_by, adversarial_accuracy, _dt.date.today())
-        write_leaderboard(out / LEADERBOARD_FILE, [row], notes=_leaderboard_notes(n, len(x_all)))
+        write_leaderboard(out / LEADERBOARD_FILE, [row], notes=_leaderboard_notes(
+            n, len(x_all), protocol(settings.dataset).num_eval_examples))
         if settings.plots:
             plot_outputs(out, results, x, state.x_adv, log)
         log(f"model {_model_label(model_dir)}, {_scope_text(settings.epsilon, n, len(x_all), settings.dataset)}: "
