@@ -17,9 +17,8 @@ import time
 import numpy as np
 
 import attacks
-from bench.throughput import machine
+from bench.throughput import held_out_mnist, machine
 from experiments.report import write_json
-from mnist_challenge_compat import load_dataset, load_model
 
 
 def parse_args(argv=None):
@@ -41,11 +40,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    model = load_model(args.model_dir)
-    x_all, y_all = load_dataset("mnist", "test")
-    if args.start + args.n > len(x_all):
-        raise SystemExit(f"--start + --n must be at most {len(x_all)}")
-    x, y = x_all[args.start:args.start + args.n], y_all[args.start:args.start + args.n]
+    model, x, y = held_out_mnist(args.model_dir, args.start, args.n)
     levels = [None] + [float(b) for b in args.b.split(",") if b]
     clean = float(np.mean(attacks.predict(model, x) == y))
     rows = []

@@ -160,15 +160,10 @@ def load_results(path: Path, settings: dict) -> dict:
 def main(argv=None):
     args = parse_args(argv)
     from attacks import predict
-    from bench.throughput import machine
+    from bench.throughput import held_out_mnist, machine
     from experiments.report import write_json, write_text
-    from mnist_challenge_compat import load_dataset, load_model
 
-    model = load_model(args.model_dir)
-    x_all, y_all = load_dataset("mnist", "test")
-    if args.start + args.n > len(x_all):
-        raise SystemExit(f"--start + --n must be at most {len(x_all)}")
-    x, y = x_all[args.start:args.start + args.n], y_all[args.start:args.start + args.n]
+    model, x, y = held_out_mnist(args.model_dir, args.start, args.n)
     settings = {"model_dir": args.model_dir, "start": args.start, "n": args.n,
                 "epsilon": args.epsilon, "batch_size": args.batch_size, "seed": 0,
                 "pgd_step_factor": PGD_STEP_FACTOR, "aa_targets": AA_TARGETS}
