@@ -76,6 +76,10 @@ flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate.", lower_bound=0.0
 flags.DEFINE_integer("epsilon_warmup_steps", 0, "Raise the training epsilon linearly over "
                      "this many steps: eps * min(1, (step + 1) / warmup); 0 = off.",
                      lower_bound=0)
+flags.DEFINE_enum("attack_dtype", "float32", ["float32", "bfloat16"], "Precision of the "
+                  "training attack's forward and backward passes (the weight update is always "
+                  "float32); bfloat16 roughly doubles the PGD rate on CPUs with AVX512_BF16 and "
+                  "changes the examples by bfloat16 rounding only.")
 flags.DEFINE_integer("num_train_examples", None, "Use only the first this many training "
                      "examples (default: all).", lower_bound=1)
 flags.DEFINE_boolean("allow_setting_changes", False, "Resume a checkpoint even though a setting "
@@ -94,7 +98,7 @@ flags.register_multi_flags_validator(
 # Config keys that --config sets (challenge training keys plus this script's extras, which
 # train.py itself writes into model_dir/config.json so that a run can be repeated from it).
 EXTRA_CONFIG_KEYS = ("dataset", "data_dir", "arch", "learning_rate", "epsilon_warmup_steps",
-                     "num_train_examples")
+                     "num_train_examples", "attack_dtype")
 # config.json keys whose change alters the training trajectory (the steps after a resume differ
 # from an uninterrupted run's). Resuming with another value is refused unless
 # --allow_setting_changes. Step counts and reporting intervals (max_num_training_steps,
@@ -103,9 +107,9 @@ DATA_DIGEST_KEY = "train_data_sha256"
 SETTING_CHANGES_KEY = "setting_changes"
 TRAJECTORY_KEYS = ("random_seed", "training_batch_size", "epsilon", "k", "a", "random_start",
                    "loss_func", "dataset", "arch", "learning_rate", "epsilon_warmup_steps",
-                   "num_train_examples", DATA_DIGEST_KEY)
+                   "num_train_examples", "attack_dtype", DATA_DIGEST_KEY)
 # Keys train.py leaves out of config.json when unset, so absence means this value.
-ABSENT_MEANS = {"num_train_examples": None}
+ABSENT_MEANS = {"num_train_examples": None, "attack_dtype": "float32"}
 ADAM_EPSILON = 1e-8  # tf.compat.v1.train.AdamOptimizer's default (Keras' default is 1e-7)
 
 
@@ -135,6 +139,7 @@ class Settings:
     learning_rate: float
     epsilon_warmup_steps: int
     num_train_examples: int | None
+    attack_dtype: str = "float32"
 
     @property
     def adversarial(self) -> bool:
@@ -268,7 +273,7 @@ class AdversarialTrainer:
         s = self.settings
         return AttackConfig(method="pgd", epsilon=epsilon, steps=s.k, step_size=s.a,
                             loss=s.loss_func, random_start=s.random_start,
-                            batch_size=s.training_batch_size)
+                            batch_size=s.training_batch_size, compute_dtype=s.attack_dtype)
 
     def _make_runner(self):
         """``attacks.make_runner`` with the step rule's epsilon replaced by the variable."""
