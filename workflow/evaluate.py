@@ -30,6 +30,7 @@ import numpy as np
 import attacks
 from attacks import (APGD_METHODS, AttackConfig, RunsState, attack_runs, predict,
                      resolve_compute_dtype, resolve_xla)
+from attacks.precision import COMPUTE_DTYPES
 from mnist_challenge_compat import (CompatError, check_submission, checkpoint_sha256,
                                     dataset_source, latest_checkpoint, leaderboard_row, load_dataset, load_model, load_state,
                                     read_challenge_config, save_array_atomic, save_state,
@@ -208,7 +209,9 @@ def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage,
         x, y = x_all[:n], y_all[:n]
         y_target = settings.targets(y, int(model.outputs[0].shape[-1]))
         checkpoint_files = checkpoint_sha256(model_dir)
-        fingerprint = _fingerprint(settings, config, checkpoint_files, x, y)
+        fingerprint = _fingerprint(settings, config, checkpoint_files, x, y,
+                                   compute_dtype_resolved(model, config.compute_dtype,
+                                                          config.batch_size))
         state, elapsed_before = _load_or_new_state(out / STATE_FILE, fingerprint, n)
         total_restarts = settings.runs * settings.restarts
         stage.attacking(out / STATE_FILE, _restarts_done(state, settings.restarts), total_restarts)
@@ -307,8 +310,8 @@ def _write_outputs(settings, config, model, model_dir, checkpoint_files, x, y, a
         "settings_source": sources,
         "attack_config": dataclasses.asdict(config),
         # What compute_dtype="auto" chose here (the calibration is cached by now).
-        "compute_dtype_used": resolve_compute_dtype(model, config.compute_dtype,
-                                                    config.batch_size),
+        "compute_dtype_used": compute_dtype_resolved(model, config.compute_dtype,
+                                                     config.batch_size),
         "model": {"path": str(Path(model_dir).resolve()), "name": model.name,
                   "checkpoint_sha256": checkpoint_files},
         "data": {"dataset": settings.dataset, "split": "test", "num_examples": len(x),
@@ -547,12 +550,21 @@ def _data_sha256(x: np.ndarray, y: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def _fingerprint(settings: EvalSettings, config: AttackConfig, checkpoint_files, x, y) -> dict:
+def compute_dtype_resolved(model, compute_dtype: str, batch_size: int) -> str:
+    """The dtype the attack's passes run in here: ``compute_dtype`` with "auto" resolved by
+    this machine's calibration (``attacks.calibration``; measured once, then cached)."""
+    return resolve_compute_dtype(model, compute_dtype, batch_size)
+
+
+def _fingerprint(settings: EvalSettings, config: AttackConfig, checkpoint_files, x, y,
+                 dtype_resolved: str) -> dict:
     """What determines the result: a state file only resumes a job with the same one.
 
     The data enters as the digest of the images actually attacked (another --data_dir with
     other files is another job) and XLA as resolved (it changes float rounding);
-    ``skip_broken`` only for BLOB, where it changes the groups.
+    ``skip_broken`` only for BLOB, where it changes the groups. ``dtype_resolved`` is the
+    compute dtype that runs (:func:`compute_dtype_resolved`): "auto" can resolve to another
+    dtype on another machine, whose restarts would not continue this run's.
     """
     keep = {k: v for k, v in dataclasses.asdict(settings).items()
             if k not in ("output_dir", "attack_path", "submitted_by", "model_dir", "data_dir", "xla",
@@ -561,8 +573,19 @@ def _fingerprint(settings: EvalSettings, config: AttackConfig, checkpoint_files,
     if not config.grouped:  # skipping broken examples leaves the merged result unchanged
         attack_config.pop("skip_broken")
     return {"settings": keep, "attack_config": attack_config,
+            "compute_dtype_resolved": dtype_resolved,
             "checkpoint_sha256": checkpoint_files, "num_examples": len(x),
             "data_sha256": _data_sha256(x, y)}
+
+
+def _with_resolved_dtype(stored: Any, compute_dtype: str) -> Any:
+    """A stored fingerprint written before ``compute_dtype_resolved`` was recorded: an
+    explicit float32 / bfloat16 is what ran, so it is filled in; for "auto" what ran is
+    unknown and the key stays missing (the resume is refused)."""
+    if (isinstance(stored, dict) and "compute_dtype_resolved" not in stored
+            and compute_dtype in COMPUTE_DTYPES):
+        return {**stored, "compute_dtype_resolved": compute_dtype}
+    return stored
 
 
 def _load_or_new_state(path: Path, fingerprint: dict, n: int) -> tuple[RunsState, float]:
@@ -570,7 +593,10 @@ def _load_or_new_state(path: Path, fingerprint: dict, n: int) -> tuple[RunsState
         return RunsState(), 0.0
     arrays, meta = load_state(path)
     expected = json.loads(json.dumps(fingerprint))
-    differs = _differences(expected, meta.get("fingerprint"))
+    stored = meta.get("fingerprint")
+    stored_dtype = (stored.get("attack_config") or {}).get("compute_dtype") \
+        if isinstance(stored, dict) else None
+    differs = _differences(expected, _with_resolved_dtype(stored, stored_dtype))
     if differs:
         raise CompatError(f"{path}: this output directory holds a run with other settings "
                           f"({'; '.join(differs)}); use another --output_dir or delete {path.name}")
@@ -756,13 +782,17 @@ def _run_strongest(settings: EvalSettings, sources: dict[str, str], model_dir: P
                              "xla", "plots", "plot_examples")}
         fingerprint = {"settings": keep, "members": [m.record() for m in DEFAULT_MEMBERS],
                        "member_configs": json.loads(json.dumps(configs, default=_json_default)),
-                       "xla": resolve_xla(settings.xla), "checkpoint_sha256": checkpoint_files,
+                       "xla": resolve_xla(settings.xla),
+                       "compute_dtype_resolved": compute_dtype_resolved(
+                           model, settings.compute_dtype, settings.batch_size),
+                       "checkpoint_sha256": checkpoint_files,
                        "num_examples": n, "data_sha256": _data_sha256(x, y)}
         state_file = out / STATE_FILE
         resume, elapsed_before = None, 0.0
         if state_file.exists():
             arrays, meta = load_state(state_file)
-            differs = _differences(json.loads(json.dumps(fingerprint)), meta.get("fingerprint"))
+            differs = _differences(json.loads(json.dumps(fingerprint)), _with_resolved_dtype(
+                meta.get("fingerprint"), settings.compute_dtype))
             if differs:
                 raise CompatError(f"{state_file}: this output directory holds a run with other "
                                   f"settings ({'; '.join(differs)}); use another --output_dir or "

@@ -314,3 +314,61 @@ def test_fashion_mnist_default_eps_is_its_models_training_eps(tmp_path):
     assert results["attack_config"]["epsilon"] == config["epsilon"] == 0.1
     assert results["attack_config"]["step_size"] == 0.01 != config["a"]
     assert "eps 0.1" in (tmp_path / "leaderboard.md").read_text()
+
+
+# --- the resume key records the compute dtype that ran ---------------------------------------
+
+def _calibrated(folder: Path, settings: EvalSettings, faster: str) -> None:
+    """A calibration cache in ``folder`` for the shipped MNIST model at the settings' batch
+    size on this machine, saying ``faster`` is the faster dtype (2x)."""
+    from attacks import calibration
+    from mnist_challenge_compat import load_model
+    batch = settings.attack_config().batch_size
+    times = {"float32_s": 1.0, "bfloat16_s": 0.5} if faster == "bfloat16" else \
+        {"float32_s": 0.5, "bfloat16_s": 1.0}
+    entry = {**times, "model": "m", "batch_size": batch, "measured": "2026-01-01T00:00:00Z"}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / calibration.CACHE_FILE).write_text(json.dumps(
+        {"format": calibration.CACHE_FORMAT, "machine": calibration.machine(),
+         "entries": {calibration.network_key(load_model(MNIST_MODEL), batch): entry}}))
+
+
+def test_auto_resolving_to_another_dtype_on_resume_is_refused_naming_both(tmp_path, monkeypatch):
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    monkeypatch.setenv("QG_CACHE_DIR", str(cache))
+    settings = _settings(out, num_examples=5, steps=1, compute_dtype="auto")
+    _calibrated(cache, settings, "float32")
+    first = _run(settings)
+    assert first["compute_dtype_used"] == "float32"
+    stored = load_state(out / evaluate.STATE_FILE)[1]["fingerprint"]
+    assert stored["compute_dtype_resolved"] == "float32"
+    assert stored["attack_config"]["compute_dtype"] == "auto"
+    _calibrated(cache, settings, "bfloat16")  # "another machine": auto now picks bfloat16
+    with pytest.raises(CompatError, match=r"compute_dtype_resolved: float32 there, bfloat16 "
+                                          r"here") as err:
+        _run(settings)
+    assert "\n" not in str(err.value)
+    _calibrated(cache, settings, "float32")  # resolves as before: the run resumes
+    lines = []
+    again = _run(settings, lines)
+    assert "resuming after 1 restart(s)" in lines[0]
+    assert again["adversarial_accuracy"] == first["adversarial_accuracy"]
+
+
+def test_a_state_without_the_resolved_dtype_resumes_when_the_dtype_was_explicit(tmp_path):
+    from mnist_challenge_compat import save_state
+    out = tmp_path / "out"
+    settings = _settings(out, num_examples=5, steps=1)
+    first = _run(settings)
+    arrays, meta = load_state(out / evaluate.STATE_FILE)
+    del meta["fingerprint"]["compute_dtype_resolved"]  # as written before it was recorded
+    save_state(out / evaluate.STATE_FILE, arrays, meta)
+    lines = []
+    again = _run(settings, lines)
+    assert "resuming after 1 restart(s)" in lines[0]
+    assert again["adversarial_accuracy"] == first["adversarial_accuracy"]
+    for part in ("attack_config", "settings"):  # a run with auto: unknown what ran
+        meta["fingerprint"][part]["compute_dtype"] = "auto"
+    save_state(out / evaluate.STATE_FILE, arrays, meta)
+    with pytest.raises(CompatError, match="compute_dtype_resolved not recorded"):
+        _run(_settings(out, num_examples=5, steps=1, compute_dtype="auto"))
