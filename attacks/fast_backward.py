@@ -13,9 +13,16 @@ Together: PGD's float32 step on the challenge CNN ran 28% faster end to end.
 
 The forward ops are Keras' own, so logits are bit-identical; the input gradient differs only
 by the order of float32 summation (relative 1e-7 on the challenge model). Kernel and bias
-gradients are TensorFlow's stock ones. Only float32 layers are rewritten: in bfloat16 the
-shifted sums would round every partial sum, and the stock bfloat16 kernels are not the
-bottleneck (+3% measured).
+gradients are TensorFlow's stock ones.
+
+bfloat16 layers: only the few-input-channel ``Conv2D`` is rewritten. oneDNN's bfloat16
+``Conv2DBackpropInput`` for 1 input channel (``brg_conv_bwd:avx512_core_bf16``) was the
+largest kernel of the bfloat16 step on an AVX512_BF16 CPU (261 us per example at batch 200,
+14x its forward in the same trace); the taps matmul in bfloat16 (float32 accumulation inside the
+kernel), with the shifted sums in float32 and one rounding of the result to bfloat16, took
+66 us with the same error against float32 (relative 4e-3 against the stock bfloat16
+kernel's 3.7e-3). bfloat16 ``Dense`` layers keep the stock kernels: their transposed matmul
+costs the same as their forward one there (bench/RESULTS.md).
 """
 from __future__ import annotations
 
@@ -77,12 +84,16 @@ def _has_eligible_layer(model: keras.Model) -> bool:
                for layer in getattr(model, "layers", ()))
 
 
+# Compute dtypes whose layers of each kind are rewritten (module docstring).
+CONV_DTYPES = ("float32", "bfloat16")
+DENSE_DTYPES = ("float32",)
+
+
 def _wrapper_for(layer):
-    if getattr(layer, "compute_dtype", None) != "float32":
-        return None
-    if type(layer) is keras.layers.Conv2D and _conv_eligible(layer):
+    dtype = getattr(layer, "compute_dtype", None)
+    if type(layer) is keras.layers.Conv2D and dtype in CONV_DTYPES and _conv_eligible(layer):
         return FastInputGradConv2D
-    if type(layer) is keras.layers.Dense and _dense_eligible(layer):
+    if type(layer) is keras.layers.Dense and dtype in DENSE_DTYPES and _dense_eligible(layer):
         return FastInputGradDense
     return None
 
@@ -109,14 +120,16 @@ def conv2d_input_gradient(dy: tf.Tensor, kernel: tf.Tensor, input_hw: tuple[int,
     """Gradient of a stride-1 NHWC convolution with respect to its input.
 
     Args:
-      dy: ``(B, H_out, W_out, C_out)`` upstream gradient.
-      kernel: ``(k_h, k_w, C_in, C_out)``.
+      dy: ``(B, H_out, W_out, C_out)`` upstream gradient, float32 or bfloat16.
+      kernel: ``(k_h, k_w, C_in, C_out)``, ``dy``'s dtype.
       input_hw: ``(H, W)`` of the convolution's input.
       padding: ``"same"`` or ``"valid"``.
     Returns:
       ``(B, H, W, C_in)``: ``dx[h, w] = sum_{i, j} t[i, j][h + p_top - i, w + p_left - j]``
       with ``t[i, j] = dy @ kernel[i, j]^T`` (zero outside the output), i.e. the transposed
-      convolution written as one matmul and ``k_h * k_w`` shifted sums.
+      convolution written as one matmul and ``k_h * k_w`` shifted sums, in ``dy``'s dtype.
+      The matmul runs in that dtype; the shifted sums always add in float32 (bfloat16: one
+      rounding at the end instead of one per partial sum).
     """
     kh, kw, c_in, c_out = kernel.shape
     h, w = input_hw
@@ -129,7 +142,7 @@ def conv2d_input_gradient(dy: tf.Tensor, kernel: tf.Tensor, input_hw: tuple[int,
     # layout lost its gain at batch 1000 to that transpose).
     taps = tf.matmul(tf.reshape(kernel, [kh * kw * c_in, c_out]),
                      tf.reshape(dy, [-1, c_out]), transpose_b=True)
-    taps = tf.reshape(taps, [kh, kw, c_in, batch, h_out, w_out])
+    taps = tf.reshape(tf.cast(taps, tf.float32), [kh, kw, c_in, batch, h_out, w_out])
     # Zero-pad so that every shifted window below is in range (k - 1 - p on each side).
     taps = tf.pad(taps, [[0, 0], [0, 0], [0, 0], [0, 0], [kh - 1 - ph[0], kh - 1 - ph[1]],
                          [kw - 1 - pw[0], kw - 1 - pw[1]]])
@@ -137,7 +150,8 @@ def conv2d_input_gradient(dy: tf.Tensor, kernel: tf.Tensor, input_hw: tuple[int,
     for i in range(kh):
         row = tf.add_n([taps[i, j, :, :, :, kw - 1 - j:kw - 1 - j + w] for j in range(kw)])
         rows.append(row[:, :, kh - 1 - i:kh - 1 - i + h])
-    return tf.transpose(tf.add_n(rows), [1, 2, 3, 0])  # (C_in, B, H, W) -> (B, H, W, C_in)
+    dx = tf.transpose(tf.add_n(rows), [1, 2, 3, 0])  # (C_in, B, H, W) -> (B, H, W, C_in)
+    return tf.cast(dx, dy.dtype)
 
 
 class FastInputGradConv2D(keras.layers.Layer):

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from attacks import AttackConfig, attack_model, make_runner
+from attacks.api import model_for_dtype
 from attacks.engine import StepRunner, gpu_available
 from attacks.fast_backward import (FastInputGradConv2D, FastInputGradDense,
                                    conv2d_input_gradient, with_fast_input_gradient)
@@ -129,16 +130,71 @@ def test_the_view_shares_the_models_variables_and_is_made_once(tiny_model):
         tiny_model.set_weights(original)
 
 
-def test_layers_outside_the_measured_shapes_and_bfloat16_models_are_left_alone(tiny_model):
+def test_layers_outside_the_measured_shapes_and_bfloat16_dense_layers_are_left_alone(tiny_model):
     inputs = keras.Input((12, 12, 2))
     h = keras.layers.Conv2D(2, 3, dilation_rate=2)(inputs)
     h = keras.layers.Conv2D(16, 3, strides=2)(h)
     h = keras.layers.Conv2D(8, 3, padding="same")(h)  # 16 input channels
     model = keras.Model(inputs, h)
     assert with_fast_input_gradient(model) is model
-    bf16 = model_in_dtype(tiny_model, "bfloat16")
+    bf16 = model_in_dtype(tiny_model, "bfloat16")  # Dense layers only
     assert with_fast_input_gradient(bf16) is bf16
-    assert attack_model(tiny_model, "bfloat16") is bf16
+    assert model_for_dtype(tiny_model, "bfloat16") is bf16
+
+
+def _grayscale_cnn(seed: int) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((12, 12, 1))
+    h = keras.layers.Conv2D(8, 5, padding="same", activation="relu")(inputs)
+    h = keras.layers.Conv2D(4, 3, activation="relu")(h)  # 8 input channels: stock kernel
+    h = keras.layers.Flatten()(h)
+    return keras.Model(inputs, keras.layers.Dense(10)(h))
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_bfloat16_conv_input_gradient_is_within_bfloat16_rounding_of_the_exact_one(padding):
+    rng = np.random.default_rng(4)
+    kernel = tf.cast(rng.normal(size=(5, 5, 1, 32)).astype(np.float32), tf.bfloat16)
+    out_hw = (28, 28) if padding == "same" else (24, 24)
+    dy = tf.cast(rng.normal(size=(3, *out_hw, 32)).astype(np.float32), tf.bfloat16)
+    got = conv2d_input_gradient(dy, kernel, (28, 28), padding)
+    assert got.dtype == tf.bfloat16
+
+    def transposed(k, d):  # float32 Conv2DBackpropInput of the bfloat16 values
+        return tf.raw_ops.Conv2DBackpropInput(
+            input_sizes=[3, 28, 28, 1], filter=tf.cast(k, tf.float32),
+            out_backprop=tf.cast(d, tf.float32), strides=[1, 1, 1, 1],
+            padding=padding.upper()).numpy()
+    exact = transposed(kernel, dy)
+    # Each of the 25 taps is rounded once to bfloat16 (unit roundoff 2^-8), the float32 sum
+    # of them once more: |error| <= 2^-8 (sum |taps| + |dx|) <= 2^-7 * (|kernel| conv |dy|).
+    bound = 2.0 ** -7 * transposed(tf.abs(kernel), tf.abs(dy))
+    error = np.abs(got.numpy().astype(np.float32) - exact)
+    assert np.all(error <= bound + 1e-6)
+    assert error.max() > 0  # bfloat16 really rounded: the bound is what is tested
+
+
+def test_a_bfloat16_model_rewrites_its_grayscale_conv_with_identical_logits():
+    model = _grayscale_cnn(7)
+    bf16 = model_in_dtype(model, "bfloat16")
+    view = with_fast_input_gradient(bf16)
+    assert [l.conv.name for l in view.layers if isinstance(l, FastInputGradConv2D)] == \
+        [bf16.layers[1].name]
+    assert not any(isinstance(l, FastInputGradDense) for l in view.layers)
+    assert model_for_dtype(model, "bfloat16") is (bf16 if gpu_available() else view)
+    x = np.random.default_rng(8).uniform(size=(16, 12, 12, 1)).astype(np.float32)
+    np.testing.assert_array_equal(view(x).numpy(), bf16(x).numpy())
+    # The input gradient against the float32 one of the same (bfloat16-rounded) weights:
+    # no further from it than a bfloat16 rounding of the stock bfloat16 gradient's error.
+    y = np.arange(16) % 10
+    exact_model = _grayscale_cnn(7)
+    exact_model.set_weights([np.asarray(w, np.float32) for w in bf16.get_weights()])
+    exact = _tape_gradient(exact_model, x, y)
+    stock = _tape_gradient(bf16, x, y).astype(np.float32)
+    fast = _tape_gradient(view, x, y).astype(np.float32)
+    scale = np.abs(exact).max()
+    assert np.abs(fast - exact).max() <= 2 * np.abs(stock - exact).max() + 2 ** -8 * scale
+    assert np.abs(fast - exact).mean() <= 1.5 * np.abs(stock - exact).mean()
 
 
 def test_images_of_unknown_size_fall_back_to_the_stock_kernels():
