@@ -218,9 +218,9 @@ def run_restart(runner: StepRunner | Runners, config: AttackConfig, x: np.ndarra
 
     Args:
       examples: sorted ``(K,)`` indices into ``x``: attack only these (returns ``(K, *S)``).
-        The random start (and ODI's steps) are done for the whole set and these rows taken,
-        so each example starts where it would in a restart of the whole set; ``y_target``
-        and ``x_start`` are of the whole set too.
+        The random start (and ODI's ``w``) are drawn for the whole set and these rows taken,
+        and ODI's steps run for these rows only, so each example starts where it would in a
+        restart of the whole set; ``y_target`` and ``x_start`` are of the whole set too.
     """
     cfg = config.resolved()
     runners = runner if isinstance(runner, Runners) else Runners(runner)
@@ -236,13 +236,15 @@ def run_restart(runner: StepRunner | Runners, config: AttackConfig, x: np.ndarra
     else:
         x_adv = x.copy()
     done = 0
-    if cfg.start == "odi":
-        x_adv = runners.odi(x_adv, x, y, rng)
-        done += len(x) * cfg.odi_steps
+    if cfg.start == "odi":  # for the examples attacked only (w drawn for the whole set)
+        x_adv = runners.odi(x_adv, x, y, rng, examples=examples)
+        done += len(x_adv) * cfg.odi_steps
         if on_progress is not None:
             on_progress(done)
+    elif examples is not None:
+        x_adv = x_adv[examples]
     if examples is not None:
-        x_adv, x, y = x_adv[examples], x[examples], y[examples]
+        x, y = x[examples], y[examples]
         y_target = None if y_target is None else y_target[examples]
     best = BestIterate.empty(x) if cfg.keep == "best" else None
     compact = cfg.compacts

@@ -8,7 +8,8 @@ projected onto the ball and ``bounds``. They run through :class:`attacks.engine.
 with the objective :func:`odi_objective` and ``w`` as its per-example ``aux``; every method
 can start this way (``AttackConfig(start="odi")``). The steps start from the method's random
 point (the paper's ``x_0`` drawn uniformly from the ball), or from a given ``x_start``, and
-cost ``odi_steps`` forward+backward passes per example and restart.
+cost ``odi_steps`` forward+backward passes per example and restart (per example attacked:
+with ``skip_broken``, a later restart runs them only for the examples it attacks).
 
 ``w`` is drawn from the restart's generator right after the random start point, as
 ``rng.uniform(-1, 1, (N, C))`` float32, so a run is reproducible per seed. Under L2 the step
@@ -57,9 +58,17 @@ class ODIStart:
     batch_size: int = 200
 
     def __call__(self, x_start: np.ndarray, x: np.ndarray, y: np.ndarray,
-                 rng: np.random.Generator) -> np.ndarray:
-        """``(N, *S)`` float32: ``x_start`` after the ODI steps (``w`` drawn from ``rng``)."""
+                 rng: np.random.Generator, examples: np.ndarray | None = None) -> np.ndarray:
+        """``(N, *S)`` float32: ``x_start`` after the ODI steps (``w`` drawn from ``rng``).
+
+        ``examples``: sorted ``(K,)`` indices into the whole set ``x`` (``x_start``, ``y``
+        of the whole set too): ``w`` is drawn for all ``N`` examples, as without it, and
+        the steps run only for these rows; returns their ``(K, *S)`` points, each equal to
+        its row of the whole set's (the steps treat examples independently).
+        """
         w = draw_odi_weights(rng, len(x), self.num_classes)
+        if examples is not None:
+            x_start, x, y, w = x_start[examples], x[examples], y[examples], w[examples]
         out = np.empty_like(x_start)
         for s in range(0, len(x), self.batch_size):
             part = slice(s, s + self.batch_size)

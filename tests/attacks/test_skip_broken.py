@@ -27,8 +27,9 @@ def _run(model, x, y, restarts=4, **settings):
 
 @pytest.mark.parametrize("settings", [
     {}, {"keep": "best"}, {"method": "pqgd", "b": 2, "step_size": 0.002},
-    {"method": "apgd", "step_size": None, "norm": "l2", "epsilon": 0.3}],
-    ids=["pgd", "pgd-best", "pqgd", "apgd-l2"])
+    {"method": "apgd", "step_size": None, "norm": "l2", "epsilon": 0.3},
+    {"start": "odi", "odi_steps": 1}, {"start": "odi", "keep": "best"}],
+    ids=["pgd", "pgd-best", "pqgd", "apgd-l2", "pgd-odi", "pgd-odi-best"])
 def test_skipping_broken_examples_keeps_the_merged_result_of_attacking_everything(
         tiny_model, data, settings):
     x, y = data
@@ -92,3 +93,43 @@ def test_runs_record_the_attacked_counts_and_read_them_back(tiny_model, data):
 def test_skip_broken_must_be_auto_or_a_bool(value):
     with pytest.raises(ValueError, match="skip_broken"):
         AttackConfig(method="pgd", epsilon=0.3, steps=1, step_size=0.1, skip_broken=value)
+
+
+def test_odi_steps_run_only_for_the_examples_a_later_restart_attacks(tiny_model, data,
+                                                                     monkeypatch):
+    from attacks.engine import StepRunner
+    from attacks.odi import odi_objective
+    x, y = data
+    odi_rows, real_run = [], StepRunner.run
+
+    def spy(self, x_run, *args, **kwargs):
+        if self._objective is odi_objective:
+            odi_rows[-1] += len(x_run)
+        return real_run(self, x_run, *args, **kwargs)
+    monkeypatch.setattr(StepRunner, "run", spy)
+    config = AttackConfig(method="pgd", epsilon=EPS, steps=2, step_size=EPS / 3, batch_size=50,
+                          start="odi", skip_broken=True)
+    attacked = []
+
+    def after(state):
+        attacked.append(state.restart_attacked[-1])
+        odi_rows.append(0)
+    odi_rows.append(0)
+    state = attack(tiny_model, x, y, config, restarts=3, seed=0, on_restart=after)
+    assert attacked[0] == N and attacked[-1] < N  # later restarts had a smaller subset
+    assert odi_rows[:3] == attacked == state.restart_attacked
+
+
+def test_odi_on_a_subset_gives_those_rows_of_the_whole_sets_start(tiny_model, data):
+    from attacks import make_runners
+    x, y = data
+    config = AttackConfig(method="pgd", epsilon=EPS, steps=2, step_size=EPS / 3, batch_size=50,
+                          start="odi")
+    odi = make_runners(tiny_model, config).odi
+    start = config.step_rule().random_perturb(x, np.random.default_rng(5))
+    rows = np.array([3, 4, 50, 51, 99, 119])
+    whole = odi(start, x, y, np.random.default_rng(1))
+    subset = odi(start, x, y, np.random.default_rng(1), examples=rows)
+    assert subset.shape == (len(rows), *x.shape[1:])
+    np.testing.assert_array_equal(subset, whole[rows])
+    assert not np.array_equal(whole[rows], start[rows])  # the steps moved them
