@@ -124,6 +124,10 @@ class APGDStep:
 
     stateful: ClassVar[bool] = True
     state_names: ClassVar[tuple[str, ...]] = STATE_NAMES
+    # Per state entry, the axis that indexes the examples (None: shared by all, the step
+    # counter and the checkpoint windows): what the driver gathers when examples leave the
+    # batch (compaction) and scatters back into the record.
+    state_example_axes: ClassVar[tuple[int | None, ...]] = (None, None) + (0,) * 9 + (1,) * 4
 
     base: StepRule
     alpha: float = ALPHA

@@ -114,8 +114,9 @@ class AttackConfig:
       skip_broken: "auto", True or False. True: every restart after the first attacks only
         the examples no earlier restart broke (their merged result cannot change), and with
         ``keep="best"`` an example that succeeds leaves its batch at the next chunk boundary
-        of the compiled loop (methods whose examples are independent; not APGD's stateful
-        loop). The merged result per example is the attack-everything one's. False: every
+        of the compiled loop (methods whose examples are independent, APGD's stateful loop
+        included: its per-example state leaves with the example). The merged result per
+        example is the attack-everything one's. False: every
         restart attacks the whole set (the DAA protocol). "auto": True for the PGD family
         (fgsm, pgd, pqgd, apgd, apgd_t), False for blob and blob_qg, whose kernel term
         depends on the group: opting in there regroups only the unbroken examples, which

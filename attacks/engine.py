@@ -256,7 +256,7 @@ class StepRunner:
         return self._compiled[key]
 
     def _run_stateful(self, x_t, x_nat_t, y_t, t_t, n: int, best_state: tuple,
-                      record: dict | None) -> tuple:
+                      record: dict | None, compact: bool = False) -> tuple:
         """One whole run of a stateful rule: chunks of steps, then its ``finish``."""
         shape = tuple(x_t.shape[1:])
         state = tuple(tf.convert_to_tensor(v) for v in self._rule.initial_state(x_t.numpy(), n))
@@ -264,14 +264,72 @@ class StepRunner:
         track = bool(best_state)
         full, rest = divmod(n, self._chunk)
         calls = [(self._chunk, False)] * full + ([(rest, False)] if rest else []) + [(0, True)]
+        axes = getattr(self._rule, "state_example_axes", None)
+        if compact and track and axes is not None:
+            return self._run_stateful_compacting(x_t, x_nat_t, y_t, t_t, state, best_state,
+                                                 calls, axes, shape, record)
         for m, finish in calls:
             out = self._compiled_stateful(m, shape, track, finish)(x_t, x_nat_t, y_t, t_t,
                                                                    *state, *best_state)
             x_t, state, best_state = out[0], tuple(out[1:1 + n_state]), tuple(out[1 + n_state:])
-        if record is not None:
-            names = getattr(self._rule, "state_names", None) or [f"state_{i}" for i in range(n_state)]
-            record.update({name: value.numpy() for name, value in zip(names, state)})
+        self._record(record, [value.numpy() for value in state])
         return x_t, best_state
+
+    def _record(self, record: dict | None, state: list[np.ndarray]) -> None:
+        if record is not None:
+            names = getattr(self._rule, "state_names", None) or [f"state_{i}" for i in
+                                                                 range(len(state))]
+            record.update(dict(zip(names, state)))
+
+    def _run_stateful_compacting(self, x_t, x_nat_t, y_t, t_t, state: tuple, best_state: tuple,
+                                 calls: list[tuple[int, bool]], axes: tuple, shape: tuple,
+                                 record: dict | None) -> tuple:
+        """:meth:`_run_stateful` keeping in the batch only the examples that have not
+        succeeded yet (checked after every chunk; ``axes``: the rule's
+        ``state_example_axes``). An example that leaves returns its iterate at that boundary
+        and its state there (in ``record``); the others run the whole schedule as without
+        compaction. Returns full-batch ``(x, best_state)`` as tensors."""
+        m_all = int(x_t.shape[0])
+        x_out = np.zeros((m_all, *shape), np.float32)
+        best_x, found = np.zeros((m_all, *shape), np.float32), np.zeros(m_all, bool)
+        kept: list[np.ndarray | None] = [None] * len(state)
+        active = np.arange(m_all)  # positions in the caller's batch still attacked
+        for m, finish in calls:
+            out = self._compiled_stateful(m, shape, True, finish)(x_t, x_nat_t, y_t, t_t,
+                                                                  *state, *best_state)
+            x_t, state, best_state = out[0], tuple(out[1:1 + len(state)]), tuple(out[1 + len(state):])
+            done = best_state[1].numpy()
+            leaving = np.ones_like(done) if finish else done
+            if leaving.any():  # write back the rows that leave (all of them at the end)
+                rows = active[leaving]
+                x_out[rows] = x_t.numpy()[leaving]
+                best_x[rows], found[rows] = best_state[0].numpy()[leaving], done[leaving]
+                for j, (value, axis) in enumerate(zip(state, axes)):
+                    value = value.numpy()
+                    if axis is None:
+                        kept[j] = value
+                        continue
+                    if kept[j] is None:
+                        full_shape = list(value.shape)
+                        full_shape[axis] = m_all
+                        kept[j] = np.zeros(full_shape, value.dtype)
+                    index = [slice(None)] * value.ndim
+                    index[axis] = rows
+                    part = [slice(None)] * value.ndim
+                    part[axis] = np.flatnonzero(leaving)
+                    kept[j][tuple(index)] = value[tuple(part)]
+            if finish or leaving.all():
+                break
+            if leaving.any():
+                stay = np.flatnonzero(~leaving)
+                x_t, x_nat_t, y_t, t_t = (tf.gather(v, stay) for v in (x_t, x_nat_t, y_t, t_t))
+                best_state = tuple(tf.gather(v, stay) for v in best_state)
+                state = tuple(v if axis is None else tf.gather(v, stay, axis=axis)
+                              for v, axis in zip(state, axes))
+                active = active[stay]
+        self._record(record, kept)
+        return tf.convert_to_tensor(x_out), (tf.convert_to_tensor(best_x),
+                                             tf.convert_to_tensor(found))
 
     def run(self, x: np.ndarray, x_nat: np.ndarray, y: np.ndarray, n: int, *,
             y_target: np.ndarray | None = None, best: BestIterate | None = None,
@@ -294,8 +352,10 @@ class StepRunner:
           compact: with ``best``, an example that has succeeded leaves the batch at the next
             chunk boundary (the compiled chunks take any batch size: no retracing); its
             returned iterate is the one at that boundary, its ``best`` entry is unchanged.
-            Only for a direction that treats the examples independently (not BLOB's) and a
-            stateless rule (ignored for a stateful one); the others' iterates are the same.
+            Only for a direction that treats the examples independently (not BLOB's); a
+            stateful rule compacts when it declares ``state_example_axes`` (APGD: each
+            leaving example's ``record`` rows hold its state at its boundary), else this
+            is ignored. The other examples' iterates are the same.
         """
         if self._loss.targeted and y_target is None:
             raise ValueError("a targeted loss needs y_target")
@@ -310,7 +370,8 @@ class StepRunner:
         state = ((tf.convert_to_tensor(best.x, tf.float32), tf.convert_to_tensor(best.found))
                  if track else ())
         if self.stateful:
-            x_t, state = self._run_stateful(x_t, x_nat_t, y_t, t_t, n, state, record)
+            x_t, state = self._run_stateful(x_t, x_nat_t, y_t, t_t, n, state, record,
+                                            compact=compact)
             if track:
                 best.x, best.found = state[0].numpy(), state[1].numpy()
             return x_t.numpy()

@@ -80,3 +80,42 @@ def test_attack_with_compaction_merges_to_the_attack_everything_result(tiny_mode
     assert compacted.accuracy == everything.accuracy
     np.testing.assert_array_equal(compacted.x_adv, everything.x_adv)
     assert np.mean(predict(tiny_model, compacted.x_adv) == y) == compacted.accuracy
+
+
+@pytest.mark.parametrize("method", ["apgd", "apgd_t"])
+def test_apgd_compaction_keeps_the_same_results_and_the_others_whole_schedule(tiny_model, batch,
+                                                                               method):
+    from attacks.apgd import top_targets
+    from attacks.api import _logits
+    x, y = batch
+    config = _config(method=method, step_size=None, epsilon=0.006)
+    targets = top_targets(_logits(tiny_model, x, N), y, 1)[:, 0] if method == "apgd_t" else None
+    runner = make_runner(tiny_model, config, targeted=method == "apgd_t")
+    assert runner.stateful
+    plain, compact = BestIterate.empty(x), BestIterate.empty(x)
+    rec_plain, rec_compact = {}, {}
+    x_plain = runner.run(_start(x), x, y, STEPS, best=plain, record=rec_plain, y_target=targets)
+    x_compact = runner.run(_start(x), x, y, STEPS, best=compact, record=rec_compact,
+                           y_target=targets, compact=True)
+    found = plain.found
+    assert 0 < found.sum() < N
+    np.testing.assert_array_equal(compact.found, found)
+    np.testing.assert_array_equal(compact.x[found], plain.x[found])
+    # Never broken: stayed to the end, the same best-loss point and the same whole record.
+    np.testing.assert_array_equal(x_compact[~found], x_plain[~found])
+    from attacks.apgd import APGDStep
+    for name, axis in zip(APGDStep.state_names, APGDStep.state_example_axes):
+        want, got = rec_plain[name], rec_compact[name]
+        if axis is None:  # the step counter and the windows
+            np.testing.assert_array_equal(got, want)
+        else:
+            np.testing.assert_array_equal(np.compress(~found, got, axis=axis),
+                                          np.compress(~found, want, axis=axis))
+    # Broken in the first chunk (scored at x_0 .. x_9): left after step 10, so its record
+    # stops there while the uncompacted run's goes on.
+    first = BestIterate.empty(x)
+    runner.run(_start(x), x, y, 9, best=first, y_target=targets)
+    early = first.found
+    assert early.any()
+    assert np.all(rec_compact["loss"][11:, early] == 0)
+    assert np.any(rec_plain["loss"][11:, early] != 0)

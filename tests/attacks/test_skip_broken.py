@@ -28,8 +28,9 @@ def _run(model, x, y, restarts=4, **settings):
 @pytest.mark.parametrize("settings", [
     {}, {"keep": "best"}, {"method": "pqgd", "b": 2, "step_size": 0.002},
     {"method": "apgd", "step_size": None, "norm": "l2", "epsilon": 0.3},
-    {"start": "odi", "odi_steps": 1}, {"start": "odi", "keep": "best"}],
-    ids=["pgd", "pgd-best", "pqgd", "apgd-l2", "pgd-odi", "pgd-odi-best"])
+    {"start": "odi", "odi_steps": 1}, {"start": "odi", "keep": "best"},
+    {"method": "apgd", "step_size": None, "norm": "l2", "epsilon": 0.3, "keep": "best"}],
+    ids=["pgd", "pgd-best", "pqgd", "apgd-l2", "pgd-odi", "pgd-odi-best", "apgd-l2-best"])
 def test_skipping_broken_examples_keeps_the_merged_result_of_attacking_everything(
         tiny_model, data, settings):
     x, y = data
