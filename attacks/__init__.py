@@ -63,17 +63,18 @@ from attacks.ensemble import (DEFAULT_BUDGET, DEFAULT_MEMBERS, EnsembleState, Me
                               MemberResult, member_steps, strongest)
 from attacks.engine import BestIterate, Objective, StepRunner, resolve_xla
 from attacks.losses import LOSSES, Loss, make_loss, per_example_loss
+from attacks.precision import COMPUTE_DTYPES, model_in_dtype
 from attacks.quantize import quantize
 from attacks.runs import RunsState, attack_runs
 from attacks.steps import L2Step, LinfStep, StepRule, UnitFn, quantized_unit, raw_unit, sign_unit
 
 __all__ = ["DEFAULT_BUDGET", "DEFAULT_MEMBERS", "EnsembleState", "Member",
-           "MemberResult", "member_steps", "strongest", "APGDStep", "APGD_METHODS", "AttackConfig", "BestIterate", "DirectionFn", "KEEP", "L2Step", "LOSSES", "LinfStep",
+           "MemberResult", "member_steps", "strongest", "APGDStep", "APGD_METHODS", "AttackConfig", "COMPUTE_DTYPES", "BestIterate", "DirectionFn", "KEEP", "L2Step", "LOSSES", "LinfStep",
            "Loss", "METHODS", "NORMS", "Objective", "RestartState", "Runners", "RunsState",
            "STARTS", "StepRule", "StepRunner",
            "UnitFn", "attack", "attack_model", "attack_runs", "blob_direction",
            "blob_direction_fn", "check_groups", "check_strategy", "checkpoints",
            "gradient_direction", "make_loss", "make_runner", "make_runners",
-           "model_input_shape", "per_example_loss", "perturb", "predict", "quantize",
+           "model_in_dtype", "model_input_shape", "per_example_loss", "perturb", "predict", "quantize",
            "quantized_unit", "random_targets", "raw_unit", "resolve_compute_dtype", "resolve_xla", "run_restart", "run_schedule",
            "sign_unit", "top_targets"]

@@ -28,9 +28,8 @@ from typing import Any, Callable
 import numpy as np
 
 import attacks
-from attacks import (APGD_METHODS, AttackConfig, RunsState, attack_runs, predict,
-                     resolve_compute_dtype, resolve_xla)
-from attacks.precision import COMPUTE_DTYPES
+from attacks import (APGD_METHODS, COMPUTE_DTYPES, AttackConfig, RunsState, attack_runs,
+                     predict, resolve_compute_dtype, resolve_xla)
 from mnist_challenge_compat import (CompatError, check_submission, checkpoint_sha256,
                                     dataset_source, latest_checkpoint, leaderboard_row, load_dataset, load_model, load_state,
                                     read_challenge_config, save_array_atomic, save_state,
