@@ -22,7 +22,8 @@ from experiments.common import Target, compute, load_target
 from experiments.plan import SETUPS, Sizes
 from experiments.report import (display_path, markdown_table, pct, pyplot, save_figure,
                                 write_json, write_text)
-from experiments.stats import (EXACT_SIGN_FLIP_LIMIT, FEW_DISCORDANT, PairedDifference, format_p, holm,
+from experiments.stats import (EXACT_CONDITIONAL, EXACT_SIGN_FLIP_LIMIT, FEW_DISCORDANT, NORMAL,
+                               PairedDifference, format_p, holm, images_for_power,
                                paired_difference, run_spread, wilson_interval)
 from workflow.evaluate import default_model_dir
 
@@ -67,6 +68,7 @@ def describe_plan(artifact: Artifact, sizes: Sizes) -> list[str]:
 def produce(artifact: Artifact, sizes: Sizes, output_dir: str | Path,
             log: Callable[[str], None] = print) -> list[Path]:
     """Loads the models, computes (or reads back) the cells, writes the artifact's files."""
+    paper.check_shared()  # a disagreeing table of the paper's numbers stops before any work
     targets = {ds: load_target(ds, sizes.n(ds)) for ds in artifact.datasets}
     log(f"{artifact.name}: {artifact.title} [preset {sizes.preset}]")
     results = compute(artifact.jobs(targets, sizes), log)
@@ -142,10 +144,15 @@ def _provenance_text(provenance: list[dict]) -> str:
     return "; ".join(parts) or "none recorded"
 
 
+def _paper_source_line() -> str:
+    return f"The paper's numbers: {paper.check_shared()}."
+
+
 def _footer(command: str, results: Results, cells) -> str:
     return (f"\nRendered by `{command}` from the stored cells. Their compute: "
             f"{_provenance_text(compute_provenance(results, cells))} (a cell shared with "
-            f"another command is counted once, whichever command computed it).\n")
+            f"another command is counted once, whichever command computed it).\n\n"
+            f"{_paper_source_line()}\n")
 
 
 def _model_json(target: Target) -> dict:
@@ -174,13 +181,16 @@ def _command(name: str, sizes: Sizes) -> str:
 def _noise_note(n: int, runs: int) -> str:
     return (f"Noise: Avg's 95% interval is the Wilson interval over the {n:,} images. A "
             f"difference is paired over the same images (per image: fraction of the {runs} "
-            f"run(s) still correct); its interval is normal (mean +- 1.96 standard errors) and "
-            f"optimistic when few images are discordant (fewer than {FEW_DISCORDANT}: read the "
-            f"exact test). The p-value is two-sided, from the test named beside it: the exact "
-            f"McNemar test (one run: binomial with p = 1/2 on the discordant images) or the "
-            f"exact sign-flip test (several runs: per-image differences of runs correct, every "
-            f"sign pattern enumerated; beyond {EXACT_SIGN_FLIP_LIMIT:,} discordant images its "
-            f"normal approximation, named so). Spread = lowest-highest run.")
+            f"run(s) still correct). Its 95% interval names its method: with one run each, "
+            f"'{EXACT_CONDITIONAL}' (Clopper-Pearson on how the discordant images split, "
+            f"scaled by their share; it excludes 0 exactly when the exact McNemar p < 0.05); "
+            f"with several runs, '{NORMAL}' (mean +- 1.96 standard errors) from "
+            f"{FEW_DISCORDANT} discordant images on, and no interval below, where the normal "
+            f"one is optimistic. The p-value is two-sided, from the test named beside it: the "
+            f"exact McNemar test (one run: binomial with p = 1/2 on the discordant images) or "
+            f"the exact sign-flip test (several runs: per-image differences of runs correct, "
+            f"every sign pattern enumerated; beyond {EXACT_SIGN_FLIP_LIMIT:,} discordant images "
+            f"its normal approximation, named so). Spread = lowest-highest run.")
 
 
 def _same_runs_note(name: str, sizes: Sizes, within: str = "") -> str:
@@ -210,7 +220,8 @@ def _write_outputs(out, name, text, data, provenance, png=None):
     """``<name>.md`` and ``<name>.json`` (atomic; the JSON gets ``provenance`` as
     ``"compute"``), plus an already saved PNG: the paths."""
     paths = [write_text(out / f"{name}.md", text),
-             write_json(out / f"{name}.json", {**data, "compute": provenance})]
+             write_json(out / f"{name}.json", {**data, "compute": provenance,
+                                               "paper_numbers_source": paper.check_shared()})]
     return paths + ([png] if png is not None else [])
 
 
@@ -232,7 +243,8 @@ def _paper_cell(numbers: tuple[float, ...] | None) -> str:
 def _paper_only_row(label: str, name: str, table: paper.PaperTable, columns: int) -> list[str]:
     """A row for an attack the paper reports and this artifact does not."""
     if label in paper.PENDING_BASELINES:
-        why = "pending: attack not implemented yet"
+        why = (f"pending: no cells yet (the attack exists, "
+               f"method={paper.PENDING_BASELINES[label]})")
     elif table.restarts_note and label in table.restarts_note:
         why = f"not run ({table.restarts_note[label]} restarts)"
     else:
@@ -293,8 +305,8 @@ def _table_artifact(name: str, title: str) -> Artifact:
                             "primary": c in holm_p})
         header = ["Attack", "Paper " + ("Worst / Avg" if table.runs > 1 else "accuracy") + " (%)",
                   "Worst (%)", "Avg (%)", "Avg 95% CI", "Spread",
-                  "Avg - PGD: points [normal 95% CI]; exact test",
-                  "Avg - its sign-step attack: points [95% CI]; exact test"
+                  "Avg - PGD: points [95% CI, method]; exact test",
+                  "Avg - its sign-step attack: points [95% CI, method]; exact test"
                   + ("; Holm" if primary else "")]
         paper_only = [label for label in table.numbers if label not in labels]
         rows += [_paper_only_row(label, name, table, len(header)) for label in paper_only]
@@ -431,7 +443,7 @@ def _figure3_render(targets, results, sizes, out):
                     vars(paired_difference(outcome[(eps, m, b)], pgd)))
                 comparisons += 1
             rows.append(row)
-        header = ["eps", "PGD Avg (%)"] + [f"{label} Avg (%) (- PGD [normal 95% CI]; exact test)"
+        header = ["eps", "PGD Avg (%)"] + [f"{label} Avg (%) (- PGD [95% CI, method]; exact test)"
                                            for label in labels[1:]]
         target = targets[ds]
         paper_eps = "0.1-0.3" if ds == "mnist" else "0.1-0.2"
@@ -501,7 +513,7 @@ def _figure4_render(targets, results, sizes, out):
             f"![figure 4](figure4.png)\n\n{_model_line(targets['mnist'])}\n\n"
             + markdown_table(["steps (same runs: one attack per run scored at every step count)",
                               "paper (Fig. 4a text)", "PGD Avg (%)"]
-                             + [f"{l} Avg (%) (- PGD [normal 95% CI]; exact test)"
+                             + [f"{l} Avg (%) (- PGD [95% CI, method]; exact test)"
                                 for l in labels[1:]], rows)
             + f"\n{protocol}\n\n"
             + f"Not produced: the paper's Figure 4b (Fashion-MNIST, eps "
@@ -548,7 +560,7 @@ def _sweep_render(targets, results, sizes, out):
     png = save_figure(fig, out / "sweep_b.png")
     header = ["b", f"paper {points.steps} steps (Fig. 4a text)"]
     for s in plan.SWEEP_STEPS:
-        header += [f"{s} steps Avg (%)", f"{s} steps: - PGD [normal 95% CI]; exact test"]
+        header += [f"{s} steps Avg (%)", f"{s} steps: - PGD [95% CI, method]; exact test"]
     protocol = _protocol_line(targets["mnist"], sizes, points.model, "5 runs",
                               f"runs: ours {sizes.runs}", points.epsilon)
     comparisons = len(plan.SWEEP_STEPS) * (len(bs) - 1)
@@ -617,7 +629,7 @@ def _table6_render(targets, results, sizes, out):
     header = ["Attack"]
     for eps in plan.CIFAR10_EPSILONS:
         header += [f"eps {eps:g}: paper (%)", f"eps {eps:g}: ours (%)", f"eps {eps:g}: 95% CI",
-                   f"eps {eps:g}: - PGD [normal 95% CI]; exact test"]
+                   f"eps {eps:g}: - PGD [95% CI, method]; exact test"]
     protocol = _cifar10_protocol_line(target, sizes)
     specs = plan.table6_specs(sizes)
     run_text = "one run" if sizes.runs == 1 else f"Avg of {sizes.runs} runs"
@@ -674,7 +686,7 @@ def _figure5_render(targets, results, sizes, out):
         sections.append(f"## eps {eps:g}\n\n"
                         + markdown_table(["steps (one attack per run, scored at each count)",
                                           f"paper (Fig. {figure} text)", "PGD (%)"]
-                                         + [f"{label} (%) (- PGD [normal 95% CI]; exact test)"
+                                         + [f"{label} (%) (- PGD [95% CI, method]; exact test)"
                                             for label in labels[1:]], rows))
         data["panels"][f"{eps:g}"] = panel
     png = save_figure(fig, out / "figure5.png")
@@ -767,7 +779,7 @@ def _figure2_render(targets, results, sizes, out):
             + _protocol_line(target, sizes, paper.PAPER_MNIST_MODEL, "all test images",
                              "gradients at the clean images", setup.epsilon) + "\n"
             + f"\nComputed while rendering by `{_command('figure2', sizes)}`: "
-            f"{_provenance_text(provenance)}.\n")
+            f"{_provenance_text(provenance)}.\n\n{_paper_source_line()}\n")
     return _write_outputs(out, "figure2", text, data, provenance, png)
 
 

@@ -135,9 +135,10 @@ def test_tables_mark_the_papers_attacks_we_do_not_run(tmp_path):
                                _synthetic_results("table3", sizes, lambda l: np.ones((5, n), bool)),
                                sizes, tmp_path)
     text = (tmp_path / "table3.md").read_text()
-    for baseline in paper.PENDING_BASELINES:
+    for baseline, method in paper.PENDING_BASELINES.items():
         value = paper.TABLES["table3"].numbers[baseline][0]
-        assert f"| {baseline} | {value:.2f} | pending: attack not implemented yet |" in text
+        assert (f"| {baseline} | {value:.2f} | pending: no cells yet (the attack exists, "
+                f"method={method}) |") in text
     assert "| BLOB_QG_200 (100 restarts) | 88.32 | not run (100 restarts) |" in text
     assert "model: ours `elsewhere`" in text  # not the shipped model: named by its folder
     data = json.loads((tmp_path / "table3.json").read_text())
