@@ -280,6 +280,16 @@ def _table_artifact(name: str, title: str) -> Artifact:
         holm_p = dict(zip(family, holm([vs_sign[c].p for c in family])))
         comparisons = len({(c, "pgd") for c in vs_pgd} | {(c, c.method) for c in vs_sign
                                                           if vs_sign[c] is not vs_pgd[c]})
+        # Images each primary comparison would need for the paper's own gap (its table's Avg
+        # difference) at 80% power, from the per-image spread of our differences.
+        power = {}
+        for c in holm_p:
+            label = labels[specs.index(c)]
+            counterpart = labels[specs.index(sign_step[SIGN_COUNTERPART[c.method]])]
+            gap = (table.numbers[label][-1] - table.numbers[counterpart][-1]) / 100
+            power[c] = {"paper_gap_points": round(100 * gap, 4),
+                        "images_for_80pct_power": images_for_power(vs_sign[c].sd, gap),
+                        "versus": counterpart}
         rows, records = [], []
         for label, c in zip(labels, specs):
             acc = outcomes[c].mean(axis=1)
@@ -302,7 +312,7 @@ def _table_artifact(name: str, title: str) -> Artifact:
                             "run_sd": sd, "diff_vs_pgd": _diff_json(vs_pgd.get(c)),
                             "diff_vs_sign_counterpart": _diff_json(vs_sign.get(c),
                                                                    holm_p.get(c)),
-                            "primary": c in holm_p})
+                            "primary": c in holm_p, "power": power.get(c)})
         header = ["Attack", "Paper " + ("Worst / Avg" if table.runs > 1 else "accuracy") + " (%)",
                   "Worst (%)", "Avg (%)", "Avg 95% CI", "Spread",
                   "Avg - PGD: points [95% CI, method]; exact test",
@@ -321,6 +331,7 @@ def _table_artifact(name: str, title: str) -> Artifact:
         within = ("Table 5's 200-step outcomes continue Table 4's 100-step attacks (one attack "
                   "per cell and run, scored at both); " if dataset == "fashion_mnist" else
                   "the 5 attacks per cell are Table 2's runs and Table 3's restarts; ")
+        text_power = _power_note(power, labels, specs, n)
         text = (f"# {title}\n\n{_setting(dataset, sizes.epsilon(dataset))}, {steps} steps, "
                 f"{restart_text}; {sizes.runs} independent run(s) per attack (Worst = lowest "
                 f"run, Avg = mean). Paper column: the paper's Table {name[-1]} "
@@ -329,6 +340,7 @@ def _table_artifact(name: str, title: str) -> Artifact:
                 + markdown_table(header, rows)
                 + f"\n{protocol}\n\n"
                 + f"{_multiplicity_note(comparisons, len(holm_p), PRIMARY_TABLES.get(name))}\n\n"
+                + text_power
                 + f"{_same_runs_note(name, sizes, within)}\n\n"
                 + f"{_noise_note(n, sizes.runs)}\n"
                 + _footer(_command(name, sizes), results, specs))
@@ -345,6 +357,23 @@ def _table_artifact(name: str, title: str) -> Artifact:
         return _write_outputs(out, name, text, data, compute_provenance(results, specs))
 
     return Artifact(name, title, render)
+
+
+def _power_note(power: dict, labels: list[str], specs: list[CellSpec], n: int) -> str:
+    """What the image count can resolve: per primary comparison, the images that the paper's
+    own gap would need at 80% power (empty when the table has no primary family)."""
+    if not power:
+        return ""
+    parts = []
+    for c, entry in power.items():
+        needed = entry["images_for_80pct_power"]
+        parts.append(f"{labels[specs.index(c)]} vs {entry['versus']} "
+                     f"({entry['paper_gap_points']:+.2f}): "
+                     + ("- (no discordant image to scale from)" if needed is None
+                        else f"about {round(needed, -2):,.0f}"))
+    return (f"Power: to detect the paper's own gap with 80% power in a two-sided 5% test, "
+            f"given the per-image spread of our differences on these {n:,} images (normal "
+            f"approximation), a comparison needs: " + "; ".join(parts) + ".\n\n")
 
 
 def _labels(methods) -> list[str]:
@@ -559,8 +588,9 @@ def _sweep_render(targets, results, sizes, out):
     ax.legend(fontsize=8)
     png = save_figure(fig, out / "sweep_b.png")
     header = ["b", f"paper {points.steps} steps (Fig. 4a text)"]
-    for s in plan.SWEEP_STEPS:
-        header += [f"{s} steps Avg (%)", f"{s} steps: - PGD [95% CI, method]; exact test"]
+    for i, s in enumerate(plan.SWEEP_STEPS):
+        same = "" if i == 0 else f" (same runs as {plan.SWEEP_STEPS[0]} steps)"
+        header += [f"{s} steps Avg (%){same}", f"{s} steps: - PGD [95% CI, method]; exact test"]
     protocol = _protocol_line(targets["mnist"], sizes, points.model, "5 runs",
                               f"runs: ours {sizes.runs}", points.epsilon)
     comparisons = len(plan.SWEEP_STEPS) * (len(bs) - 1)
