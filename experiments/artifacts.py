@@ -58,10 +58,11 @@ def describe_plan(artifact: Artifact, sizes: Sizes) -> list[str]:
     prints."""
     lines = [f"{artifact.name}: {artifact.title} [preset {sizes.preset}]"]
     for c, attacks in plan.artifact_cells(artifact.name, sizes):
+        cost = (f"({attacks * c.num_examples * c.steps:,} example-steps if none is stored)"
+                if attacks else "(read only if stored; --table3_baselines computes it)")
         lines.append(f"  {c.dataset} {c.label} eps={c.epsilon:g} milestones="
                      f"{','.join(map(str, c.milestones))} images={c.num_examples} "
-                     f"attacks={attacks} ({attacks * c.num_examples * c.steps:,} example-steps "
-                     f"if none is stored)")
+                     f"attacks={attacks} {cost}")
     return lines
 
 
@@ -175,6 +176,8 @@ def _command(name: str, sizes: Sizes) -> str:
         parts.append(f"--restarts={sizes.restarts}")
     if sizes.seed:
         parts.append(f"--seed={sizes.seed}")
+    if sizes.table3_baselines and name == "table3":
+        parts.append("--table3_baselines")
     return " ".join(parts)
 
 
@@ -244,7 +247,7 @@ def _paper_only_row(label: str, name: str, table: paper.PaperTable, columns: int
     """A row for an attack the paper reports and this artifact does not."""
     if label in paper.PENDING_BASELINES:
         why = (f"pending: no cells yet (the attack exists, "
-               f"method={paper.PENDING_BASELINES[label]})")
+               f"method={paper.PENDING_BASELINES[label]}; --table3_baselines computes them)")
     elif table.restarts_note and label in table.restarts_note:
         why = f"not run ({table.restarts_note[label]} restarts)"
     else:
@@ -318,7 +321,28 @@ def _table_artifact(name: str, title: str) -> Artifact:
                   "Avg - PGD: points [95% CI, method]; exact test",
                   "Avg - its sign-step attack: points [95% CI, method]; exact test"
                   + ("; Holm" if primary else "")]
-        paper_only = [label for label in table.numbers if label not in labels]
+        # Table 3's baselines: rows of our own where their cells hold enough attacks.
+        need = sizes.runs * sizes.restarts
+        baselines = ({label: c for label, c in plan.table3_baseline_specs(sizes).items()
+                      if c in results and results[c].attacks >= need}
+                     if name == "table3" else {})
+        for label, c in baselines.items():
+            acc = results[c].accuracies(steps, sizes.runs, sizes.restarts)
+            diff = paired_difference(results[c].outcomes(steps, sizes.runs, sizes.restarts), base)
+            comparisons += 1
+            w_low, w_high = wilson_interval(float(acc.mean()), n)
+            low, high, sd = run_spread(acc)
+            rows.append([f"{label} ({c.label})", _paper_cell(table.numbers[label]),
+                         pct(acc.min()), pct(acc.mean()), f"[{pct(w_low)}, {pct(w_high)}]",
+                         f"{pct(low)}-{pct(high)}", diff.describe(), "-"])
+            records.append({"attack": label, "method": c.method, "b": c.b, "loss": c.loss,
+                            "paper": list(table.numbers[label]),
+                            "run_accuracies": acc.tolist(), "worst": float(acc.min()),
+                            "avg": float(acc.mean()), "avg_wilson95": [w_low, w_high],
+                            "run_sd": sd, "diff_vs_pgd": _diff_json(diff),
+                            "diff_vs_sign_counterpart": None, "primary": False, "power": None})
+        paper_only = [label for label in table.numbers if label not in labels
+                      and label not in baselines]
         rows += [_paper_only_row(label, name, table, len(header)) for label in paper_only]
         restart_text = ("no restarts" if sizes.restarts == 1 else
                         f"{sizes.restarts} random restarts merged per example")

@@ -48,7 +48,8 @@ from mnist_challenge_compat import CompatError, load_state, save_state
 # 2: keyed by the data's digest too, and with per-machine provenance.
 CELL_FORMAT = 2
 
-LABELS = {"pgd": "PGD", "pqgd": "PQGD", "blob": "BLOB", "blob_qg": "BLOB_QG", "fgsm": "FGSM"}
+LABELS = {"pgd": "PGD", "pqgd": "PQGD", "blob": "BLOB", "blob_qg": "BLOB_QG", "fgsm": "FGSM",
+          "interval": "Interval", "multitargeted": "MultiTargeted"}
 
 
 @dataclass(frozen=True)

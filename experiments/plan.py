@@ -65,6 +65,12 @@ TABLE6_STEPS = 100
 FIGURE5_METHODS = (("pgd", None), ("pqgd", 100), ("pqgd", 500), ("pqgd", 1000))
 FIGURE5_STEPS = (10, 20, 30, 40, 100)
 SWEEP_STEPS = (20, 100)
+# The paper's Table 3 baselines: its row label -> (method, loss) of the attack that implements
+# it. Their cells (200 steps, one attack per restart) are computed only when asked
+# (``Sizes.table3_baselines``); otherwise Table 3 reads them when stored and else marks them
+# pending.
+TABLE3_BASELINES = {"Interval Attack": ("interval", "xent"),
+                    "Surrogate": ("multitargeted", "logit_margin")}
 # Methods that the long MNIST cells hold (every b another artifact asks for at eps 0.3).
 MNIST_LONG_METHODS = (("pgd", None), ("pqgd", 100), ("pqgd", 200), ("pqgd", 500),
                       ("pqgd", 1000), ("blob", None), ("blob_qg", 100), ("blob_qg", 200))
@@ -141,6 +147,7 @@ class Sizes:
     preset: str = "quick"
     epsilons: dict[str, float] = field(default_factory=lambda: dict(PRESETS["quick"].epsilons))
     num_examples_override: int | None = None
+    table3_baselines: bool = False
 
     def n(self, dataset: str) -> int:
         return self.examples[dataset]
@@ -156,9 +163,10 @@ class Sizes:
 
 def sizes_for(artifact: str, preset: str = "quick", *, num_examples: int | None = None,
               runs: int | None = None, restarts: int | None = None, seed: int = 0,
-              batch_size: int = 200) -> Sizes:
+              batch_size: int = 200, table3_baselines: bool = False) -> Sizes:
     """``artifact``'s sizes under ``preset``; a given ``num_examples`` / ``runs`` /
-    ``restarts`` overrides the preset's (``num_examples`` for every dataset)."""
+    ``restarts`` overrides the preset's (``num_examples`` for every dataset);
+    ``table3_baselines`` computes Table 3's Interval Attack and Surrogate cells."""
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
     chosen = PRESETS[preset]
@@ -168,7 +176,7 @@ def sizes_for(artifact: str, preset: str = "quick", *, num_examples: int | None 
     return Sizes(examples=examples, runs=own.runs if runs is None else runs,
                  restarts=own.restarts if restarts is None else restarts, seed=seed,
                  batch_size=batch_size, preset=preset, epsilons=dict(chosen.epsilons),
-                 num_examples_override=num_examples)
+                 num_examples_override=num_examples, table3_baselines=table3_baselines)
 
 
 def shared_with(name: str, sizes: Sizes) -> list[str]:
@@ -242,6 +250,16 @@ def table_specs(name: str, sizes: Sizes) -> list[CellSpec]:
             for m, b in table_methods(name, sizes)]
 
 
+def table3_baseline_specs(sizes: Sizes) -> dict[str, CellSpec]:
+    """Table 3's baselines (paper label -> cell): 200 steps at the MNIST tables' eps."""
+    setup = SETUPS["mnist"]
+    return {label: CellSpec(dataset="mnist", method=method, epsilon=float(sizes.epsilon("mnist")),
+                            step_size=setup.step_size, milestones=(TABLE_STEPS["table3"],),
+                            num_examples=sizes.n("mnist"), loss=loss, seed=sizes.seed,
+                            batch_size=sizes.batch_size)
+            for label, (method, loss) in TABLE3_BASELINES.items()}
+
+
 def figure3_epsilons(dataset: str, sizes: Sizes) -> tuple[float, ...]:
     """The eps grid of Figure 3's ``dataset`` panel, with the tables' eps included."""
     return tuple(sorted(set(FIGURE3_EPSILONS[dataset]) | {sizes.epsilon(dataset)}))
@@ -281,7 +299,12 @@ def figure5_specs(sizes: Sizes) -> list[CellSpec]:
 
 
 def artifact_cells(name: str, sizes: Sizes) -> list[tuple[CellSpec, int]]:
-    """Every cell artifact ``name`` reads, with the attacks it needs (runs x restarts)."""
+    """Every cell artifact ``name`` reads, with the attacks it needs (runs x restarts; 0 for
+    a cell read only if stored: Table 3's baselines unless ``sizes.table3_baselines``)."""
+    if name == "table3":
+        baselines = sizes.runs * sizes.restarts if sizes.table3_baselines else 0
+        return ([(c, sizes.runs * sizes.restarts) for c in table_specs(name, sizes)]
+                + [(c, baselines) for c in table3_baseline_specs(sizes).values()])
     if name in TABLE_STEPS:
         specs = table_specs(name, sizes)
     elif name == "figure3":
