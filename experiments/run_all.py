@@ -9,6 +9,9 @@ Runs the artifacts in an order that computes shared cells once: the MNIST tables
 figures that reuse their cells, then Fashion-MNIST. --runs/--restarts, when given, apply to
 every artifact; otherwise each uses its preset's (Tables 3 and 5: 1 run x 5 or 10 restarts).
 --dry_run prints the cells each artifact would read and computes nothing.
+Finished cells are copied from the shipped results/cells (--shipped_cells; empty to compute
+anew), so the default command re-renders the shipped artifacts into runs/experiments in
+seconds; --output_dir=results refreshes the shipped ones.
 CIFAR-10's Table 6 and Figure 5 are not part of it: they need the released CIFAR-10 model and
 test set (neither ships) and a GPU; run python -m experiments.table6 / figure5.
 """

@@ -252,6 +252,8 @@ def test_dry_run_prints_the_paper_presets_cells_and_computes_nothing(tmp_path):
             "(4,000,000 example-steps if none is stored)") in lines
     assert ("  fashion_mnist PQGD_200 eps=0.2 milestones=100,200 images=2000 attacks=10 "
             "(4,000,000 example-steps if none is stored)") in lines
+    assert ("  mnist MultiTargeted eps=0.3 milestones=200 images=4000 attacks=0 (read only if "
+            "stored; --table3_baselines computes it)") in lines
     assert not out.exists()  # nothing written, not even the output folder
 
 
