@@ -290,9 +290,11 @@ def _table_artifact(name: str, title: str) -> Artifact:
             label = labels[specs.index(c)]
             counterpart = labels[specs.index(sign_step[SIGN_COUNTERPART[c.method]])]
             gap = (table.numbers[label][-1] - table.numbers[counterpart][-1]) / 100
+            enough = vs_sign[c].discordant >= POWER_MIN_DISCORDANT
             power[c] = {"paper_gap_points": round(100 * gap, 4),
-                        "images_for_80pct_power": images_for_power(vs_sign[c].sd, gap),
-                        "versus": counterpart}
+                        "images_for_80pct_power": (images_for_power(vs_sign[c].sd, gap)
+                                                   if enough else None),
+                        "versus": counterpart, "discordant": vs_sign[c].discordant}
         rows, records = [], []
         for label, c in zip(labels, specs):
             acc = outcomes[c].mean(axis=1)
@@ -383,6 +385,10 @@ def _table_artifact(name: str, title: str) -> Artifact:
     return Artifact(name, title, render)
 
 
+# Below this many discordant images the per-image spread is too coarse to size a study from.
+POWER_MIN_DISCORDANT = 10
+
+
 def _power_note(power: dict, labels: list[str], specs: list[CellSpec], n: int) -> str:
     """What the image count can resolve: per primary comparison, the images that the paper's
     own gap would need at 80% power (empty when the table has no primary family)."""
@@ -393,8 +399,8 @@ def _power_note(power: dict, labels: list[str], specs: list[CellSpec], n: int) -
         needed = entry["images_for_80pct_power"]
         parts.append(f"{labels[specs.index(c)]} vs {entry['versus']} "
                      f"({entry['paper_gap_points']:+.2f}): "
-                     + ("- (no discordant image to scale from)" if needed is None
-                        else f"about {round(needed, -2):,.0f}"))
+                     + (f"- ({entry['discordant']} discordant images, too few to scale "
+                        f"from)" if needed is None else f"about {round(needed, -2):,.0f}"))
     return (f"Power: to detect the paper's own gap with 80% power in a two-sided 5% test, "
             f"given the per-image spread of our differences on these {n:,} images (normal "
             f"approximation), a comparison needs: " + "; ".join(parts) + ".\n\n")

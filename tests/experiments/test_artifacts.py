@@ -105,6 +105,8 @@ def test_table2_puts_the_papers_numbers_beside_ours_with_exact_tests_and_holm(tm
         out = pgd.copy()
         if label == "PQGD_100":
             out[:, :6] = False  # 6 images broken in every run, all one way: p = 2 / 2^6
+        if label == "PQGD_200":
+            out[:, :12] = False  # 12 discordant: enough to size a study from
         return out
 
     ARTIFACTS["table2"].render({"mnist": target}, _synthetic_results("table2", sizes, correct_of),
@@ -115,21 +117,27 @@ def test_table2_puts_the_papers_numbers_beside_ours_with_exact_tests_and_holm(tm
     pq = rows["PQGD_100"]["diff_vs_sign_counterpart"]
     assert pq["p"] == pytest.approx(2 / 2 ** 6) and pq["discordant"] == 6
     assert pq["test"] == "exact sign-flip"
-    # Holm over the 4 primary comparisons: the smallest p times 4; the others (p = 1) stay 1.
-    assert pq["p_holm"] == pytest.approx(4 * 2 / 2 ** 6)
+    # Holm over the 4 primary comparisons: PQGD_200's p = 2 / 2^12 is the smallest (times 4),
+    # PQGD_100's the second (times 3); the others (p = 1) stay 1.
+    assert pq["p_holm"] == pytest.approx(3 * 2 / 2 ** 6)
+    assert rows["PQGD_200"]["diff_vs_sign_counterpart"]["p_holm"] == pytest.approx(4 * 2 / 2 ** 12)
+    assert rows["BLOB_QG_100"]["diff_vs_sign_counterpart"]["p_holm"] == 1.0
     assert [r["attack"] for r in data["rows"] if r["primary"]] == [
         "PQGD_100", "PQGD_200", "BLOB_QG_100", "BLOB_QG_200"]
     assert data["comparisons"] == {"total": 7, "primary": 4}
-    # The paper's own gap for PQGD_100 (92.37 - 92.79 = -0.42 points) at 80% power, from our
-    # per-image differences (6 of 40 at -1, the rest 0).
-    d = np.array([-1.0] * 6 + [0.0] * (n - 6))
-    needed = ((1.959964 + 0.841621) * d.std(ddof=1) / 0.0042) ** 2
-    power = rows["PQGD_100"]["power"]
-    assert power["versus"] == "PGD" and power["paper_gap_points"] == pytest.approx(-0.42)
+    # The paper's own gap for PQGD_200 (92.33 - 92.79 = -0.46 points) at 80% power, from our
+    # per-image differences (12 of 40 at -1, the rest 0).
+    d = np.array([-1.0] * 12 + [0.0] * (n - 12))
+    needed = ((1.959964 + 0.841621) * d.std(ddof=1) / 0.0046) ** 2
+    power = rows["PQGD_200"]["power"]
+    assert power["versus"] == "PGD" and power["paper_gap_points"] == pytest.approx(-0.46)
     assert power["images_for_80pct_power"] == pytest.approx(needed, rel=1e-4)
-    assert rows["BLOB_QG_100"]["power"]["images_for_80pct_power"] is None  # no discordant image
+    # 6 discordant images (PQGD_100) or none (BLOB_QG_100) are too few to size a study from.
+    assert rows["PQGD_100"]["power"]["images_for_80pct_power"] is None
+    assert rows["BLOB_QG_100"]["power"]["images_for_80pct_power"] is None
     text = (tmp_path / "table2.md").read_text()
-    assert f"PQGD_100 vs PGD (-0.42): about {round(needed, -2):,.0f}" in text
+    assert f"PQGD_200 vs PGD (-0.46): about {round(needed, -2):,.0f}" in text
+    assert "PQGD_100 vs PGD (-0.42): - (6 discordant images, too few to scale from)" in text
     assert "| PGD | 92.56 / 92.79 |" in text
     assert "images: ours the first 40, the paper's 10,000" in text
     assert "Same runs:" in text and "Multiplicity: 7 distinct" in text
