@@ -399,7 +399,7 @@ def _power_note(power: dict, labels: list[str], specs: list[CellSpec], n: int) -
         needed = entry["images_for_80pct_power"]
         parts.append(f"{labels[specs.index(c)]} vs {entry['versus']} "
                      f"({entry['paper_gap_points']:+.2f}): "
-                     + (f"- ({entry['discordant']} discordant images, too few to scale "
+                     + (f"- ({entry['discordant']} discordant image(s), too few to scale "
                         f"from)" if needed is None else f"about {round(needed, -2):,.0f}"))
     return (f"Power: to detect the paper's own gap with 80% power in a two-sided 5% test, "
             f"given the per-image spread of our differences on these {n:,} images (normal "

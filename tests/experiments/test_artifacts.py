@@ -137,7 +137,7 @@ def test_table2_puts_the_papers_numbers_beside_ours_with_exact_tests_and_holm(tm
     assert rows["BLOB_QG_100"]["power"]["images_for_80pct_power"] is None
     text = (tmp_path / "table2.md").read_text()
     assert f"PQGD_200 vs PGD (-0.46): about {round(needed, -2):,.0f}" in text
-    assert "PQGD_100 vs PGD (-0.42): - (6 discordant images, too few to scale from)" in text
+    assert "PQGD_100 vs PGD (-0.42): - (6 discordant image(s), too few to scale from)" in text
     assert "| PGD | 92.56 / 92.79 |" in text
     assert "images: ours the first 40, the paper's 10,000" in text
     assert "Same runs:" in text and "Multiplicity: 7 distinct" in text
