@@ -272,3 +272,26 @@ def test_table3_baselines_are_read_only_if_stored_unless_asked_for():
         assert c.milestones == (200,) and c.num_examples == 300 and c.epsilon == 0.3
         assert quick[c] == 0 and asked[c] == 5  # 1 run x 5 restarts
     assert baselines["Surrogate"].loss == "logit_margin"
+
+
+def test_a_rerender_reports_the_cells_recorded_machine_not_the_rendering_one(tmp_path,
+                                                                             monkeypatch):
+    n = 8
+    sizes = plan.sizes_for("table2", num_examples=n)
+    target = Target("mnist", None, "elsewhere", np.zeros(n), None, "m", {}, "d")
+    target.__dict__["clean_accuracy"] = 1.0
+    where = {"machine": "Machine A (3 cores, 8 GiB)", "tensorflow": "2.20.0"}
+    results = {spec: CellResult(spec, np.ones((attacks, len(spec.milestones), n), bool), 60.0,
+                                [{**where, "first_date": "2026-11-02", "last_date": "2026-11-03",
+                                  "seconds": 60.0}])
+               for spec, attacks in plan.artifact_cells("table2", sizes)}
+    monkeypatch.setattr(report, "machine", lambda: "Machine B (64 cores)")
+    ARTIFACTS["table2"].render({"mnist": target}, results, sizes, tmp_path)
+    text = (tmp_path / "table2.md").read_text()
+    # 6 cells of 60 s each, all on machine A.
+    assert ("6.0 min on Machine A (3 cores, 8 GiB), TensorFlow 2.20.0, 2026-11-02 to "
+            "2026-11-03") in text
+    assert "Machine B" not in text and tf.__version__ not in text.replace("2.20.0", "")
+    [entry] = json.loads((tmp_path / "table2.json").read_text())["compute"]
+    assert entry == {**where, "first_date": "2026-11-02", "last_date": "2026-11-03",
+                     "seconds": 360.0}
