@@ -529,62 +529,75 @@ def _figure3_render(targets, results, sizes, out):
     return _write_outputs(out, "figure3", text, data, compute_provenance(results, specs), png)
 
 
-def _figure4_render(targets, results, sizes, out):
-    plt = pyplot()
-    specs = plan.figure4_specs(sizes)
-    labels = _labels(plan.FIGURE4_METHODS)
-    steps = plan.FIGURE4_STEPS
-    points = paper.figure_points("4a")
-    fashion_points = paper.figure_points("4b")
-    outcome = {(c, s): results[c].outcomes(s, sizes.runs, sizes.restarts) for c in specs for s in steps}
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    data = {"artifact": "figure4", "steps": list(steps), "runs": sizes.runs,
-            "preset": sizes.preset, "model": _model_json(targets["mnist"]), "curves": {},
-            "paper": {"figure": "4a", "steps": points.steps, "numbers": points.numbers,
-                      "model": points.model}}
-    for label, c in zip(labels, specs):
-        accs, avg = _plot_curve(ax, steps, [outcome[(c, s)] for s in steps], label)
-        data["curves"][label] = {"avg": avg.tolist(), "run_accuracies": accs.tolist(),
-                                 "diff_vs_pgd": [vars(paired_difference(outcome[(c, s)],
-                                                                        outcome[(specs[0], s)]))
-                                                 for s in steps]}
-    _plot_paper_points(ax, [(points.steps, v, k) for k, v in points.numbers.items()],
-                       "paper, Fig. 4a text (its own MNIST model)")
-    ax.set(title=f"MNIST eps 0.3, a 0.01 (first {sizes.n('mnist')} test images)",
-           xlabel="number of steps", ylabel="average accuracy (%)")
-    ax.legend(fontsize=8)
-    png = save_figure(fig, out / "figure4.png")
-    rows = []
-    for s in steps:
-        pgd = outcome[(specs[0], s)]
-        paper_text = (" / ".join(f"{k} {v:.2f}" for k, v in points.numbers.items())
-                      if s == points.steps else "-")
-        rows.append([str(s), paper_text, pct(pgd.mean())]
-                    + [_avg_and_diff(outcome[(c, s)], pgd) for c in specs[1:]])
-    protocol = _protocol_line(targets["mnist"], sizes, points.model, "5 runs",
-                              f"runs: ours {sizes.runs}", points.epsilon)
-    fashion_text = ", ".join(f"{k} {v:.2f}" for k, v in fashion_points.numbers.items())
-    text = (f"# {ARTIFACTS['figure4'].title}\n\n{_setting('mnist', sizes.epsilon('mnist'))}, "
-            f"{sizes.runs} run(s) per point (no restarts); the k-step accuracy is that of the "
-            f"k-th iterate of one attack per run (a k-step attack is the first k steps of a "
-            f"longer one from the same start). Paper column and stars: the numbers the paper's "
-            f"text gives for its Figure 4a.\n\n"
-            f"![figure 4](figure4.png)\n\n{_model_line(targets['mnist'])}\n\n"
-            + markdown_table(["steps (same runs: one attack per run scored at every step count)",
-                              "paper (Fig. 4a text)", "PGD Avg (%)"]
-                             + [f"{l} Avg (%) (- PGD [95% CI, method]; exact test)"
-                                for l in labels[1:]], rows)
-            + f"\n{protocol}\n\n"
-            + f"Not produced: the paper's Figure 4b (Fashion-MNIST, eps "
-              f"{fashion_points.epsilon:g}; its text: at {fashion_points.steps} steps "
-              f"{fashion_text}); the Fashion-MNIST cells are scored at 100 and 200 steps only.\n\n"
-            + f"{_multiplicity_note(len(steps) * (len(specs) - 1), 0, None)}\n\n"
-            + f"{_same_runs_note('figure4', sizes, 'its rows are milestones of the same attacks; ')}\n\n"
-            + f"{_noise_note(sizes.n('mnist'), sizes.runs)}\n"
-            + _footer(_command("figure4", sizes), results, specs))
-    data["protocol_differences"] = protocol
-    data["shared_cells_with"] = plan.shared_with("figure4", sizes)
-    return _write_outputs(out, "figure4", text, data, compute_provenance(results, specs), png)
+def _figure4_renderer(name: str, dataset: str, figure: str):
+    """Figure 4a (MNIST, ``figure4``) or 4b (Fashion-MNIST, ``figure4b``): accuracy against the
+    number of steps, with the numbers the paper's text gives for that panel."""
+
+    def render(targets, results, sizes, out):
+        plt = pyplot()
+        target = targets[dataset]
+        specs = plan.figure4_specs(sizes, dataset)
+        labels = _labels(plan.FIGURE4_METHODS)
+        steps = plan.FIGURE4_STEPS
+        points = paper.figure_points(figure)
+        other = paper.figure_points("4b" if figure == "4a" else "4a")
+        eps = specs[0].epsilon
+        outcome = {(c, s): results[c].outcomes(s, sizes.runs, sizes.restarts)
+                   for c in specs for s in steps}
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        data = {"artifact": name, "steps": list(steps), "runs": sizes.runs,
+                "preset": sizes.preset, "epsilon": eps, "model": _model_json(target),
+                "curves": {}, "paper": {"figure": figure, "steps": points.steps,
+                                        "numbers": points.numbers, "model": points.model,
+                                        "epsilon": points.epsilon}}
+        for label, c in zip(labels, specs):
+            accs, avg = _plot_curve(ax, steps, [outcome[(c, s)] for s in steps], label)
+            data["curves"][label] = {"avg": avg.tolist(), "run_accuracies": accs.tolist(),
+                                     "diff_vs_pgd": [vars(paired_difference(outcome[(c, s)],
+                                                                            outcome[(specs[0], s)]))
+                                                     for s in steps]}
+        _plot_paper_points(ax, [(points.steps, v, k) for k, v in points.numbers.items()],
+                           f"paper, Fig. {figure} text (its own {DATASET_NAMES[dataset]} model"
+                           f"{'' if points.epsilon == eps else f', eps {points.epsilon:g}'})")
+        ax.set(title=f"{DATASET_NAMES[dataset]} eps {eps:g}, a {SETUPS[dataset].step_size:g} "
+                     f"(first {sizes.n(dataset)} test images)",
+               xlabel="number of steps", ylabel="average accuracy (%)")
+        ax.legend(fontsize=8)
+        png = save_figure(fig, out / f"{name}.png")
+        rows = []
+        for s in steps:
+            pgd = outcome[(specs[0], s)]
+            paper_text = (" / ".join(f"{k} {v:.2f}" for k, v in points.numbers.items())
+                          if s == points.steps else "-")
+            rows.append([str(s), paper_text, pct(pgd.mean())]
+                        + [_avg_and_diff(outcome[(c, s)], pgd) for c in specs[1:]])
+        protocol = _protocol_line(target, sizes, points.model, "5 runs",
+                                  f"runs: ours {sizes.runs}", points.epsilon)
+        other_text = ", ".join(f"{k} {v:.2f}" for k, v in other.numbers.items())
+        other_name = "figure4b" if figure == "4a" else "figure4"
+        text = (f"# {ARTIFACTS[name].title}\n\n{_setting(dataset, eps)}, "
+                f"{sizes.runs} run(s) per point (no restarts); the k-step accuracy is that of the "
+                f"k-th iterate of one attack per run (a k-step attack is the first k steps of a "
+                f"longer one from the same start). Paper column and stars: the numbers the "
+                f"paper's text gives for its Figure {figure}.\n\n"
+                f"![figure {figure}]({name}.png)\n\n{_model_line(target)}\n\n"
+                + markdown_table(["steps (same runs: one attack per run scored at every step count)",
+                                  f"paper (Fig. {figure} text)", "PGD Avg (%)"]
+                                 + [f"{l} Avg (%) (- PGD [95% CI, method]; exact test)"
+                                    for l in labels[1:]], rows)
+                + f"\n{protocol}\n\n"
+                + f"The paper's Figure {other.figure} ({DATASET_NAMES[other.dataset]}, eps "
+                  f"{other.epsilon:g}; its text: at {other.steps} steps {other_text}) is "
+                  f"`python -m experiments.{other_name}`.\n\n"
+                + f"{_multiplicity_note(len(steps) * (len(specs) - 1), 0, None)}\n\n"
+                + f"{_same_runs_note(name, sizes, 'its rows are milestones of the same attacks; ')}\n\n"
+                + f"{_noise_note(sizes.n(dataset), sizes.runs)}\n"
+                + _footer(_command(name, sizes), results, specs))
+        data["protocol_differences"] = protocol
+        data["shared_cells_with"] = plan.shared_with(name, sizes)
+        return _write_outputs(out, name, text, data, compute_provenance(results, specs), png)
+
+    return render
 
 
 def _sweep_render(targets, results, sizes, out):
@@ -865,7 +878,9 @@ _register(Artifact("figure2", "Figure 2 analog: sign, raw and quantized gradient
 _register(Artifact("figure3", "Figure 3 analog: average accuracy vs maximum perturbation",
                    _figure3_render))
 _register(Artifact("figure4", "Figure 4 analog: average accuracy vs number of steps (MNIST)",
-                   _figure4_render))
+                   _figure4_renderer("figure4", "mnist", "4a")))
+_register(Artifact("figure4b", "Figure 4b analog: average accuracy vs number of steps "
+                   "(Fashion-MNIST)", _figure4_renderer("figure4b", "fashion_mnist", "4b")))
 _register(Artifact("sweep_b", "Section 4.5 analog: sweep of the quantization level b (MNIST)",
                    _sweep_render))
 _register(Artifact("table6", "Table 6 analog: the CIFAR-10 challenge model, 100 steps, eps 8 "

@@ -295,3 +295,22 @@ def test_a_rerender_reports_the_cells_recorded_machine_not_the_rendering_one(tmp
     [entry] = json.loads((tmp_path / "table2.json").read_text())["compute"]
     assert entry == {**where, "first_date": "2026-11-02", "last_date": "2026-11-03",
                      "seconds": 360.0}
+
+
+def test_figure4b_puts_the_papers_fashion_numbers_at_20_steps_and_names_the_eps_difference(
+        tmp_path):
+    n = 10
+    sizes = plan.sizes_for("figure4b", num_examples=n)  # quick: eps 0.1, cells of their own
+    target = Target("fashion_mnist", None, "elsewhere", np.zeros(n), None, "m", {}, "d")
+    target.__dict__["clean_accuracy"] = 1.0
+    ARTIFACTS["figure4b"].render({"fashion_mnist": target},
+                                 _synthetic_results("figure4b", sizes,
+                                                    lambda label: np.ones((5, n), bool)),
+                                 sizes, tmp_path)
+    text = (tmp_path / "figure4b.md").read_text()
+    assert "| 20 | PGD 75.27 / PQGD_500 72.68 | 100.00 |" in text
+    assert "eps: ours 0.1, the paper's 0.2" in text
+    assert (tmp_path / "figure4b.png").stat().st_size > 0
+    data = json.loads((tmp_path / "figure4b.json").read_text())
+    assert data["paper"]["numbers"] == {"PGD": 75.27, "PQGD_500": 72.68}
+    assert set(data["curves"]) == {"PGD", "PQGD_100", "PQGD_500", "PQGD_1000"}
