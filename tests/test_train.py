@@ -346,19 +346,29 @@ def test_a_config_without_the_data_digest_resumes_and_gains_it(two_steps, mnist_
                            model_dir=str(run))
 
 
-def test_a_config_written_before_attack_dtype_resumes_as_float32(two_steps, mnist_dir, tmp_path):
+def _config_without_attack_dtype(two_steps: Path, tmp_path: Path) -> Path:
+    """A copy of the 2-step run whose config.json predates --attack_dtype (no such key)."""
     run = copy_run(two_steps, tmp_path)
     current = json.loads((run / "config.json").read_text())
     assert current.pop("attack_dtype") == "float32"
     (run / "config.json").write_text(json.dumps(current))
-    # Absent means float32: asking for bfloat16 is a change of the trajectory, refused ...
+    return run
+
+
+def test_a_config_written_before_attack_dtype_means_float32(two_steps, mnist_dir, tmp_path):
+    run = _config_without_attack_dtype(two_steps, tmp_path)
+    # Absent means float32: asking for bfloat16 is a change of the trajectory, refused.
     refused = run_train(train_args(mnist_dir, run, max_num_training_steps=3, k=1,
                                    num_train_examples=100, attack_dtype="bfloat16"))
     assert refused.returncode == 1
     [line] = our_stderr_lines(refused.stderr)
     assert "attack_dtype float32 -> bfloat16" in line and "--allow_setting_changes" in line
     assert read_global_step(latest_checkpoint(run)) == 2
-    # ... and the default (float32) resumes without a recorded change.
+
+
+@pytest.mark.slow
+def test_a_config_written_before_attack_dtype_resumes_as_float32(two_steps, mnist_dir, tmp_path):
+    run = _config_without_attack_dtype(two_steps, tmp_path)
     result = run_train(train_args(mnist_dir, run, max_num_training_steps=3, k=1,
                                   num_train_examples=100))
     assert result.returncode == 0, result.stderr[-2000:]
@@ -368,6 +378,7 @@ def test_a_config_written_before_attack_dtype_resumes_as_float32(two_steps, mnis
     assert read_global_step(latest_checkpoint(run)) == 3
 
 
+@pytest.mark.slow
 def test_a_bfloat16_attack_run_trains_float32_weights(two_steps, mnist_dir, tmp_path):
     # The same 2 steps as the float32 fixture (same seed, data, PGD-1), attack in bfloat16.
     result = run_train(train_args(mnist_dir, tmp_path, max_num_training_steps=2, k=1,
