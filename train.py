@@ -302,6 +302,7 @@ class AdversarialTrainer:
 
     def adversarial_batch(self, x: "np.ndarray", y: "np.ndarray", step: int) -> "np.ndarray":
         """PGD-k examples ``(B, 784)`` float32 in [0, 1] of the clean batch ``x`` at ``step``."""
+        from attacks.precision import model_in_dtype
         if self.runner is None:
             return x
         eps = epsilon_at(self.settings, step)
@@ -312,6 +313,9 @@ class AdversarialTrainer:
                 x, step_rng(self.settings.random_seed, step))
         else:
             x_start = x
+        # The runner attacks a bfloat16 copy of the model made once; bring its weights up to
+        # date with the weights trained since the last batch (float32: the model itself).
+        model_in_dtype(self.model, self.settings.attack_dtype)
         return self.runner.run(x_start, x, y, self.settings.k)
 
     def _update_fn(self, x, y):
