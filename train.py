@@ -302,7 +302,7 @@ class AdversarialTrainer:
 
     def adversarial_batch(self, x: "np.ndarray", y: "np.ndarray", step: int) -> "np.ndarray":
         """PGD-k examples ``(B, 784)`` float32 in [0, 1] of the clean batch ``x`` at ``step``."""
-        from attacks.precision import model_in_dtype
+        from attacks import model_in_dtype
         if self.runner is None:
             return x
         eps = epsilon_at(self.settings, step)
