@@ -20,6 +20,8 @@ formats. The public seam an attack is made of (shapes ``(M, *S)`` float32 images
 - the driver: :class:`StepRunner` (``run(x, x_nat, y, n)``), the one compiled step loop;
 - compute dtype: ``compute_dtype="auto"`` picks bfloat16 only where a cached calibration
   on this machine shows it faster (:func:`resolve_compute_dtype`, ``attacks.calibration``);
+  :func:`model_in_dtype` is the reduced-precision copy the loop attacks (weights refreshed
+  from the float32 model on every call, so a model trained in between is attacked as it is);
 - restarts: ``skip_broken`` (``AttackConfig``) attacks only the unbroken examples after the
   first restart (PGD family by default), same merged result;
   :func:`make_runners` builds all of an attack's loops (its interval phase, its ODI steps);
