@@ -26,7 +26,7 @@ line says which. No CIFAR-10 model ships: get one with
 """
 from absl import app, flags
 
-from workflow.cli import fail, fail_now, interrupted, one_line_flags_parser, quiet_tensorflow
+from workflow.cli import fail, interrupted, one_line_flags_parser, quiet_tensorflow
 from workflow.datasets import ARCH_DATASETS, DATASET_NAMES
 from workflow.signals import Interrupted, raise_on_termination, signal_name
 from workflow.strategy import DEFAULT_JOIN_TIMEOUT_S, STRATEGIES, parse_devices
@@ -216,13 +216,11 @@ def main(argv):
     with raise_on_termination():
         try:
             quiet_tensorflow()
-            from workflow.strategy import JoinTimeout, make_strategy
+            from workflow.strategy import make_strategy
             try:
                 # Before anything initialises TensorFlow's devices: it may split the CPU.
                 strategy = make_strategy(FLAGS.strategy, FLAGS.devices,
-                                         join_timeout=FLAGS.join_timeout)
-            except JoinTimeout as err:  # TensorFlow's join cannot be cancelled: end here
-                fail_now(PROGRAM, str(err))
+                                         join_timeout=FLAGS.join_timeout, program=PROGRAM)
             except ValueError as err:
                 fail(PROGRAM, str(err))
             from mnist_challenge_compat import CompatError

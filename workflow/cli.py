@@ -23,15 +23,6 @@ def fail(program: str, message: str) -> NoReturn:
     sys.exit(EXIT_ERROR)
 
 
-def fail_now(program: str, message: str) -> NoReturn:
-    """Like :func:`fail`, but ends the process at once (``os._exit``): for a wait inside
-    TensorFlow that cannot be cancelled and would block the interpreter's exit."""
-    _one_line(program, message)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(EXIT_ERROR)
-
-
 def interrupted(program: str, message: str) -> NoReturn:
     """Prints ``program: message`` as ONE line on stderr and exits with status 130."""
     _one_line(program, message)

@@ -9,9 +9,9 @@
 - ``multi_worker``: a ``MultiWorkerMirroredStrategy`` configured by ``TF_CONFIG`` as
   TensorFlow documents it (checked first, :func:`parse_tf_config`), each host's local devices
   (its GPUs, else its CPU) its replicas. Every worker runs the same command; construction
-  waits for all of them to join, at most ``join_timeout`` seconds (:class:`JoinTimeout`), and
-  the same bound applies to each collective later (a worker that dies makes the others fail
-  instead of hang).
+  waits for all of them to join, at most ``join_timeout`` seconds (then one line and exit 1,
+  :func:`_join_watch`), and the same bound applies to each collective later (a worker that
+  dies makes the others fail instead of hang).
 
 Splitting the CPU only works before TensorFlow initialises its devices, so
 :func:`make_strategy` must run before any model is built or tensor created.
@@ -22,7 +22,8 @@ import json
 import logging
 import os
 import re
-import threading
+import subprocess
+import sys
 from typing import Any, Mapping
 
 STRATEGIES = ("none", "mirrored", "multi_worker")
@@ -30,11 +31,6 @@ _DEVICE = re.compile(r"^(?:/device:|/)?(cpu|gpu):(\d+)$", re.IGNORECASE)
 _ADDRESS = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:(\d+)$")
 MULTI_WORKER_JOBS = ("chief", "worker")
 DEFAULT_JOIN_TIMEOUT_S = 300.0
-
-
-class JoinTimeout(ValueError):
-    """The other workers of a ``TF_CONFIG`` cluster did not join in time. TensorFlow's wait
-    cannot be cancelled: the caller prints the message and ends the process at once."""
 
 
 def parse_devices(text: str | None) -> int | list[tuple[str, int]] | None:
@@ -125,17 +121,16 @@ def parse_tf_config(text: str | None) -> dict[str, Any]:
 
 def make_strategy(kind: str, devices: str | None = None,
                   environ: Mapping[str, str] | None = None,
-                  join_timeout: float = DEFAULT_JOIN_TIMEOUT_S):
+                  join_timeout: float = DEFAULT_JOIN_TIMEOUT_S, program: str = "eval.py"):
     """The strategy ``--strategy=kind --devices=devices`` ask for (None for ``none``).
 
     Call before TensorFlow initialises its devices (a CPU split is configured here).
 
     Args:
-      join_timeout: ``multi_worker``: seconds to wait for every worker to join, and for any
-        later collective.
+      join_timeout: ``multi_worker``: seconds to wait for every worker to join (past it the
+        process prints ``program: ...`` as one line and exits 1), and for any later collective.
 
     Raises:
-      JoinTimeout: ``multi_worker`` and a worker did not join within ``join_timeout``.
       ValueError: an unknown kind, ``--devices`` without ``mirrored``, more GPUs than are
         visible, a CPU that can no longer be split, or a bad ``TF_CONFIG`` (one line).
     """
@@ -159,43 +154,57 @@ def make_strategy(kind: str, devices: str | None = None,
         # the replica coordinator's traceback) stay hidden like its start-up log.
         tf.get_logger().setLevel(logging.WARNING)
     if tf_config is not None:
-        return _multi_worker(tf, tf_config, join_timeout)
+        return _multi_worker(tf, tf_config, join_timeout, program)
     names = _mirrored_devices(tf, parsed)
     return tf.distribute.MirroredStrategy(names)
 
 
-def _multi_worker(tf, tf_config: dict[str, Any], join_timeout: float):
-    """A ``MultiWorkerMirroredStrategy`` for the checked ``tf_config``, built in a thread so
-    that a cluster that never completes ends in :class:`JoinTimeout` instead of a hang."""
+_WATCHER = """
+import sys
+message = sys.argv[1]
+data = sys.stdin.buffer.read()  # EOF: the cluster joined, or the process ended otherwise
+if data.startswith(b"Timeout"):  # faulthandler's timer fired: the join timed out
+    sys.stderr.write(message + "\\n")
+"""
+
+
+def _multi_worker(tf, tf_config: dict[str, Any], join_timeout: float, program: str):
+    """A ``MultiWorkerMirroredStrategy`` for the checked ``tf_config``.
+
+    Its construction blocks until every task of the cluster has joined, inside TensorFlow and
+    holding the interpreter lock, so no Python thread or signal handler can interrupt it. A
+    ``faulthandler`` timer (a C thread) ends the process with exit status 1 after
+    ``join_timeout`` seconds; its dump goes to a small watcher process, which then prints the
+    one-line message. Once joined, the timer is cancelled and the watcher told (EOF).
+    """
     cluster = tf.train.ClusterSpec(tf_config["cluster"])
     resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
         cluster, task_type=tf_config["task"]["type"], task_id=tf_config["task"]["index"],
         rpc_layer="grpc")
     options = tf.distribute.experimental.CommunicationOptions(
         timeout_seconds=float(join_timeout))
-    built: dict[str, Any] = {}
-
-    def build() -> None:
+    task = tf_config["task"]
+    message = (f"{program}: --strategy=multi_worker: the cluster of {tf_config['workers']} "
+               f"task(s) did not complete within --join_timeout={join_timeout:g} s (this task: "
+               f"{task['type']} {task['index']}); start the same command with its own "
+               f"TF_CONFIG on every host of TF_CONFIG's cluster")
+    import faulthandler
+    watcher = subprocess.Popen([sys.executable, "-c", _WATCHER, message], stdin=subprocess.PIPE)
+    try:
+        faulthandler.dump_traceback_later(join_timeout, exit=True, file=watcher.stdin)
         try:
-            built["strategy"] = tf.distribute.MultiWorkerMirroredStrategy(
+            strategy = tf.distribute.MultiWorkerMirroredStrategy(
                 cluster_resolver=resolver, communication_options=options)
-        except BaseException as err:  # handed to the waiting thread
-            built["error"] = err
-
-    thread = threading.Thread(target=build, name="join-cluster", daemon=True)
-    thread.start()
-    thread.join(join_timeout)
-    if thread.is_alive():
-        task = tf_config["task"]
-        raise JoinTimeout(f"--strategy=multi_worker: the cluster of {tf_config['workers']} "
-                          f"task(s) did not complete within --join_timeout={join_timeout:g} s "
-                          f"(this task: {task['type']} {task['index']}); start the same command "
-                          f"with its own TF_CONFIG on every host of TF_CONFIG's cluster")
-    if "error" in built:
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+    except Exception as err:
+        first = (str(err).strip().splitlines() or [""])[0]
         raise ValueError(f"--strategy=multi_worker: TensorFlow could not start the cluster "
-                         f"({type(built['error']).__name__}: "
-                         f"{str(built['error']).splitlines()[0] if str(built['error']) else ''})")
-    return built["strategy"]
+                         f"({type(err).__name__}: {first[:200]})") from None
+    finally:
+        watcher.stdin.close()
+        watcher.wait()
+    return strategy
 
 
 def describe(strategy) -> str:
