@@ -24,6 +24,8 @@ trained at), else the dataset's challenge (MNIST 0.3, CIFAR-10 8 on the 0-255 sc
 line says which. No CIFAR-10 model ships: get one with
 ``python -m mnist_challenge_compat.model_download cifar10_adv_trained``.
 """
+import os
+
 from absl import app, flags
 
 from workflow.cli import fail, interrupted, one_line_flags_parser, quiet_tensorflow
@@ -216,8 +218,10 @@ def main(argv):
     with raise_on_termination():
         try:
             quiet_tensorflow()
-            from workflow.strategy import make_strategy
+            from workflow.strategy import check_worker_groups, make_strategy
             try:
+                if FLAGS.strategy == "multi_worker":  # before waiting for the other workers
+                    check_worker_groups(os.environ, FLAGS.num_examples, FLAGS.batch_size)
                 # Before anything initialises TensorFlow's devices: it may split the CPU.
                 strategy = make_strategy(FLAGS.strategy, FLAGS.devices,
                                          join_timeout=FLAGS.join_timeout, program=PROGRAM)

@@ -119,6 +119,26 @@ def parse_tf_config(text: str | None) -> dict[str, Any]:
             "workers": sum(len(a) for a in cluster.values()), "chief": chief}
 
 
+def check_worker_groups(environ: Mapping[str, str], n_examples: int | None,
+                        batch_size: int) -> None:
+    """Before joining a cluster: refuses more workers in ``TF_CONFIG`` than groups per round
+    (each worker has at least one replica, each replica takes whole groups; the exact replica
+    count is checked again once joined).
+
+    Raises:
+      ValueError: a bad ``TF_CONFIG``, or too few groups (one line).
+    """
+    workers = parse_tf_config(environ.get("TF_CONFIG"))["workers"]
+    if n_examples is None:
+        return
+    groups = -(-n_examples // batch_size)
+    if workers > groups:
+        raise ValueError(f"strategy has {workers} replicas (at least one per worker of TF_CONFIG) "
+                         f"but {n_examples} example(s) at batch_size {batch_size} make only "
+                         f"{groups} group(s); each replica takes whole groups: use fewer workers "
+                         f"or a smaller batch_size")
+
+
 def make_strategy(kind: str, devices: str | None = None,
                   environ: Mapping[str, str] | None = None,
                   join_timeout: float = DEFAULT_JOIN_TIMEOUT_S, program: str = "eval.py"):
