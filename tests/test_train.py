@@ -382,10 +382,10 @@ def test_mirrored_on_two_logical_cpus_gives_the_one_device_checkpoint_and_resume
         # Adam's normalised step turn tiny gradient differences into whole steps in a few
         # coordinates (measured: at most 0.01% of a weight tensor, 1.1e-5 absolute after 6
         # steps of lr 1e-3); the rest agrees to rel 1e-5. Adam's moments of coordinates whose
-        # gradient is float noise differ more often (up to 1.4%).
+        # gradient is float noise differ more often (up to 1.4%, or 1 of 32 biases).
         slot = "/Adam" in name
         close = np.isclose(b[name], a[name], rtol=1e-5, atol=1e-7)
-        assert np.mean(close) >= (0.98 if slot else 0.999), name
+        assert np.sum(~close) <= max(2, (0.02 if slot else 0.001) * close.size), name
         if not slot:  # no Adam step moves a weight by more than about the learning rate
             assert np.abs(b[name] - a[name]).max() <= 2 * 1e-3 * 6, name
     moved = sum(np.abs(a[n] - checkpoint_tensors(str(tmp_path / "two" / "checkpoint-3"))[n]).sum()
