@@ -203,14 +203,14 @@ def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage,
     multi, chief = attacks.is_multi_worker(strategy), attacks.is_chief(strategy)
     if multi:  # every worker runs the same job, checked before anything is written
         _agree_on_the_job(strategy, settings, config, model_dir)
-    if chief:
-        _check_writable(out, "output_dir")
-        if attack_file.parent != out:
-            _check_writable(attack_file.parent, "the folder of attack_path", create=False)
     with contextlib.ExitStack() as held:
         chief_error = None
-        try:
+        try:  # multi-worker: an error of the chief's is sent to the others, then raised
             if chief:
+                _check_writable(out, "output_dir")
+                if attack_file.parent != out:
+                    _check_writable(attack_file.parent, "the folder of attack_path",
+                                    create=False)
                 held.enter_context(FolderLock(out))
                 remove_stale_temporaries(out, exclusive=True)
                 if attack_file.parent != out:
