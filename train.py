@@ -333,6 +333,8 @@ class AdversarialTrainer:
         """PGD-k examples ``(B, 784)`` float32 in [0, 1] of the clean batch ``x`` at ``step``
         (with a strategy: each replica those of its shard, from the same random start)."""
         import numpy as np
+
+        from attacks.precision import model_in_dtype
         if self.runner is None:
             return x
         eps = epsilon_at(self.settings, step)
@@ -342,6 +344,9 @@ class AdversarialTrainer:
                 x, step_rng(self.settings.random_seed, step))
         else:
             x_start = x
+        # The runner attacks a bfloat16 copy of the model made once; bring its weights up to
+        # date with the weights trained since the last batch (float32: the model itself).
+        model_in_dtype(self.model, self.settings.attack_dtype)
         if self.strategy is None:
             return self.runner.run(x_start, x, y, self.settings.k)
         from attacks import run_schedule

@@ -391,3 +391,32 @@ def test_mirrored_on_two_logical_cpus_gives_the_one_device_checkpoint_and_resume
     moved = sum(np.abs(a[n] - checkpoint_tensors(str(tmp_path / "two" / "checkpoint-3"))[n]).sum()
                 for n in a if n != "global_step")
     assert moved > 0  # the resumed steps did change the weights
+
+
+def test_bfloat16_training_attack_follows_the_weights_trained_since_the_last_batch():
+    """The bfloat16 attack runs on a copy of the model made once; after updates, one tiny
+    PGD step (no random start, unclipped) must point along the sign of the CURRENT float32
+    model's input gradient, not the initial weights' (a stale copy agrees on about half the
+    pixels)."""
+    from train import AdversarialTrainer, Settings
+    settings = Settings(random_seed=1, max_num_training_steps=10, num_output_steps=1,
+                        num_summary_steps=1, num_checkpoint_steps=1, training_batch_size=8,
+                        epsilon=0.2, k=1, a=0.001, random_start=False, loss_func="xent",
+                        model_dir="unused", dataset="fashion_mnist", data_dir=None,
+                        arch="daa_fashion", learning_rate=1e-2, epsilon_warmup_steps=0,
+                        num_train_examples=None, attack_dtype="bfloat16")
+    model = models.build_model("daa_fashion", seed=1)
+    trainer = AdversarialTrainer(model, settings)
+    rng = np.random.default_rng(0)
+    x = (rng.random((8, 784), dtype=np.float32) * 0.5 + 0.25).astype(np.float32)
+    y = np.arange(8, dtype=np.int64)
+    for _ in range(5):
+        trainer.update(x, y)
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=y, logits=model(xt, training=False)))
+    expected = np.sign(tape.gradient(loss, xt).numpy())
+    step = np.sign(trainer.adversarial_batch(x, y, 5) - x)
+    assert (step == expected).mean() > 0.9
