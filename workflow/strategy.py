@@ -234,7 +234,7 @@ def describe(strategy) -> str:
     local = ", ".join(d.split("device:")[-1].lower() for d in devices)
     import tensorflow as tf
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        from attacks.distribute import worker_count, worker_rank
+        from attacks import worker_count, worker_rank
         return (f"MultiWorkerMirroredStrategy, {strategy.num_replicas_in_sync} replica(s) on "
                 f"{worker_count(strategy)} worker(s); this is worker {worker_rank(strategy)}"
                 f"{' (chief)' if worker_rank(strategy) == 0 else ''}: {local}")
