@@ -12,6 +12,9 @@
                                                      # steps of 2 on 0-255 images
     python eval.py --strategy=mirrored --devices=2   # groups spread over 2 GPUs (no GPU: the
                                                      # CPU split in 2); same outputs
+    TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type":
+        "worker", "index": 0}}' python eval.py --strategy=multi_worker ...  # on each host,
+                                                     # its own index; the chief writes
 
 Writes ``attack.npy``, ``pred.npy``, ``results.json``, ``leaderboard.md`` and ``examples.png``
 (``restarts.png`` too for several restarts or runs; ``--noplots`` skips the pictures) to
@@ -21,12 +24,14 @@ trained at), else the dataset's challenge (MNIST 0.3, CIFAR-10 8 on the 0-255 sc
 line says which. No CIFAR-10 model ships: get one with
 ``python -m mnist_challenge_compat.model_download cifar10_adv_trained``.
 """
+import os
+
 from absl import app, flags
 
 from workflow.cli import fail, interrupted, one_line_flags_parser, quiet_tensorflow
 from workflow.datasets import ARCH_DATASETS, DATASET_NAMES
 from workflow.signals import Interrupted, raise_on_termination, signal_name
-from workflow.strategy import STRATEGIES, parse_devices
+from workflow.strategy import DEFAULT_JOIN_TIMEOUT_S, STRATEGIES, parse_devices
 
 PROGRAM = "eval.py"
 FLAGS = flags.FLAGS
@@ -100,11 +105,15 @@ flags.DEFINE_bool("plots", True, "Write examples.png (and restarts.png for sever
                   "runs); needs matplotlib.")
 flags.DEFINE_enum("strategy", "none", list(STRATEGIES),
                   "tf.distribute strategy: none (one device), mirrored (MirroredStrategy over "
-                  "--devices) or multi_worker (TF_CONFIG; checked, then refused: not supported "
-                  "yet). The images are the same as with none.")
+                  "--devices) or multi_worker (MultiWorkerMirroredStrategy from TF_CONFIG: the "
+                  "same command on every host; the chief writes the outputs). The images are "
+                  "the same as with none.")
 flags.DEFINE_string("devices", None, "--strategy=mirrored: a count N (the first N GPUs; without "
                     "a GPU the CPU split into N logical devices) or a list such as "
                     "/gpu:0,/gpu:1; default every GPU, else the CPU.")
+flags.DEFINE_float("join_timeout", DEFAULT_JOIN_TIMEOUT_S, "--strategy=multi_worker: seconds "
+                   "to wait for every worker of TF_CONFIG to join, and for each exchange between "
+                   "workers later (a worker that died).")
 flags.DEFINE_integer("plot_examples", 8, "Examples shown in examples.png and recorded in results.json.")
 
 flags.register_validator("epsilon", lambda v: v is None or v > 0, "--epsilon must be > 0")
@@ -126,6 +135,7 @@ flags.register_validator("batch_size", lambda v: v >= 1, "--batch_size must be >
 flags.register_validator("steps_per_group", lambda v: v >= 1, "--steps_per_group must be >= 1")
 flags.register_validator("num_examples", lambda v: v is None or v >= 1, "--num_examples must be >= 1")
 flags.register_validator("c", lambda v: v is None or v >= 0, "--c must be >= 0")
+flags.register_validator("join_timeout", lambda v: v > 0, "--join_timeout must be > 0 seconds")
 flags.register_validator("plot_examples", lambda v: v >= 1, "--plot_examples must be >= 1")
 flags.register_validator("devices", lambda v: _devices_ok(v),
                          "--devices must be a count >= 1 or a comma-separated list such as "
@@ -208,10 +218,13 @@ def main(argv):
     with raise_on_termination():
         try:
             quiet_tensorflow()
-            from workflow.strategy import make_strategy
+            from workflow.strategy import check_worker_groups, make_strategy
             try:
+                if FLAGS.strategy == "multi_worker":  # before waiting for the other workers
+                    check_worker_groups(os.environ, FLAGS.num_examples, FLAGS.batch_size)
                 # Before anything initialises TensorFlow's devices: it may split the CPU.
-                strategy = make_strategy(FLAGS.strategy, FLAGS.devices)
+                strategy = make_strategy(FLAGS.strategy, FLAGS.devices,
+                                         join_timeout=FLAGS.join_timeout, program=PROGRAM)
             except ValueError as err:
                 fail(PROGRAM, str(err))
             from mnist_challenge_compat import CompatError

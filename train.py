@@ -18,6 +18,14 @@ Example (the shipped MNIST model, see ``models/pretrained/madry_mnist/MODEL_CARD
 
 Flags are named like the training keys of the challenge's ``config.json``; ``--config``
 reads such a file and flags given explicitly on the command line win over it.
+
+``--strategy=mirrored --devices=N`` trains synchronously data-parallel on a ``MirroredStrategy``
+(``workflow.strategy``): the batch is cut into N contiguous shards, each replica crafts the PGD
+examples of its shard from the random start drawn for the whole batch, computes the summed
+cross-entropy of its shard, and the gradients are summed across replicas (Keras' optimizer
+all-reduce) before the one Adam update: the update of one device up to float summation order.
+``--strategy`` is not a trajectory setting (it changes no result beyond that order): a run may
+be resumed under another strategy.
 """
 from __future__ import annotations
 
@@ -35,6 +43,7 @@ from absl import app, flags  # noqa: E402
 
 from workflow.cli import fail, one_line_flags_parser, quiet_tensorflow  # noqa: E402
 from workflow.signals import StopSignals  # noqa: E402
+from workflow.strategy import parse_devices  # noqa: E402
 
 FLAGS = flags.FLAGS
 DATASETS = ("mnist", "fashion_mnist")
@@ -84,6 +93,13 @@ flags.DEFINE_enum("attack_dtype", "float32", ["float32", "bfloat16"], "Precision
                   "training attack's forward and backward passes (the weight update is always "
                   "float32); bfloat16 roughly doubles the PGD rate on CPUs with AVX512_BF16 and "
                   "changes the examples by bfloat16 rounding only.")
+flags.DEFINE_enum("strategy", "none", ["none", "mirrored"], "tf.distribute strategy: none (one "
+                  "device) or mirrored (MirroredStrategy over --devices: each replica attacks "
+                  "and differentiates its shard of the batch, gradients summed). Not a "
+                  "trajectory setting.")
+flags.DEFINE_string("devices", None, "--strategy=mirrored: a count N (the first N GPUs; without "
+                    "a GPU the CPU split into N logical devices) or a list such as "
+                    "/gpu:0,/gpu:1; default every GPU, else the CPU.")
 flags.DEFINE_integer("num_train_examples", None, "Use only the first this many training "
                      "examples (default: all).", lower_bound=1)
 flags.DEFINE_boolean("allow_setting_changes", False, "Resume a checkpoint even though a setting "
@@ -91,6 +107,12 @@ flags.DEFINE_boolean("allow_setting_changes", False, "Resume a checkpoint even t
                      "...) differs from model_dir/config.json; the change is recorded there "
                      "under 'setting_changes'.")
 
+flags.register_validator("devices", lambda v: _devices_ok(v),
+                         "--devices must be a count >= 1 or a comma-separated list such as "
+                         "/gpu:0,/gpu:1 (each device once)")
+flags.register_multi_flags_validator(
+    ["strategy", "devices"], lambda f: f["devices"] is None or f["strategy"] == "mirrored",
+    "--devices applies to --strategy=mirrored only")
 flags.register_validator("learning_rate", lambda lr: lr is not None and 0 < lr < math.inf,
                          message="--learning_rate must be a finite number > 0")
 flags.register_validator("epsilon", lambda eps: eps is not None and eps < math.inf,
@@ -98,6 +120,14 @@ flags.register_validator("epsilon", lambda eps: eps is not None and eps < math.i
 flags.register_multi_flags_validator(
     ["k", "epsilon", "a"], lambda v: v["k"] == 0 or v["epsilon"] == 0 or 0 < v["a"] < math.inf,
     message="--a must be a finite number > 0 for adversarial training (k > 0, epsilon > 0)")
+
+def _devices_ok(value) -> bool:
+    try:
+        parse_devices(value)
+    except ValueError:
+        return False
+    return True
+
 
 # Config keys that --config sets (challenge training keys plus this script's extras, which
 # train.py itself writes into model_dir/config.json so that a run can be repeated from it).
@@ -269,21 +299,38 @@ class AdversarialTrainer:
     retracing the compiled PGD chunks.
     """
 
-    def __init__(self, model, settings: Settings):
+    def __init__(self, model, settings: Settings, strategy=None):
+        """``strategy``: None (one device) or the ``MirroredStrategy`` under whose scope
+        ``model`` was built; the optimizer and the attack's variables are made under it too."""
+        import contextlib
+
         import keras
         import tensorflow as tf
         self.model = model
         self.settings = settings
-        self.optimizer = keras.optimizers.Adam(learning_rate=settings.learning_rate,
-                                               epsilon=ADAM_EPSILON)
-        self.optimizer.build(model.trainable_variables)
-        self.epsilon = tf.Variable(max(settings.epsilon, 1e-12), dtype=tf.float32,
-                                   trainable=False, name="train_epsilon")
-        self.step_size = tf.Variable(max(settings.a, 1e-12), dtype=tf.float32,
-                                     trainable=False, name="train_step_size")
-        self.runner = self._make_runner() if settings.adversarial else None
+        self.strategy = strategy
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            self.optimizer = keras.optimizers.Adam(learning_rate=settings.learning_rate,
+                                                   epsilon=ADAM_EPSILON)
+            self.optimizer.build(model.trainable_variables)
+            self.epsilon = tf.Variable(max(settings.epsilon, 1e-12), dtype=tf.float32,
+                                       trainable=False, name="train_epsilon")
+            self.step_size = tf.Variable(max(settings.a, 1e-12), dtype=tf.float32,
+                                         trainable=False, name="train_step_size")
+            self.runner = self._make_runner() if settings.adversarial else None
         self._update = tf.function(self._update_fn, reduce_retracing=True)
+        self._replica_update = tf.function(self._replica_update_fn, reduce_retracing=True)
         self._evaluate = tf.function(self._evaluate_fn, reduce_retracing=True)
+
+    @property
+    def replicas(self) -> int:
+        return 1 if self.strategy is None else int(self.strategy.num_replicas_in_sync)
+
+    def shards(self, n: int) -> list["np.ndarray"]:
+        """Contiguous index shards ``(n_i,)`` of a batch of ``n``, one per replica (sizes
+        differ by at most one)."""
+        import numpy as np
+        return np.array_split(np.arange(n), self.replicas)
 
     def _attack_config(self, epsilon: float):
         from attacks import AttackConfig
@@ -301,7 +348,10 @@ class AdversarialTrainer:
                                                     step_size=self.step_size))
 
     def adversarial_batch(self, x: "np.ndarray", y: "np.ndarray", step: int) -> "np.ndarray":
-        """PGD-k examples ``(B, 784)`` float32 in [0, 1] of the clean batch ``x`` at ``step``."""
+        """PGD-k examples ``(B, 784)`` float32 in [0, 1] of the clean batch ``x`` at ``step``
+        (with a strategy: each replica those of its shard, from the same random start)."""
+        import numpy as np
+
         from attacks import model_in_dtype
         if self.runner is None:
             return x
@@ -316,7 +366,20 @@ class AdversarialTrainer:
         # The runner attacks a bfloat16 copy of the model made once; bring its weights up to
         # date with the weights trained since the last batch (float32: the model itself).
         model_in_dtype(self.model, self.settings.attack_dtype)
-        return self.runner.run(x_start, x, y, self.settings.k)
+        if self.strategy is None:
+            return self.runner.run(x_start, x, y, self.settings.k)
+        from attacks import run_schedule
+        x_adv = np.empty_like(x_start)
+
+        def launch(idx, n):
+            return self.runner.run(x_start[idx], x[idx], y[idx], n)
+
+        def commit(idx, n, result):
+            x_adv[idx] = result
+
+        run_schedule(((idx, self.settings.k) for idx in self.shards(len(x))), launch, commit,
+                     self.strategy)
+        return x_adv
 
     def _update_fn(self, x, y):
         import tensorflow as tf
@@ -330,6 +393,19 @@ class AdversarialTrainer:
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1), y), tf.float32))
         return xent, correct
 
+    def _replica_update_fn(self, xs, ys):
+        """One replica's part of the update: the summed xent of its shard; the optimizer sums
+        the replicas' gradients (so the update is that of the summed loss of the batch)."""
+        import tensorflow as tf
+
+        def on_replica(x, y):
+            return self._update_fn(x, y)
+
+        xent, correct = self.strategy.run(on_replica, args=(xs, ys))
+        total = tf.distribute.ReduceOp.SUM
+        return (self.strategy.reduce(total, xent, axis=None),
+                self.strategy.reduce(total, correct, axis=None))
+
     def _evaluate_fn(self, x, y):
         import tensorflow as tf
         logits = self.model(x, training=False)
@@ -341,7 +417,14 @@ class AdversarialTrainer:
     def update(self, x_adv: "np.ndarray", y: "np.ndarray") -> tuple[float, float]:
         """One Adam step on the summed xent of ``x_adv``; returns the batch's mean xent and
         accuracy BEFORE the step."""
-        xent, correct = self._update(x_adv, y)
+        if self.strategy is None:
+            xent, correct = self._update(x_adv, y)
+        else:
+            shards = self.shards(len(y))
+            xs, ys = (self.strategy.experimental_distribute_values_from_function(
+                lambda context, a=a: a[shards[context.replica_id_in_sync_group]])
+                for a in (x_adv, y))
+            xent, correct = self._replica_update(xs, ys)
         return float(xent) / len(y), float(correct) / len(y)
 
     def evaluate(self, x: "np.ndarray", y: "np.ndarray") -> tuple[float, float]:
@@ -352,15 +435,19 @@ class AdversarialTrainer:
 
 # --------------------------------------------------------------------------- checkpoints
 
-def restore_or_build(settings: Settings, prefix: str | None):
+def restore_or_build(settings: Settings, prefix: str | None, strategy=None):
     """``(model, step)``: the checkpoint ``prefix`` (weights; Adam slots are restored by
-    ``restore_optimizer``), or a fresh model at step 0 when ``prefix`` is None."""
+    ``restore_optimizer``), or a fresh model at step 0 when ``prefix`` is None; built under
+    ``strategy``'s scope where one is given (its variables mirrored on every replica)."""
+    import contextlib
+
     import models
     from mnist_challenge_compat import load_model
     from mnist_challenge_compat.checkpoint import read_global_step
-    if prefix is None:
-        return models.build_model(settings.arch, seed=settings.random_seed), 0
-    return load_model(prefix, arch=settings.arch), read_global_step(prefix)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        if prefix is None:
+            return models.build_model(settings.arch, seed=settings.random_seed), 0
+        return load_model(prefix, arch=settings.arch), read_global_step(prefix)
 
 
 def save(trainer: AdversarialTrainer, settings: Settings, step: int) -> str:
@@ -455,12 +542,14 @@ def progress_line(step: int, settings: Settings, nat_acc: float, adv_acc: float,
 
 
 def train(settings: Settings, log: Callable[[str], None] = print,
-          allow_setting_changes: bool = False) -> int:
+          allow_setting_changes: bool = False, strategy=None) -> int:
     """Runs (or resumes) training to ``max_num_training_steps``; returns the exit status
     (0, or 128 + signal number when stopped by SIGINT / SIGTERM after checkpointing).
 
     A resume whose trajectory settings differ from ``model_dir/config.json`` is refused
     (:class:`UsageError`) before anything is computed, unless ``allow_setting_changes``.
+    ``strategy``: None or a ``MirroredStrategy`` (``workflow.strategy.make_strategy``), whose
+    replicas share each batch.
     """
     import tensorflow as tf
     from mnist_challenge_compat import latest_checkpoint, restore_optimizer
@@ -471,8 +560,14 @@ def train(settings: Settings, log: Callable[[str], None] = print,
     config = config_for_resume(settings, data_sha256(x_train, y_train),
                                0 if prefix is None else read_global_step(prefix),
                                allow_setting_changes)
-    model, step = restore_or_build(settings, prefix)
-    trainer = AdversarialTrainer(model, settings)
+    if strategy is not None and strategy.num_replicas_in_sync > settings.training_batch_size:
+        raise UsageError(f"--strategy has {strategy.num_replicas_in_sync} replicas but a batch "
+                         f"of {settings.training_batch_size}: each replica needs an example")
+    model, step = restore_or_build(settings, prefix, strategy)
+    trainer = AdversarialTrainer(model, settings, strategy)
+    if strategy is not None:
+        from workflow.strategy import describe
+        log(f"on {describe(strategy)}")
     if prefix is not None:
         restore_optimizer(trainer.optimizer, model, prefix)
         log(f"resuming from {prefix} at step {step}")
@@ -553,12 +648,18 @@ def main(argv: list[str]) -> int:
         fail("train.py", f"unexpected arguments: {' '.join(argv[1:])}")
     quiet_tensorflow()
     from mnist_challenge_compat import CompatError
+    from workflow.strategy import make_strategy
+    try:
+        # Before anything initialises TensorFlow's devices: it may split the CPU.
+        strategy = make_strategy(FLAGS.strategy, FLAGS.devices, program="train.py")
+    except ValueError as err:
+        fail("train.py", str(err))
     try:
         if FLAGS.config:
             apply_config_file(FLAGS.config)
         settings = settings_from_flags()
         return train(settings, log=lambda line: print(line, flush=True),
-                     allow_setting_changes=FLAGS.allow_setting_changes)
+                     allow_setting_changes=FLAGS.allow_setting_changes, strategy=strategy)
     except (CompatError, UsageError) as err:
         fail("train.py", err)
 

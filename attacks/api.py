@@ -269,7 +269,16 @@ def run_restart(runner: StepRunner | Runners, config: AttackConfig, x: np.ndarra
         if on_progress is not None:
             on_progress(done)
 
-    run_schedule(group_schedule(len(x), cfg, rng), launch, commit, strategy)
+    def pack(result: tuple[np.ndarray, BestIterate | None]) -> dict[str, np.ndarray]:
+        group, part = result
+        return {"x": group} if part is None else {"x": group, "best_x": part.x,
+                                                  "best_found": part.found}
+
+    def unpack(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, BestIterate | None]:
+        part = BestIterate(arrays["best_x"], arrays["best_found"]) if "best_x" in arrays else None
+        return arrays["x"], part
+
+    run_schedule(group_schedule(len(x), cfg, rng), launch, commit, strategy, pack, unpack)
     return x_adv if best is None else best.select(x_adv)
 
 

@@ -17,12 +17,18 @@ of 200 split in three. Dealing whole groups keeps each group's arithmetic that o
 so the images are identical bit for bit; the random starts and BLOB permutations are drawn on
 the host from the same ``(seed, run, restart)`` generator in the same order as on one device.
 
-Strategies accepted: ``MirroredStrategy`` (the devices of one host), ``OneDeviceStrategy`` and
-the default strategy. A ``MultiWorkerMirroredStrategy`` (several hosts) is refused: results
-would have to be gathered across hosts, which this module does not do.
+Strategies accepted: ``MirroredStrategy`` (the devices of one host), ``OneDeviceStrategy``,
+the default strategy and ``MultiWorkerMirroredStrategy`` (several hosts, each with its local
+devices). Under the multi-worker strategy every worker walks the same schedule (the host-side
+draws are the same on every worker); a wave is as wide as the replicas of all workers, each
+worker runs the wave's groups of its own replicas, and the results are then exchanged
+(:func:`all_gather_bytes`: every worker's serialised results, as int32 words, summed across
+workers with zeros elsewhere, which is exact), so that every worker commits every group in
+schedule order and holds the same images as one device would.
 """
 from __future__ import annotations
 
+import io
 import logging
 from typing import Any, Callable, Iterable, Iterator
 
@@ -40,7 +46,7 @@ class _EagerRunNotice(logging.Filter):
     ``bench/RESULTS.md``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "MirroredStrategy eagerly" not in record.getMessage()
+        return "Strategy eagerly has significant overhead" not in record.getMessage()
 
 
 _FILTER = _EagerRunNotice()
@@ -50,7 +56,7 @@ def check_strategy(strategy: Any) -> tf.distribute.Strategy | None:
     """``strategy`` if this module can run on it (None: one device, as without a strategy).
 
     Raises:
-      ValueError: not a strategy, a multi-host strategy, or another kind (one line).
+      ValueError: not a strategy, or another kind (one line).
     """
     if strategy is None:
         return None
@@ -58,8 +64,7 @@ def check_strategy(strategy: Any) -> tf.distribute.Strategy | None:
         raise ValueError(f"strategy must be None or a tf.distribute.Strategy, got "
                          f"{type(strategy).__name__}")
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        raise ValueError("strategy: a MultiWorkerMirroredStrategy (several hosts) is not "
-                         "supported by attacks; use a MirroredStrategy over one host's devices")
+        return strategy
     default = type(tf.distribute.get_strategy()) if not tf.distribute.has_strategy() else None
     if not isinstance(strategy, (tf.distribute.MirroredStrategy, tf.distribute.OneDeviceStrategy)) \
             and not (default is not None and isinstance(strategy, default)):
@@ -71,6 +76,88 @@ def check_strategy(strategy: Any) -> tf.distribute.Strategy | None:
 def replica_count(strategy: tf.distribute.Strategy | None) -> int:
     """Replicas a schedule is spread over (1 without a strategy)."""
     return 1 if strategy is None else int(strategy.num_replicas_in_sync)
+
+
+def is_multi_worker(strategy: tf.distribute.Strategy | None) -> bool:
+    """True for a ``MultiWorkerMirroredStrategy`` (whose results are exchanged across hosts)."""
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def worker_count(strategy: tf.distribute.Strategy | None) -> int:
+    """Processes taking part (the chief and the workers of the cluster; 1 on one host)."""
+    if not is_multi_worker(strategy):
+        return 1
+    spec = strategy.cluster_resolver.cluster_spec().as_dict()
+    return sum(len(spec.get(job, ())) for job in ("chief", "worker"))
+
+
+def worker_rank(strategy: tf.distribute.Strategy | None) -> int:
+    """This process's place among :func:`worker_count`: the chief (or, without a ``chief``
+    job, worker 0) is 0."""
+    if not is_multi_worker(strategy):
+        return 0
+    resolver = strategy.cluster_resolver
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    if resolver.task_type == "chief":
+        return 0
+    return int(resolver.task_id) + (1 if has_chief else 0)
+
+
+def is_chief(strategy: tf.distribute.Strategy | None) -> bool:
+    """True where outputs are written: one host, or the multi-worker cluster's chief."""
+    return worker_rank(strategy) == 0
+
+
+def all_gather_bytes(strategy: tf.distribute.Strategy, data: bytes) -> list[bytes]:
+    """Every worker's ``data``, in rank order, on every worker (a collective: all must call).
+
+    Two all-reduces over the multi-worker strategy: the lengths, then the payloads packed in
+    int32 words, each worker filling its own span and zeros elsewhere (integer sums with zeros
+    are exact, so the bytes arrive unchanged). On one host it returns ``[data]``.
+    """
+    count, rank = worker_count(strategy), worker_rank(strategy)
+    if count == 1:
+        return [data]
+    lengths = np.zeros(count, np.int32)
+    lengths[rank] = len(data)
+    lengths = _sum_over_workers(strategy, lengths)
+    words = -(-lengths // 4)
+    starts = np.concatenate([[0], np.cumsum(words)])
+    payload = np.zeros(int(starts[-1]), np.int32)
+    padded = data + b"\0" * (int(words[rank]) * 4 - len(data))
+    payload[starts[rank]:starts[rank + 1]] = np.frombuffer(padded, "<i4")
+    payload = _sum_over_workers(strategy, payload)
+    raw = payload.astype("<i4").tobytes()
+    return [raw[4 * int(starts[i]):4 * int(starts[i]) + int(lengths[i])] for i in range(count)]
+
+
+def _sum_over_workers(strategy: tf.distribute.Strategy, values: np.ndarray) -> np.ndarray:
+    """``values`` summed over the workers (each worker's first local replica contributes it,
+    its other replicas zeros); int32 ``(K,)``."""
+    first = [True]
+
+    def per_replica(_context) -> tf.Tensor:
+        mine, first[0] = first[0], False
+        return tf.constant(values if mine else np.zeros_like(values))
+
+    distributed = strategy.experimental_distribute_values_from_function(per_replica)
+    logger = tf.get_logger()
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
+    return strategy.reduce(tf.distribute.ReduceOp.SUM, distributed, axis=None).numpy()
+
+
+def pack_arrays(arrays: dict[str, np.ndarray]) -> bytes:
+    """``arrays`` as ``.npz`` bytes (no pickle), for :func:`all_gather_bytes`."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def unpack_arrays(data: bytes) -> dict[str, np.ndarray]:
+    """The arrays of :func:`pack_arrays` (``allow_pickle=False``)."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as found:
+        return {key: found[key] for key in found.files}
 
 
 def check_groups(strategy: tf.distribute.Strategy | None, n_examples: int, batch_size: int) -> None:
@@ -112,7 +199,9 @@ def waves(schedule: Iterable[Group], width: int) -> Iterator[list[Group]]:
 
 def run_schedule(schedule: Iterable[Group], launch: Callable[[np.ndarray, int], Any],
                  commit: Callable[[np.ndarray, int, Any], None],
-                 strategy: tf.distribute.Strategy | None = None) -> None:
+                 strategy: tf.distribute.Strategy | None = None,
+                 pack: Callable[[Any], dict[str, np.ndarray]] | None = None,
+                 unpack: Callable[[dict[str, np.ndarray]], Any] | None = None) -> None:
     """Runs every group of ``schedule``: ``commit(idx, n, launch(idx, n))`` in schedule order.
 
     Without a strategy: one group after the other, on the default device. With one: waves of
@@ -124,6 +213,8 @@ def run_schedule(schedule: Iterable[Group], launch: Callable[[np.ndarray, int], 
       launch: ``(idx, n) -> result``; reads the current images of ``idx`` and runs ``n``
         steps. Must not write shared arrays (``commit`` does).
       commit: ``(idx, n, result)``: stores a group's result (and reports progress).
+      pack, unpack: a result as named arrays and back; needed under a multi-worker strategy,
+        where each worker's results are sent to all the others (:func:`all_gather_bytes`).
     """
     if strategy is None:
         for idx, n in schedule:
@@ -141,5 +232,30 @@ def run_schedule(schedule: Iterable[Group], launch: Callable[[np.ndarray, int], 
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
         strategy.run(on_replica)
+        if is_multi_worker(strategy):
+            results = _exchange(strategy, results, pack, unpack)
         for (idx, n), result in zip(wave, results):
             commit(idx, n, result)
+
+
+def _exchange(strategy: tf.distribute.Strategy, results: list[Any],
+              pack: Callable[[Any], dict[str, np.ndarray]] | None,
+              unpack: Callable[[dict[str, np.ndarray]], Any] | None) -> list[Any]:
+    """A wave's results of every worker's replicas (``None`` where another worker ran the
+    group) -> all of them, on every worker."""
+    if pack is None or unpack is None:
+        raise ValueError("run_schedule under a MultiWorkerMirroredStrategy needs pack and "
+                         "unpack (results are sent between workers)")
+    mine = {}
+    for slot, result in enumerate(results):
+        if result is not None:
+            mine.update({f"{slot}/{key}": value for key, value in pack(result).items()})
+    merged: list[dict[str, np.ndarray]] = [{} for _ in results]
+    for data in all_gather_bytes(strategy, pack_arrays(mine)):
+        for name, value in unpack_arrays(data).items():
+            slot, key = name.split("/", 1)
+            merged[int(slot)][key] = value
+    missing = [slot for slot, found in enumerate(merged) if not found]
+    if missing:
+        raise RuntimeError(f"no worker returned the wave's group(s) {missing}")
+    return [unpack(found) for found in merged]

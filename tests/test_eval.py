@@ -359,8 +359,8 @@ def test_bad_strategy_flags_exit_nonzero_with_one_line(flags, needle, tmp_path):
     ('{"cluster": {"worker": ["127.0.0.1:1"]', "TF_CONFIG is not valid JSON"),
     ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}}',
      "TF_CONFIG task index must be an integer in [0, 1)"),
-    ('{"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", '
-     '"index": 0}}', "do not run across hosts yet"),
+    ('{"cluster": {"ps": ["127.0.0.1:1"]}, "task": {"type": "ps", "index": 0}}',
+     "TF_CONFIG cluster job 'ps' is not one of chief, worker"),
 ])
 def test_multi_worker_is_one_line_exit_1_and_writes_nothing(tf_config, needle, tmp_path):
     env = {k: v for k, v in ENV.items() if k != "TF_CONFIG"}

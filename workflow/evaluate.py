@@ -13,6 +13,7 @@ before the first image is attacked.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import hashlib
@@ -20,6 +21,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,6 +173,10 @@ def run_evaluation(settings: EvalSettings, log: Callable[[str], None] = print,
             return _run(settings, log, stage, strategy)
         except Interrupted as stop:
             raise stop.with_message(stage.explain(stop.signum)) from None
+        except Exception as err:
+            if not attacks.is_multi_worker(strategy) or not _is_op_error(err):
+                raise
+            raise CompatError(stage.lost_worker(err)) from None
 
 
 def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage,
@@ -194,13 +200,27 @@ def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage,
                     0.0, _dt.date.today())
     if settings.num_examples is not None:  # refused before the folder is created
         attacks.check_groups(strategy, settings.num_examples, config.batch_size)
-    _check_writable(out, "output_dir")
-    if attack_file.parent != out:
-        _check_writable(attack_file.parent, "the folder of attack_path", create=False)
-    with FolderLock(out):
-        remove_stale_temporaries(out, exclusive=True)
-        if attack_file.parent != out:
-            remove_stale_temporaries(attack_file.parent)
+    multi, chief = attacks.is_multi_worker(strategy), attacks.is_chief(strategy)
+    if multi:  # every worker runs the same job, checked before anything is written
+        _agree_on_the_job(strategy, settings, config, model_dir)
+    with contextlib.ExitStack() as held:
+        chief_error = None
+        try:  # multi-worker: an error of the chief's is sent to the others, then raised
+            if chief:
+                _check_writable(out, "output_dir")
+                if attack_file.parent != out:
+                    _check_writable(attack_file.parent, "the folder of attack_path",
+                                    create=False)
+                held.enter_context(FolderLock(out))
+                remove_stale_temporaries(out, exclusive=True)
+                if attack_file.parent != out:
+                    remove_stale_temporaries(attack_file.parent)
+        except CompatError as err:
+            if not multi:
+                raise
+            chief_error = str(err)
+        state_bytes = _state_from_the_chief(strategy, out / STATE_FILE, chief_error) if multi \
+            else None
         model = load_model(model_dir, arch=settings.arch)
         _check_arch(settings, model_dir, model.name, model_config)
         x_all, y_all = load_dataset(settings.dataset, "test", settings.data_dir)
@@ -211,7 +231,8 @@ def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage,
         fingerprint = _fingerprint(settings, config, checkpoint_files, x, y,
                                    compute_dtype_resolved(model, config.compute_dtype,
                                                           config.batch_size))
-        state, elapsed_before = _load_or_new_state(out / STATE_FILE, fingerprint, n)
+        state, elapsed_before = _load_or_new_state(out / STATE_FILE, fingerprint, n, multi,
+                                                   received=state_bytes)
         total_restarts = settings.runs * settings.restarts
         stage.attacking(out / STATE_FILE, _restarts_done(state, settings.restarts), total_restarts)
 
@@ -229,10 +250,11 @@ def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage,
         started = time.perf_counter()
 
         def save(current: RunsState, run: int) -> None:
-            arrays, meta = current.to_record()
-            meta.update(fingerprint=fingerprint,
-                        elapsed_s=elapsed_before + time.perf_counter() - started)
-            save_state(out / STATE_FILE, arrays, meta)
+            if chief:  # the other workers hold the same state; the chief alone writes it
+                arrays, meta = current.to_record()
+                meta.update(fingerprint=fingerprint,
+                            elapsed_s=elapsed_before + time.perf_counter() - started)
+                save_state(out / STATE_FILE, arrays, meta)
             stage.saved(_restarts_done(current, settings.restarts))
             restart = (current.current.completed if current.current else settings.restarts) - 1
             restart_acc = (current.current.restart_accuracies[-1] if current.current
@@ -248,9 +270,66 @@ def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage,
                             on_progress=progress.within_restart, strategy=strategy)
         stage.writing()
         wall = elapsed_before + time.perf_counter() - started
+        if not chief:
+            log(f"worker {attacks.worker_rank(strategy)} of {attacks.worker_count(strategy)}: "
+                f"attack finished ({format_duration(wall)} wall); the chief writes the outputs")
+            return {"worker": attacks.worker_rank(strategy), "outputs": None}
         return _write_outputs(settings, config, model, model_dir, checkpoint_files, x, y,
                               len(x_all), state, clean_accuracy, wall, progress.rate(), sources,
                               log)
+
+
+def _agree_on_the_job(strategy, settings: EvalSettings, config: AttackConfig,
+                      model_dir: Path) -> None:
+    """Refuses, on every worker and before anything is written, workers started with other
+    settings, weights or data: each sends its job's fingerprint (:func:`_fingerprint`, which
+    leaves out paths that may differ between hosts) to all the others.
+
+    Raises:
+      ValueError: one line naming the first worker that differs and what differs.
+    """
+    x_all, y_all = load_dataset(settings.dataset, "test", settings.data_dir)
+    n = _num_examples(settings.num_examples, len(x_all))
+    # The dtype as resolved here: workers whose "auto" resolves differently compute
+    # different images.
+    dtype = compute_dtype_resolved(load_model(model_dir, arch=settings.arch),
+                                   config.compute_dtype, config.batch_size)
+    mine = json.loads(json.dumps(_fingerprint(settings, config, checkpoint_sha256(model_dir),
+                                              x_all[:n], y_all[:n], dtype),
+                                 default=_json_default))
+    found = [json.loads(data) for data in attacks.all_gather_bytes(
+        strategy, json.dumps(mine, sort_keys=True).encode())]
+    for rank, other in enumerate(found[1:], start=1):
+        differs = _differences(found[0], other)
+        if differs:
+            raise ValueError(f"--strategy=multi_worker: worker {rank} was started with other "
+                             f"settings than the chief ({'; '.join(differs)}); run the same "
+                             f"command on every worker")
+
+
+def _state_from_the_chief(strategy, path: Path, chief_error: str | None) -> bytes | None:
+    """The chief's state file sent to every worker (None: no state yet), so that all resume
+    from the same restart; an error of the chief's (its folder in use, not writable) is raised
+    on every worker. One exchange: every worker must call it."""
+    if attacks.is_chief(strategy):
+        if chief_error is not None:
+            message = b"E" + chief_error.encode()
+        elif path.exists():
+            message = b"S" + path.read_bytes()
+        else:
+            message = b"N"
+    else:
+        message = b""
+    received = attacks.all_gather_bytes(strategy, message)[0]
+    if received[:1] == b"E":
+        raise CompatError(received[1:].decode() + ("" if attacks.is_chief(strategy)
+                                                   else " (on the chief)"))
+    return received[1:] if received[:1] == b"S" else None
+
+
+def _is_op_error(err: Exception) -> bool:
+    import tensorflow as tf
+    return isinstance(err, tf.errors.OpError)
 
 
 def _strategy_text(strategy) -> str:
@@ -276,6 +355,17 @@ class _Stage:
 
     def writing(self) -> None:
         self.outputs = True
+
+    def lost_worker(self, err: Exception) -> str:
+        """A multi-worker exchange failed (a worker died or stopped answering)."""
+        first = (str(err).strip().splitlines() or [""])[0]
+        cause = f"{type(err).__name__}: {first[:200]}"
+        if self.state_file is None or self.done == 0:
+            saved = "no restart was saved, rerunning starts over"
+        else:
+            saved = (f"{self.done} of {self.total} {self.unit}(s) are saved in {self.state_file} "
+                     f"on the chief: rerun the same command on every worker to resume")
+        return f"--strategy=multi_worker: lost contact with another worker ({cause}); {saved}"
 
     def explain(self, signum: int) -> str:
         name = signal_name(signum)
@@ -587,10 +677,21 @@ def _with_resolved_dtype(stored: Any, compute_dtype: str) -> Any:
     return stored
 
 
-def _load_or_new_state(path: Path, fingerprint: dict, n: int) -> tuple[RunsState, float]:
-    if not path.exists():
+def _load_or_new_state(path: Path, fingerprint: dict, n: int, multi_worker: bool = False,
+                       received: bytes | None = None) -> tuple[RunsState, float]:
+    """The state at ``path`` or, ``multi_worker``, the chief's bytes of it (``received``;
+    None: a new run), refused where it holds another job."""
+    if multi_worker:
+        if received is None:
+            return RunsState(), 0.0
+        with tempfile.TemporaryDirectory() as folder:  # a private copy, outside output_dir
+            copy = Path(folder) / path.name
+            copy.write_bytes(received)
+            arrays, meta = load_state(copy)
+    elif not path.exists():
         return RunsState(), 0.0
-    arrays, meta = load_state(path)
+    else:
+        arrays, meta = load_state(path)
     expected = json.loads(json.dumps(fingerprint))
     stored = meta.get("fingerprint")
     stored_dtype = (stored.get("attack_config") or {}).get("compute_dtype") \

@@ -6,10 +6,12 @@
   comma-separated list such as ``/gpu:0,/gpu:2`` or ``cpu:0,cpu:1`` (a CPU index above 0
   splits the CPU into that many logical devices plus one). Default: every visible GPU, else
   the CPU as one device.
-- ``multi_worker``: a ``MultiWorkerMirroredStrategy`` configured by ``TF_CONFIG``. Its
-  ``TF_CONFIG`` is checked (:func:`parse_tf_config`), then the run is refused: the attacks
-  run on the replicas of one host (``attacks.distribute``); gathering the groups of several
-  hosts is not implemented.
+- ``multi_worker``: a ``MultiWorkerMirroredStrategy`` configured by ``TF_CONFIG`` as
+  TensorFlow documents it (checked first, :func:`parse_tf_config`), each host's local devices
+  (its GPUs, else its CPU) its replicas. Every worker runs the same command; construction
+  waits for all of them to join, at most ``join_timeout`` seconds (then one line and exit 1,
+  :func:`_join_watch`), and the same bound applies to each collective later (a worker that
+  dies makes the others fail instead of hang).
 
 Splitting the CPU only works before TensorFlow initialises its devices, so
 :func:`make_strategy` must run before any model is built or tensor created.
@@ -20,12 +22,15 @@ import json
 import logging
 import os
 import re
+import subprocess
+import sys
 from typing import Any, Mapping
 
 STRATEGIES = ("none", "mirrored", "multi_worker")
 _DEVICE = re.compile(r"^(?:/device:|/)?(cpu|gpu):(\d+)$", re.IGNORECASE)
 _ADDRESS = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:(\d+)$")
 MULTI_WORKER_JOBS = ("chief", "worker")
+DEFAULT_JOIN_TIMEOUT_S = 300.0
 
 
 def parse_devices(text: str | None) -> int | list[tuple[str, int]] | None:
@@ -114,16 +119,40 @@ def parse_tf_config(text: str | None) -> dict[str, Any]:
             "workers": sum(len(a) for a in cluster.values()), "chief": chief}
 
 
+def check_worker_groups(environ: Mapping[str, str], n_examples: int | None,
+                        batch_size: int) -> None:
+    """Before joining a cluster: refuses more workers in ``TF_CONFIG`` than groups per round
+    (each worker has at least one replica, each replica takes whole groups; the exact replica
+    count is checked again once joined).
+
+    Raises:
+      ValueError: a bad ``TF_CONFIG``, or too few groups (one line).
+    """
+    workers = parse_tf_config(environ.get("TF_CONFIG"))["workers"]
+    if n_examples is None:
+        return
+    groups = -(-n_examples // batch_size)
+    if workers > groups:
+        raise ValueError(f"strategy has {workers} replicas (at least one per worker of TF_CONFIG) "
+                         f"but {n_examples} example(s) at batch_size {batch_size} make only "
+                         f"{groups} group(s); each replica takes whole groups: use fewer workers "
+                         f"or a smaller batch_size")
+
+
 def make_strategy(kind: str, devices: str | None = None,
-                  environ: Mapping[str, str] | None = None):
+                  environ: Mapping[str, str] | None = None,
+                  join_timeout: float = DEFAULT_JOIN_TIMEOUT_S, program: str = "eval.py"):
     """The strategy ``--strategy=kind --devices=devices`` ask for (None for ``none``).
 
     Call before TensorFlow initialises its devices (a CPU split is configured here).
 
+    Args:
+      join_timeout: ``multi_worker``: seconds to wait for every worker to join (past it the
+        process prints ``program: ...`` as one line and exits 1), and for any later collective.
+
     Raises:
       ValueError: an unknown kind, ``--devices`` without ``mirrored``, more GPUs than are
-        visible, a CPU that can no longer be split, a bad ``TF_CONFIG``, or ``multi_worker``
-        (not supported by the attacks; one line saying so).
+        visible, a CPU that can no longer be split, or a bad ``TF_CONFIG`` (one line).
     """
     if kind not in STRATEGIES:
         raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {kind!r}")
@@ -132,27 +161,84 @@ def make_strategy(kind: str, devices: str | None = None,
         raise ValueError(f"--devices applies to --strategy=mirrored only (got --strategy={kind})")
     if kind == "none":
         return None
+    environ = os.environ if environ is None else environ
+    tf_config = None
     if kind == "multi_worker":
-        tf_config = parse_tf_config((os.environ if environ is None else environ).get("TF_CONFIG"))
-        raise ValueError(f"--strategy=multi_worker: TF_CONFIG is valid ({tf_config['workers']} "
-                         f"task(s)), but the attacks do not run across hosts yet (the chief "
-                         f"would have to gather every host's groups); use --strategy=mirrored "
-                         f"over one host's devices")
+        tf_config = parse_tf_config(environ.get("TF_CONFIG"))
+        if not join_timeout > 0:
+            raise ValueError(f"--join_timeout must be > 0 seconds, got {join_timeout}")
     import tensorflow as tf
     from workflow.cli import VERBOSE_TF_ENV
-    if (os.environ if environ is None else environ).get(VERBOSE_TF_ENV, "") in ("", "0"):
+    if environ.get(VERBOSE_TF_ENV, "") in ("", "0"):
         # TensorFlow's INFO lines ("Using MirroredStrategy with devices ...", and on Ctrl-C
         # the replica coordinator's traceback) stay hidden like its start-up log.
         tf.get_logger().setLevel(logging.WARNING)
+    if tf_config is not None:
+        return _multi_worker(tf, tf_config, join_timeout, program)
     names = _mirrored_devices(tf, parsed)
     return tf.distribute.MirroredStrategy(names)
 
 
+_WATCHER = """
+import sys
+message = sys.argv[1]
+data = sys.stdin.buffer.read()  # EOF: the cluster joined, or the process ended otherwise
+if data.startswith(b"Timeout"):  # faulthandler's timer fired: the join timed out
+    sys.stderr.write(message + "\\n")
+"""
+
+
+def _multi_worker(tf, tf_config: dict[str, Any], join_timeout: float, program: str):
+    """A ``MultiWorkerMirroredStrategy`` for the checked ``tf_config``.
+
+    Its construction blocks until every task of the cluster has joined, inside TensorFlow and
+    holding the interpreter lock, so no Python thread or signal handler can interrupt it. A
+    ``faulthandler`` timer (a C thread) ends the process with exit status 1 after
+    ``join_timeout`` seconds; its dump goes to a small watcher process, which then prints the
+    one-line message. Once joined, the timer is cancelled and the watcher told (EOF).
+    """
+    cluster = tf.train.ClusterSpec(tf_config["cluster"])
+    resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+        cluster, task_type=tf_config["task"]["type"], task_id=tf_config["task"]["index"],
+        rpc_layer="grpc")
+    options = tf.distribute.experimental.CommunicationOptions(
+        timeout_seconds=float(join_timeout))
+    task = tf_config["task"]
+    message = (f"{program}: --strategy=multi_worker: the cluster of {tf_config['workers']} "
+               f"task(s) did not complete within --join_timeout={join_timeout:g} s (this task: "
+               f"{task['type']} {task['index']}); start the same command with its own "
+               f"TF_CONFIG on every host of TF_CONFIG's cluster")
+    import faulthandler
+    watcher = subprocess.Popen([sys.executable, "-c", _WATCHER, message], stdin=subprocess.PIPE)
+    try:
+        faulthandler.dump_traceback_later(join_timeout, exit=True, file=watcher.stdin)
+        try:
+            strategy = tf.distribute.MultiWorkerMirroredStrategy(
+                cluster_resolver=resolver, communication_options=options)
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+    except Exception as err:
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise ValueError(f"--strategy=multi_worker: TensorFlow could not start the cluster "
+                         f"({type(err).__name__}: {first[:200]})") from None
+    finally:
+        watcher.stdin.close()
+        watcher.wait()
+    return strategy
+
+
 def describe(strategy) -> str:
-    """``MirroredStrategy, 2 replicas: /cpu:0, /cpu:1`` for the scripts' start line."""
+    """``MirroredStrategy, 2 replicas: /cpu:0, /cpu:1`` for the scripts' start line
+    (a multi-worker strategy: its workers and this host's devices)."""
     devices = getattr(strategy.extended, "worker_devices", ())
-    return (f"{type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s): "
-            + ", ".join(d.split("device:")[-1].lower() for d in devices))
+    local = ", ".join(d.split("device:")[-1].lower() for d in devices)
+    import tensorflow as tf
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        from attacks import worker_count, worker_rank
+        return (f"MultiWorkerMirroredStrategy, {strategy.num_replicas_in_sync} replica(s) on "
+                f"{worker_count(strategy)} worker(s); this is worker {worker_rank(strategy)}"
+                f"{' (chief)' if worker_rank(strategy) == 0 else ''}: {local}")
+    return (f"{type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s): " + local)
 
 
 def _mirrored_devices(tf, parsed) -> list[str]:
