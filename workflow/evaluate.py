@@ -108,7 +108,9 @@ class EvalSettings:
     num_targets: int | None = None
     start: str | None = None
     odi_steps: int | None = None
+    interval_rounds: int | None = None
     interval_steps: int | None = None
+    interval_pgd_steps: int | None = None
     interval_step_size: float | None = None
     interval_width: float | None = None
     interval_loss: str | None = None
@@ -130,7 +132,9 @@ class EvalSettings:
                             compute_dtype=self.compute_dtype, xla=self.xla, kappa=self.kappa,
                             norm=self.norm, keep=self.keep, num_targets=self.num_targets,
                             start=self.start, odi_steps=self.odi_steps,
+                            interval_rounds=self.interval_rounds,
                             interval_steps=self.interval_steps,
+                            interval_pgd_steps=self.interval_pgd_steps,
                             interval_step_size=self.interval_step_size,
                             interval_width=self.interval_width, interval_loss=self.interval_loss,
                             bounds=protocol(self.dataset).bounds)
@@ -467,6 +471,12 @@ def _eps_text(epsilon: float, dataset: str) -> str:
     return f"eps {epsilon:g}" + ("" if spec.bounds == (0.0, 1.0) else f" on {spec.scale}")
 
 
+def _phases_text(config: AttackConfig) -> str:
+    """The interval method's phases as ``PGD 25, interval 1, ..., PGD 25``."""
+    return ", ".join(f"{'PGD' if kind == 'pgd' else 'interval'} {n}"
+                     for kind, n in config.interval_phases())
+
+
 def _steps_text(config: AttackConfig, sources: dict[str, str]) -> str:
     where = _sources_text(sources)
     if config.method == "fgsm":
@@ -474,8 +484,8 @@ def _steps_text(config: AttackConfig, sources: dict[str, str]) -> str:
     if config.method in APGD_METHODS:
         return f"{config.steps} steps, step size from 2 eps; {where}"
     if config.method == "interval":
-        return (f"{config.interval_steps} interval steps of {config.interval_step_size:g}, then "
-                f"{config.steps} steps of {config.step_size:g}; {where}")
+        return (f"{config.steps} steps of {config.step_size:g} in PGD phases "
+                f"{_phases_text(config)}, interval steps of {config.interval_step_size:g}; {where}")
     return f"{config.steps} steps of {config.step_size:g}; {where}"
 
 
@@ -619,8 +629,8 @@ def _attack_label(config: AttackConfig, settings: EvalSettings, model_dir: Path,
         parts.append(f"{config.steps} steps, a={config.step_size:g}, "
                      f"{config.num_targets} targets")
     elif config.method == "interval":
-        parts.append(f"{config.interval_steps} interval steps ({config.interval_loss} bound), "
-                     f"then {config.steps} steps, a={config.step_size:g}")
+        parts.append(f"phases {_phases_text(config)} ({config.interval_loss} bound), "
+                     f"a={config.step_size:g}")
     elif config.method != "fgsm":
         parts.append(f"{config.steps} steps, a={config.step_size:g}")
     parts.append(f"{config.loss} loss")
@@ -695,7 +705,9 @@ def _check_strongest_settings(settings: EvalSettings) -> None:
     single = {"steps": settings.steps, "step_size": settings.step_size, "b": settings.b,
               "num_targets": settings.num_targets, "kappa": settings.kappa, "c": settings.c,
               "start": settings.start, "odi_steps": settings.odi_steps,
+              "interval_rounds": settings.interval_rounds,
               "interval_steps": settings.interval_steps,
+              "interval_pgd_steps": settings.interval_pgd_steps,
               "interval_step_size": settings.interval_step_size,
               "interval_width": settings.interval_width, "interval_loss": settings.interval_loss}
     given = [name for name, value in single.items() if value is not None]
