@@ -13,6 +13,7 @@ before the first image is attacked.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import hashlib
@@ -23,7 +24,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -192,24 +193,11 @@ def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage,
         raise ValueError("budget applies to attack=strongest only")
     config = settings.attack_config().resolved()
     out = Path(settings.output_dir)
-    attack_file = _attack_file(settings)
-    # The final row's rules, applied now, so a bad --submitted_by fails before the attack.
-    leaderboard_row(_attack_label(config, settings, model_dir, 1, 1), settings.submitted_by,
-                    0.0, _dt.date.today())
     if settings.num_examples is not None:  # refused before the folder is created
         attacks.check_groups(strategy, settings.num_examples, config.batch_size)
-    _check_writable(out, "output_dir")
-    if attack_file.parent != out:
-        _check_writable(attack_file.parent, "the folder of attack_path", create=False)
-    with FolderLock(out):
-        remove_stale_temporaries(out, exclusive=True)
-        if attack_file.parent != out:
-            remove_stale_temporaries(attack_file.parent)
-        model = load_model(model_dir, arch=settings.arch)
-        _check_arch(settings, model_dir, model.name, model_config)
-        x_all, y_all = load_dataset(settings.dataset, "test", settings.data_dir)
-        n = _num_examples(settings.num_examples, len(x_all))
-        x, y = x_all[:n], y_all[:n]
+    with _job(settings, model_dir, model_config,
+              _attack_label(config, settings, model_dir, 1, 1)) as (model, x_all, x, y):
+        n = len(x)
         y_target = settings.targets(y, int(model.outputs[0].shape[-1]))
         checkpoint_files = checkpoint_sha256(model_dir)
         fingerprint = _fingerprint(settings, config, checkpoint_files, x, y)
@@ -253,6 +241,35 @@ def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage,
         return _write_outputs(settings, config, model, model_dir, checkpoint_files, x, y,
                               len(x_all), state, clean_accuracy, wall, progress.rate(), sources,
                               log)
+
+
+@contextlib.contextmanager
+def _job(settings: EvalSettings, model_dir: Path, model_config: dict, label: str
+         ) -> Iterator[tuple[Any, np.ndarray, np.ndarray, np.ndarray]]:
+    """The prologue of every evaluation job, single attack or ``strongest``: the leaderboard
+    row's rules checked on ``label`` (a bad ``submitted_by`` fails before the attack), the
+    output folders checked writable, ``output_dir`` locked and its stale temporaries
+    removed, the model loaded and checked against ``settings.arch``, the test images read.
+
+    Yields ``(model, x_all, x, y)``: the model, all test images, and the first
+    ``num_examples`` of them (float32) with their int64 labels; the lock is held until the
+    block ends.
+    """
+    out = Path(settings.output_dir)
+    attack_file = _attack_file(settings)
+    leaderboard_row(label, settings.submitted_by, 0.0, _dt.date.today())
+    _check_writable(out, "output_dir")
+    if attack_file.parent != out:
+        _check_writable(attack_file.parent, "the folder of attack_path", create=False)
+    with FolderLock(out):
+        remove_stale_temporaries(out, exclusive=True)
+        if attack_file.parent != out:
+            remove_stale_temporaries(attack_file.parent)
+        model = load_model(model_dir, arch=settings.arch)
+        _check_arch(settings, model_dir, model.name, model_config)
+        x_all, y_all = load_dataset(settings.dataset, "test", settings.data_dir)
+        n = _num_examples(settings.num_examples, len(x_all))
+        yield model, x_all, x_all[:n], y_all[:n]
 
 
 def _strategy_text(strategy) -> str:
@@ -746,22 +763,10 @@ def _run_strongest(settings: EvalSettings, sources: dict[str, str], model_dir: P
     configs = [dataclasses.asdict(m.config(settings.epsilon, s, batch_size=settings.batch_size,
                                            compute_dtype=settings.compute_dtype, xla=settings.xla))
                for m, s in zip(DEFAULT_MEMBERS, steps)]
-    out = Path(settings.output_dir)
-    attack_file = _attack_file(settings)
-    leaderboard_row(_strongest_label(budget, settings.epsilon, model_dir, 1, 1),
-                    settings.submitted_by, 0.0, _dt.date.today())
-    _check_writable(out, "output_dir")
-    if attack_file.parent != out:
-        _check_writable(attack_file.parent, "the folder of attack_path", create=False)
-    with FolderLock(out):
-        remove_stale_temporaries(out, exclusive=True)
-        if attack_file.parent != out:
-            remove_stale_temporaries(attack_file.parent)
-        model = load_model(model_dir, arch=settings.arch)
-        _check_arch(settings, model_dir, model.name, model_config)
-        x_all, y_all = load_dataset(settings.dataset, "test", settings.data_dir)
-        n = _num_examples(settings.num_examples, len(x_all))
-        x, y = x_all[:n], y_all[:n]
+    out, attack_file = Path(settings.output_dir), _attack_file(settings)
+    with _job(settings, model_dir, model_config,
+              _strongest_label(budget, settings.epsilon, model_dir, 1, 1)) as (model, x_all, x, y):
+        n = len(x)
         checkpoint_files = checkpoint_sha256(model_dir)
         keep = {k: v for k, v in dataclasses.asdict(settings).items()
                 if k not in ("output_dir", "attack_path", "submitted_by", "model_dir", "data_dir",
