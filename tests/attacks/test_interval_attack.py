@@ -12,15 +12,9 @@ from attacks.intervals import interval_direction, unverified_width
 EPS = 0.3
 
 
-@pytest.fixture(scope="module")
-def batch(mnist_test):
-    x, y = mnist_test
-    return x[1000:1040], y[1000:1040]
-
-
 def test_an_interval_step_is_the_sign_of_the_interval_direction_at_the_unverified_width(
-        shipped_mnist, batch):
-    x, y = batch[0][:16], batch[1][:16]
+        shipped_mnist, held_out_batch):
+    x, y = held_out_batch[0][:16], held_out_batch[1][:16]
     config = AttackConfig(method="interval", epsilon=EPS, steps=1, step_size=0.01,
                           interval_step_size=0.05, random_start=False)
     runner = make_runners(shipped_mnist, config).interval
@@ -42,8 +36,8 @@ def test_an_interval_step_is_the_sign_of_the_interval_direction_at_the_unverifie
 
 
 @pytest.mark.slow  # three traces of the bounds graph: 37 s measured on a loaded 2-core CPU
-def test_b_1_equals_the_sign_form_bit_for_bit(shipped_mnist, batch):
-    x, y = batch[0][:10], batch[1][:10]
+def test_b_1_equals_the_sign_form_bit_for_bit(shipped_mnist, held_out_batch):
+    x, y = held_out_batch[0][:10], held_out_batch[1][:10]
     common = dict(method="interval", epsilon=EPS, steps=3, step_size=0.03, interval_steps=2,
                   interval_step_size=0.05, interval_width=0.03, seed=3)
     sign = perturb(shipped_mnist, x, y, **common)
@@ -51,8 +45,8 @@ def test_b_1_equals_the_sign_form_bit_for_bit(shipped_mnist, batch):
     assert not np.array_equal(perturb(shipped_mnist, x, y, b=100, **common), sign)
 
 
-def test_same_seed_same_images_other_seed_other_images(shipped_mnist, batch):
-    x, y = batch[0][:10], batch[1][:10]
+def test_same_seed_same_images_other_seed_other_images(shipped_mnist, held_out_batch):
+    x, y = held_out_batch[0][:10], held_out_batch[1][:10]
     run = lambda seed: perturb(shipped_mnist, x, y, method="interval", epsilon=EPS, steps=2,
                                step_size=0.03, interval_width=0.03, seed=seed)
     first = run(5)
@@ -62,8 +56,8 @@ def test_same_seed_same_images_other_seed_other_images(shipped_mnist, batch):
 
 
 @pytest.mark.slow
-def test_lowers_accuracy_below_clean_and_fgsm_on_the_shipped_model(shipped_mnist, batch):
-    x, y = batch
+def test_lowers_accuracy_below_clean_and_fgsm_on_the_shipped_model(shipped_mnist, held_out_batch):
+    x, y = held_out_batch
     accuracy = lambda images: float(np.mean(predict(shipped_mnist, images) == y))
     fgsm = accuracy(perturb(shipped_mnist, x, y, method="fgsm", epsilon=EPS))
     for b in (None, 10):
@@ -99,8 +93,9 @@ def test_the_schedule_alternates_pgd_and_interval_phases_as_the_reference():
     assert phases(steps=3, interval_pgd_steps=1) == (("pgd", 1), ("interval", 1)) * 3
 
 
-def test_a_run_is_its_phases_one_after_another_from_the_point_each_reached(tiny_model, mnist_test):
-    x, y = mnist_test[0][:12], predict(tiny_model, mnist_test[0][:12])
+def test_a_run_is_its_phases_one_after_another_from_the_point_each_reached(tiny_model,
+                                                                          tiny_batch):
+    x, y = tiny_batch
     eps = 0.01  # small: the tiny model's examples stay correct into the interval phases
     settings = dict(method="interval", epsilon=eps, steps=5, step_size=0.001, b=10,
                     interval_rounds=2, interval_steps=2, interval_pgd_steps=1,
@@ -119,8 +114,8 @@ def test_a_run_is_its_phases_one_after_another_from_the_point_each_reached(tiny_
     assert not np.array_equal(first, ran)  # the order of the phases matters
 
 
-def test_b_1_equals_the_sign_form_bit_for_bit_with_alternating_phases(tiny_model, mnist_test):
-    x, y = mnist_test[0][:12], predict(tiny_model, mnist_test[0][:12])
+def test_b_1_equals_the_sign_form_bit_for_bit_with_alternating_phases(tiny_model, tiny_batch):
+    x, y = tiny_batch
     common = dict(method="interval", epsilon=0.01, steps=6, step_size=0.001, interval_steps=2,
                   interval_pgd_steps=1, interval_step_size=0.0025, seed=3)
     sign = perturb(tiny_model, x, y, **common)
