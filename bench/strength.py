@@ -79,6 +79,8 @@ def parse_args(argv=None):
                    "0.1 (daa_fashion's training eps) for Fashion-MNIST")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
                    help="compute dtype of our attacks (the peers run float32)")
+    p.add_argument("--no_run", action="store_true", help="run nothing: write --out, --md and "
+                   "--png from the saved and --merge'd cells")
     p.add_argument("--also", default="", help="comma-separated result files of other runs "
                    "(e.g. Fashion-MNIST) rendered as further sections of --md and --png")
     p.add_argument("--budgets", default="10,30,100", help="passes per example, comma-separated")
@@ -207,17 +209,22 @@ def main(argv=None):
                 "dtype": args.dtype, "peer_dtype": "float32"}
     out = Path(args.out)
     results = load_results(out, settings)
+    commits = set(results.get("commits", [results["commit"]] if "commit" in results else []))
     for other in (Path(m) for m in args.merge.split(",") if m.strip()):
         saved = json.loads(other.read_text())
         if saved.get("settings") != settings:
             raise SystemExit(f"--merge {other}: its settings differ from this run's")
         for key, cell in saved["cells"].items():
             results["cells"].setdefault(key, cell)
+        commits.update(saved.get("commits", [saved["commit"]] if "commit" in saved else []))
     results["clean_accuracy"] = float(np.mean(predict(model, x) == y))
     results["machine"] = machine()
     results["commit"] = _commit()
+    if not args.no_run:
+        commits.add(results["commit"])
+    results["commits"] = sorted(commits)  # of the runs that measured the cells
     results["date"] = datetime.date.today().isoformat()
-    for budget in args.budget_list:           # every attack at a budget before the next budget
+    for budget in [] if args.no_run else args.budget_list:           # every attack at a budget before the next budget
         for name in args.attack_list:
             key = cell_key(name, budget)
             cell = results["cells"].get(key)
@@ -295,7 +302,10 @@ def header(results: dict) -> str:
             f"attacks compute in {dtype}, the peers (ART) in {s.get('peer_dtype', 'float32')}. "
             f"{results['date']}, {m['cpu']} ({m['cores']} cores, shared with other work"
             f"{load_text(results)}), TensorFlow "
-            f"{m['tensorflow']}, commit {results['commit']}.")
+            f"{m['tensorflow']}, commit {results['commit']}"
+            + (f" (cells measured at {', '.join(results['commits'])})"
+               if results.get("commits", [results["commit"]]) != [results["commit"]] else "")
+            + ".")
 
 
 def sign_vs_quantized(results: dict) -> list[str]:
