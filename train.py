@@ -76,6 +76,10 @@ flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate.", lower_bound=0.0
 flags.DEFINE_integer("epsilon_warmup_steps", 0, "Raise the training epsilon linearly over "
                      "this many steps: eps * min(1, (step + 1) / warmup); 0 = off.",
                      lower_bound=0)
+flags.DEFINE_boolean("scale_a_with_warmup", False, "During the epsilon warm-up, scale the PGD "
+                     "step --a by eps_t / epsilon so that the step keeps its ratio to the radius "
+                     "(a fixed --a that is large against a small warm-up radius makes every step "
+                     "jump to the ball's corners, which lets the perturbation carry the label).")
 flags.DEFINE_enum("attack_dtype", "float32", ["float32", "bfloat16"], "Precision of the "
                   "training attack's forward and backward passes (the weight update is always "
                   "float32); bfloat16 roughly doubles the PGD rate on CPUs with AVX512_BF16 and "
@@ -98,7 +102,7 @@ flags.register_multi_flags_validator(
 # Config keys that --config sets (challenge training keys plus this script's extras, which
 # train.py itself writes into model_dir/config.json so that a run can be repeated from it).
 EXTRA_CONFIG_KEYS = ("dataset", "data_dir", "arch", "learning_rate", "epsilon_warmup_steps",
-                     "num_train_examples", "attack_dtype")
+                     "num_train_examples", "attack_dtype", "scale_a_with_warmup")
 # config.json keys whose change alters the training trajectory (the steps after a resume differ
 # from an uninterrupted run's). Resuming with another value is refused unless
 # --allow_setting_changes. Step counts and reporting intervals (max_num_training_steps,
@@ -107,9 +111,11 @@ DATA_DIGEST_KEY = "train_data_sha256"
 SETTING_CHANGES_KEY = "setting_changes"
 TRAJECTORY_KEYS = ("random_seed", "training_batch_size", "epsilon", "k", "a", "random_start",
                    "loss_func", "dataset", "arch", "learning_rate", "epsilon_warmup_steps",
-                   "num_train_examples", "attack_dtype", DATA_DIGEST_KEY)
+                   "num_train_examples", "attack_dtype", "scale_a_with_warmup",
+                   DATA_DIGEST_KEY)
 # Keys train.py leaves out of config.json when unset, so absence means this value.
-ABSENT_MEANS = {"num_train_examples": None, "attack_dtype": "float32"}
+ABSENT_MEANS = {"num_train_examples": None, "attack_dtype": "float32",
+                "scale_a_with_warmup": False}
 ADAM_EPSILON = 1e-8  # tf.compat.v1.train.AdamOptimizer's default (Keras' default is 1e-7)
 
 
@@ -140,6 +146,7 @@ class Settings:
     epsilon_warmup_steps: int
     num_train_examples: int | None
     attack_dtype: str = "float32"
+    scale_a_with_warmup: bool = False
 
     @property
     def adversarial(self) -> bool:
@@ -245,6 +252,14 @@ def epsilon_at(settings: Settings, step: int) -> float:
     return settings.epsilon * min(1.0, (step + 1) / settings.epsilon_warmup_steps)
 
 
+def step_size_at(settings: Settings, step: int) -> float:
+    """PGD step size at step ``step``: ``a``, or ``a * eps_t / eps`` with
+    ``scale_a_with_warmup``; > 0."""
+    if not settings.scale_a_with_warmup or settings.epsilon <= 0:
+        return settings.a
+    return settings.a * epsilon_at(settings, step) / settings.epsilon
+
+
 # --------------------------------------------------------------------------- compiled pieces
 
 class AdversarialTrainer:
@@ -264,6 +279,8 @@ class AdversarialTrainer:
         self.optimizer.build(model.trainable_variables)
         self.epsilon = tf.Variable(max(settings.epsilon, 1e-12), dtype=tf.float32,
                                    trainable=False, name="train_epsilon")
+        self.step_size = tf.Variable(max(settings.a, 1e-12), dtype=tf.float32,
+                                     trainable=False, name="train_step_size")
         self.runner = self._make_runner() if settings.adversarial else None
         self._update = tf.function(self._update_fn, reduce_retracing=True)
         self._evaluate = tf.function(self._evaluate_fn, reduce_retracing=True)
@@ -280,19 +297,25 @@ class AdversarialTrainer:
         from attacks import make_runner
         cfg = self._attack_config(self.settings.epsilon).resolved()
         return make_runner(self.model, cfg,
-                           rule=dataclasses.replace(cfg.step_rule(), epsilon=self.epsilon))
+                           rule=dataclasses.replace(cfg.step_rule(), epsilon=self.epsilon,
+                                                    step_size=self.step_size))
 
     def adversarial_batch(self, x: "np.ndarray", y: "np.ndarray", step: int) -> "np.ndarray":
         """PGD-k examples ``(B, 784)`` float32 in [0, 1] of the clean batch ``x`` at ``step``."""
+        from attacks import model_in_dtype
         if self.runner is None:
             return x
         eps = epsilon_at(self.settings, step)
         self.epsilon.assign(eps)
+        self.step_size.assign(step_size_at(self.settings, step))
         if self.settings.random_start:
             x_start = self._attack_config(eps).step_rule().random_perturb(
                 x, step_rng(self.settings.random_seed, step))
         else:
             x_start = x
+        # The runner attacks a bfloat16 copy of the model made once; bring its weights up to
+        # date with the weights trained since the last batch (float32: the model itself).
+        model_in_dtype(self.model, self.settings.attack_dtype)
         return self.runner.run(x_start, x, y, self.settings.k)
 
     def _update_fn(self, x, y):

@@ -20,6 +20,8 @@ formats. The public seam an attack is made of (shapes ``(M, *S)`` float32 images
 - the driver: :class:`StepRunner` (``run(x, x_nat, y, n)``), the one compiled step loop;
 - compute dtype: ``compute_dtype="auto"`` picks bfloat16 only where a cached calibration
   on this machine shows it faster (:func:`resolve_compute_dtype`, ``attacks.calibration``);
+  :func:`model_in_dtype` is the reduced-precision copy the loop attacks (weights refreshed
+  from the float32 model on every call, so a model trained in between is attacked as it is);
 - restarts: ``skip_broken`` (``AttackConfig``) attacks only the unbroken examples after the
   first restart (PGD family by default), same merged result;
   :func:`make_runners` builds all of an attack's loops (its interval phase, its ODI steps);
@@ -65,6 +67,7 @@ from attacks.ensemble import (DEFAULT_BUDGET, DEFAULT_MEMBERS, EnsembleState, Me
                               MemberResult, member_steps, strongest)
 from attacks.engine import BestIterate, Objective, StepRunner, resolve_xla
 from attacks.losses import LOSSES, Loss, make_loss, per_example_loss
+from attacks.precision import model_in_dtype
 from attacks.quantize import quantize
 from attacks.runs import RunsState, attack_runs
 from attacks.steps import L2Step, LinfStep, StepRule, UnitFn, quantized_unit, raw_unit, sign_unit
@@ -76,6 +79,6 @@ __all__ = ["DEFAULT_BUDGET", "DEFAULT_MEMBERS", "EnsembleState", "Member",
            "UnitFn", "attack", "attack_model", "attack_runs", "blob_direction",
            "blob_direction_fn", "check_groups", "check_strategy", "checkpoints",
            "gradient_direction", "make_loss", "make_runner", "make_runners",
-           "model_input_shape", "per_example_loss", "perturb", "predict", "quantize",
+           "model_in_dtype", "model_input_shape", "per_example_loss", "perturb", "predict", "quantize",
            "quantized_unit", "random_targets", "raw_unit", "resolve_compute_dtype", "resolve_xla", "run_restart", "run_schedule",
            "sign_unit", "top_targets"]

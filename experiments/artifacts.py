@@ -22,7 +22,8 @@ from experiments.common import Target, compute, load_target
 from experiments.plan import SETUPS, Sizes
 from experiments.report import (display_path, markdown_table, pct, pyplot, save_figure,
                                 write_json, write_text)
-from experiments.stats import (EXACT_SIGN_FLIP_LIMIT, FEW_DISCORDANT, PairedDifference, format_p, holm,
+from experiments.stats import (EXACT_CONDITIONAL, EXACT_SIGN_FLIP_LIMIT, FEW_DISCORDANT, NORMAL,
+                               PairedDifference, format_p, holm, images_for_power,
                                paired_difference, run_spread, wilson_interval)
 from workflow.evaluate import default_model_dir
 
@@ -57,16 +58,18 @@ def describe_plan(artifact: Artifact, sizes: Sizes) -> list[str]:
     prints."""
     lines = [f"{artifact.name}: {artifact.title} [preset {sizes.preset}]"]
     for c, attacks in plan.artifact_cells(artifact.name, sizes):
+        cost = (f"({attacks * c.num_examples * c.steps:,} example-steps if none is stored)"
+                if attacks else "(read only if stored; --table3_baselines computes it)")
         lines.append(f"  {c.dataset} {c.label} eps={c.epsilon:g} milestones="
                      f"{','.join(map(str, c.milestones))} images={c.num_examples} "
-                     f"attacks={attacks} ({attacks * c.num_examples * c.steps:,} example-steps "
-                     f"if none is stored)")
+                     f"attacks={attacks} {cost}")
     return lines
 
 
 def produce(artifact: Artifact, sizes: Sizes, output_dir: str | Path,
             log: Callable[[str], None] = print) -> list[Path]:
     """Loads the models, computes (or reads back) the cells, writes the artifact's files."""
+    paper.check_shared()  # a disagreeing table of the paper's numbers stops before any work
     targets = {ds: load_target(ds, sizes.n(ds)) for ds in artifact.datasets}
     log(f"{artifact.name}: {artifact.title} [preset {sizes.preset}]")
     results = compute(artifact.jobs(targets, sizes), log)
@@ -142,10 +145,15 @@ def _provenance_text(provenance: list[dict]) -> str:
     return "; ".join(parts) or "none recorded"
 
 
+def _paper_source_line() -> str:
+    return f"The paper's numbers: {paper.check_shared()}."
+
+
 def _footer(command: str, results: Results, cells) -> str:
     return (f"\nRendered by `{command}` from the stored cells. Their compute: "
             f"{_provenance_text(compute_provenance(results, cells))} (a cell shared with "
-            f"another command is counted once, whichever command computed it).\n")
+            f"another command is counted once, whichever command computed it).\n\n"
+            f"{_paper_source_line()}\n")
 
 
 def _model_json(target: Target) -> dict:
@@ -168,19 +176,24 @@ def _command(name: str, sizes: Sizes) -> str:
         parts.append(f"--restarts={sizes.restarts}")
     if sizes.seed:
         parts.append(f"--seed={sizes.seed}")
+    if sizes.table3_baselines and name == "table3":
+        parts.append("--table3_baselines")
     return " ".join(parts)
 
 
 def _noise_note(n: int, runs: int) -> str:
     return (f"Noise: Avg's 95% interval is the Wilson interval over the {n:,} images. A "
             f"difference is paired over the same images (per image: fraction of the {runs} "
-            f"run(s) still correct); its interval is normal (mean +- 1.96 standard errors) and "
-            f"optimistic when few images are discordant (fewer than {FEW_DISCORDANT}: read the "
-            f"exact test). The p-value is two-sided, from the test named beside it: the exact "
-            f"McNemar test (one run: binomial with p = 1/2 on the discordant images) or the "
-            f"exact sign-flip test (several runs: per-image differences of runs correct, every "
-            f"sign pattern enumerated; beyond {EXACT_SIGN_FLIP_LIMIT:,} discordant images its "
-            f"normal approximation, named so). Spread = lowest-highest run.")
+            f"run(s) still correct). Its 95% interval names its method: with one run each, "
+            f"'{EXACT_CONDITIONAL}' (Clopper-Pearson on how the discordant images split, "
+            f"scaled by their share; it excludes 0 exactly when the exact McNemar p < 0.05); "
+            f"with several runs, '{NORMAL}' (mean +- 1.96 standard errors) from "
+            f"{FEW_DISCORDANT} discordant images on, and no interval below, where the normal "
+            f"one is optimistic. The p-value is two-sided, from the test named beside it: the "
+            f"exact McNemar test (one run: binomial with p = 1/2 on the discordant images) or "
+            f"the exact sign-flip test (several runs: per-image differences of runs correct, "
+            f"every sign pattern enumerated; beyond {EXACT_SIGN_FLIP_LIMIT:,} discordant images "
+            f"its normal approximation, named so). Spread = lowest-highest run.")
 
 
 def _same_runs_note(name: str, sizes: Sizes, within: str = "") -> str:
@@ -210,7 +223,8 @@ def _write_outputs(out, name, text, data, provenance, png=None):
     """``<name>.md`` and ``<name>.json`` (atomic; the JSON gets ``provenance`` as
     ``"compute"``), plus an already saved PNG: the paths."""
     paths = [write_text(out / f"{name}.md", text),
-             write_json(out / f"{name}.json", {**data, "compute": provenance})]
+             write_json(out / f"{name}.json", {**data, "compute": provenance,
+                                               "paper_numbers_source": paper.check_shared()})]
     return paths + ([png] if png is not None else [])
 
 
@@ -232,7 +246,8 @@ def _paper_cell(numbers: tuple[float, ...] | None) -> str:
 def _paper_only_row(label: str, name: str, table: paper.PaperTable, columns: int) -> list[str]:
     """A row for an attack the paper reports and this artifact does not."""
     if label in paper.PENDING_BASELINES:
-        why = "pending: attack not implemented yet"
+        why = (f"pending: no cells yet (the attack exists, "
+               f"method={paper.PENDING_BASELINES[label]}; --table3_baselines computes them)")
     elif table.restarts_note and label in table.restarts_note:
         why = f"not run ({table.restarts_note[label]} restarts)"
     else:
@@ -268,6 +283,18 @@ def _table_artifact(name: str, title: str) -> Artifact:
         holm_p = dict(zip(family, holm([vs_sign[c].p for c in family])))
         comparisons = len({(c, "pgd") for c in vs_pgd} | {(c, c.method) for c in vs_sign
                                                           if vs_sign[c] is not vs_pgd[c]})
+        # Images each primary comparison would need for the paper's own gap (its table's Avg
+        # difference) at 80% power, from the per-image spread of our differences.
+        power = {}
+        for c in holm_p:
+            label = labels[specs.index(c)]
+            counterpart = labels[specs.index(sign_step[SIGN_COUNTERPART[c.method]])]
+            gap = (table.numbers[label][-1] - table.numbers[counterpart][-1]) / 100
+            enough = vs_sign[c].discordant >= POWER_MIN_DISCORDANT
+            power[c] = {"paper_gap_points": round(100 * gap, 4),
+                        "images_for_80pct_power": (images_for_power(vs_sign[c].sd, gap)
+                                                   if enough else None),
+                        "versus": counterpart, "discordant": vs_sign[c].discordant}
         rows, records = [], []
         for label, c in zip(labels, specs):
             acc = outcomes[c].mean(axis=1)
@@ -290,13 +317,34 @@ def _table_artifact(name: str, title: str) -> Artifact:
                             "run_sd": sd, "diff_vs_pgd": _diff_json(vs_pgd.get(c)),
                             "diff_vs_sign_counterpart": _diff_json(vs_sign.get(c),
                                                                    holm_p.get(c)),
-                            "primary": c in holm_p})
+                            "primary": c in holm_p, "power": power.get(c)})
         header = ["Attack", "Paper " + ("Worst / Avg" if table.runs > 1 else "accuracy") + " (%)",
                   "Worst (%)", "Avg (%)", "Avg 95% CI", "Spread",
-                  "Avg - PGD: points [normal 95% CI]; exact test",
-                  "Avg - its sign-step attack: points [95% CI]; exact test"
+                  "Avg - PGD: points [95% CI, method]; exact test",
+                  "Avg - its sign-step attack: points [95% CI, method]; exact test"
                   + ("; Holm" if primary else "")]
-        paper_only = [label for label in table.numbers if label not in labels]
+        # Table 3's baselines: rows of our own where their cells hold enough attacks.
+        need = sizes.runs * sizes.restarts
+        baselines = ({label: c for label, c in plan.table3_baseline_specs(sizes).items()
+                      if c in results and results[c].attacks >= need}
+                     if name == "table3" else {})
+        for label, c in baselines.items():
+            acc = results[c].accuracies(steps, sizes.runs, sizes.restarts)
+            diff = paired_difference(results[c].outcomes(steps, sizes.runs, sizes.restarts), base)
+            comparisons += 1
+            w_low, w_high = wilson_interval(float(acc.mean()), n)
+            low, high, sd = run_spread(acc)
+            rows.append([f"{label} ({c.label})", _paper_cell(table.numbers[label]),
+                         pct(acc.min()), pct(acc.mean()), f"[{pct(w_low)}, {pct(w_high)}]",
+                         f"{pct(low)}-{pct(high)}", diff.describe(), "-"])
+            records.append({"attack": label, "method": c.method, "b": c.b, "loss": c.loss,
+                            "paper": list(table.numbers[label]),
+                            "run_accuracies": acc.tolist(), "worst": float(acc.min()),
+                            "avg": float(acc.mean()), "avg_wilson95": [w_low, w_high],
+                            "run_sd": sd, "diff_vs_pgd": _diff_json(diff),
+                            "diff_vs_sign_counterpart": None, "primary": False, "power": None})
+        paper_only = [label for label in table.numbers if label not in labels
+                      and label not in baselines]
         rows += [_paper_only_row(label, name, table, len(header)) for label in paper_only]
         restart_text = ("no restarts" if sizes.restarts == 1 else
                         f"{sizes.restarts} random restarts merged per example")
@@ -309,6 +357,7 @@ def _table_artifact(name: str, title: str) -> Artifact:
         within = ("Table 5's 200-step outcomes continue Table 4's 100-step attacks (one attack "
                   "per cell and run, scored at both); " if dataset == "fashion_mnist" else
                   "the 5 attacks per cell are Table 2's runs and Table 3's restarts; ")
+        text_power = _power_note(power, labels, specs, n)
         text = (f"# {title}\n\n{_setting(dataset, sizes.epsilon(dataset))}, {steps} steps, "
                 f"{restart_text}; {sizes.runs} independent run(s) per attack (Worst = lowest "
                 f"run, Avg = mean). Paper column: the paper's Table {name[-1]} "
@@ -317,6 +366,7 @@ def _table_artifact(name: str, title: str) -> Artifact:
                 + markdown_table(header, rows)
                 + f"\n{protocol}\n\n"
                 + f"{_multiplicity_note(comparisons, len(holm_p), PRIMARY_TABLES.get(name))}\n\n"
+                + text_power
                 + f"{_same_runs_note(name, sizes, within)}\n\n"
                 + f"{_noise_note(n, sizes.runs)}\n"
                 + _footer(_command(name, sizes), results, specs))
@@ -333,6 +383,27 @@ def _table_artifact(name: str, title: str) -> Artifact:
         return _write_outputs(out, name, text, data, compute_provenance(results, specs))
 
     return Artifact(name, title, render)
+
+
+# Below this many discordant images the per-image spread is too coarse to size a study from.
+POWER_MIN_DISCORDANT = 10
+
+
+def _power_note(power: dict, labels: list[str], specs: list[CellSpec], n: int) -> str:
+    """What the image count can resolve: per primary comparison, the images that the paper's
+    own gap would need at 80% power (empty when the table has no primary family)."""
+    if not power:
+        return ""
+    parts = []
+    for c, entry in power.items():
+        needed = entry["images_for_80pct_power"]
+        parts.append(f"{labels[specs.index(c)]} vs {entry['versus']} "
+                     f"({entry['paper_gap_points']:+.2f}): "
+                     + (f"- ({entry['discordant']} discordant image(s), too few to scale "
+                        f"from)" if needed is None else f"about {round(needed, -2):,.0f}"))
+    return (f"Power: to detect the paper's own gap with 80% power in a two-sided 5% test, "
+            f"given the per-image spread of our differences on these {n:,} images (normal "
+            f"approximation), a comparison needs: " + "; ".join(parts) + ".\n\n")
 
 
 def _labels(methods) -> list[str]:
@@ -431,7 +502,7 @@ def _figure3_render(targets, results, sizes, out):
                     vars(paired_difference(outcome[(eps, m, b)], pgd)))
                 comparisons += 1
             rows.append(row)
-        header = ["eps", "PGD Avg (%)"] + [f"{label} Avg (%) (- PGD [normal 95% CI]; exact test)"
+        header = ["eps", "PGD Avg (%)"] + [f"{label} Avg (%) (- PGD [95% CI, method]; exact test)"
                                            for label in labels[1:]]
         target = targets[ds]
         paper_eps = "0.1-0.3" if ds == "mnist" else "0.1-0.2"
@@ -458,62 +529,75 @@ def _figure3_render(targets, results, sizes, out):
     return _write_outputs(out, "figure3", text, data, compute_provenance(results, specs), png)
 
 
-def _figure4_render(targets, results, sizes, out):
-    plt = pyplot()
-    specs = plan.figure4_specs(sizes)
-    labels = _labels(plan.FIGURE4_METHODS)
-    steps = plan.FIGURE4_STEPS
-    points = paper.figure_points("4a")
-    fashion_points = paper.figure_points("4b")
-    outcome = {(c, s): results[c].outcomes(s, sizes.runs, sizes.restarts) for c in specs for s in steps}
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    data = {"artifact": "figure4", "steps": list(steps), "runs": sizes.runs,
-            "preset": sizes.preset, "model": _model_json(targets["mnist"]), "curves": {},
-            "paper": {"figure": "4a", "steps": points.steps, "numbers": points.numbers,
-                      "model": points.model}}
-    for label, c in zip(labels, specs):
-        accs, avg = _plot_curve(ax, steps, [outcome[(c, s)] for s in steps], label)
-        data["curves"][label] = {"avg": avg.tolist(), "run_accuracies": accs.tolist(),
-                                 "diff_vs_pgd": [vars(paired_difference(outcome[(c, s)],
-                                                                        outcome[(specs[0], s)]))
-                                                 for s in steps]}
-    _plot_paper_points(ax, [(points.steps, v, k) for k, v in points.numbers.items()],
-                       "paper, Fig. 4a text (its own MNIST model)")
-    ax.set(title=f"MNIST eps 0.3, a 0.01 (first {sizes.n('mnist')} test images)",
-           xlabel="number of steps", ylabel="average accuracy (%)")
-    ax.legend(fontsize=8)
-    png = save_figure(fig, out / "figure4.png")
-    rows = []
-    for s in steps:
-        pgd = outcome[(specs[0], s)]
-        paper_text = (" / ".join(f"{k} {v:.2f}" for k, v in points.numbers.items())
-                      if s == points.steps else "-")
-        rows.append([str(s), paper_text, pct(pgd.mean())]
-                    + [_avg_and_diff(outcome[(c, s)], pgd) for c in specs[1:]])
-    protocol = _protocol_line(targets["mnist"], sizes, points.model, "5 runs",
-                              f"runs: ours {sizes.runs}", points.epsilon)
-    fashion_text = ", ".join(f"{k} {v:.2f}" for k, v in fashion_points.numbers.items())
-    text = (f"# {ARTIFACTS['figure4'].title}\n\n{_setting('mnist', sizes.epsilon('mnist'))}, "
-            f"{sizes.runs} run(s) per point (no restarts); the k-step accuracy is that of the "
-            f"k-th iterate of one attack per run (a k-step attack is the first k steps of a "
-            f"longer one from the same start). Paper column and stars: the numbers the paper's "
-            f"text gives for its Figure 4a.\n\n"
-            f"![figure 4](figure4.png)\n\n{_model_line(targets['mnist'])}\n\n"
-            + markdown_table(["steps (same runs: one attack per run scored at every step count)",
-                              "paper (Fig. 4a text)", "PGD Avg (%)"]
-                             + [f"{l} Avg (%) (- PGD [normal 95% CI]; exact test)"
-                                for l in labels[1:]], rows)
-            + f"\n{protocol}\n\n"
-            + f"Not produced: the paper's Figure 4b (Fashion-MNIST, eps "
-              f"{fashion_points.epsilon:g}; its text: at {fashion_points.steps} steps "
-              f"{fashion_text}); the Fashion-MNIST cells are scored at 100 and 200 steps only.\n\n"
-            + f"{_multiplicity_note(len(steps) * (len(specs) - 1), 0, None)}\n\n"
-            + f"{_same_runs_note('figure4', sizes, 'its rows are milestones of the same attacks; ')}\n\n"
-            + f"{_noise_note(sizes.n('mnist'), sizes.runs)}\n"
-            + _footer(_command("figure4", sizes), results, specs))
-    data["protocol_differences"] = protocol
-    data["shared_cells_with"] = plan.shared_with("figure4", sizes)
-    return _write_outputs(out, "figure4", text, data, compute_provenance(results, specs), png)
+def _figure4_renderer(name: str, dataset: str, figure: str):
+    """Figure 4a (MNIST, ``figure4``) or 4b (Fashion-MNIST, ``figure4b``): accuracy against the
+    number of steps, with the numbers the paper's text gives for that panel."""
+
+    def render(targets, results, sizes, out):
+        plt = pyplot()
+        target = targets[dataset]
+        specs = plan.figure4_specs(sizes, dataset)
+        labels = _labels(plan.FIGURE4_METHODS)
+        steps = plan.FIGURE4_STEPS
+        points = paper.figure_points(figure)
+        other = paper.figure_points("4b" if figure == "4a" else "4a")
+        eps = specs[0].epsilon
+        outcome = {(c, s): results[c].outcomes(s, sizes.runs, sizes.restarts)
+                   for c in specs for s in steps}
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        data = {"artifact": name, "steps": list(steps), "runs": sizes.runs,
+                "preset": sizes.preset, "epsilon": eps, "model": _model_json(target),
+                "curves": {}, "paper": {"figure": figure, "steps": points.steps,
+                                        "numbers": points.numbers, "model": points.model,
+                                        "epsilon": points.epsilon}}
+        for label, c in zip(labels, specs):
+            accs, avg = _plot_curve(ax, steps, [outcome[(c, s)] for s in steps], label)
+            data["curves"][label] = {"avg": avg.tolist(), "run_accuracies": accs.tolist(),
+                                     "diff_vs_pgd": [vars(paired_difference(outcome[(c, s)],
+                                                                            outcome[(specs[0], s)]))
+                                                     for s in steps]}
+        _plot_paper_points(ax, [(points.steps, v, k) for k, v in points.numbers.items()],
+                           f"paper, Fig. {figure} text (its own {DATASET_NAMES[dataset]} model"
+                           f"{'' if points.epsilon == eps else f', eps {points.epsilon:g}'})")
+        ax.set(title=f"{DATASET_NAMES[dataset]} eps {eps:g}, a {SETUPS[dataset].step_size:g} "
+                     f"(first {sizes.n(dataset)} test images)",
+               xlabel="number of steps", ylabel="average accuracy (%)")
+        ax.legend(fontsize=8)
+        png = save_figure(fig, out / f"{name}.png")
+        rows = []
+        for s in steps:
+            pgd = outcome[(specs[0], s)]
+            paper_text = (" / ".join(f"{k} {v:.2f}" for k, v in points.numbers.items())
+                          if s == points.steps else "-")
+            rows.append([str(s), paper_text, pct(pgd.mean())]
+                        + [_avg_and_diff(outcome[(c, s)], pgd) for c in specs[1:]])
+        protocol = _protocol_line(target, sizes, points.model, "5 runs",
+                                  f"runs: ours {sizes.runs}", points.epsilon)
+        other_text = ", ".join(f"{k} {v:.2f}" for k, v in other.numbers.items())
+        other_name = "figure4b" if figure == "4a" else "figure4"
+        text = (f"# {ARTIFACTS[name].title}\n\n{_setting(dataset, eps)}, "
+                f"{sizes.runs} run(s) per point (no restarts); the k-step accuracy is that of the "
+                f"k-th iterate of one attack per run (a k-step attack is the first k steps of a "
+                f"longer one from the same start). Paper column and stars: the numbers the "
+                f"paper's text gives for its Figure {figure}.\n\n"
+                f"![figure {figure}]({name}.png)\n\n{_model_line(target)}\n\n"
+                + markdown_table(["steps (same runs: one attack per run scored at every step count)",
+                                  f"paper (Fig. {figure} text)", "PGD Avg (%)"]
+                                 + [f"{l} Avg (%) (- PGD [95% CI, method]; exact test)"
+                                    for l in labels[1:]], rows)
+                + f"\n{protocol}\n\n"
+                + f"The paper's Figure {other.figure} ({DATASET_NAMES[other.dataset]}, eps "
+                  f"{other.epsilon:g}; its text: at {other.steps} steps {other_text}) is "
+                  f"`python -m experiments.{other_name}`.\n\n"
+                + f"{_multiplicity_note(len(steps) * (len(specs) - 1), 0, None)}\n\n"
+                + f"{_same_runs_note(name, sizes, 'its rows are milestones of the same attacks; ')}\n\n"
+                + f"{_noise_note(sizes.n(dataset), sizes.runs)}\n"
+                + _footer(_command(name, sizes), results, specs))
+        data["protocol_differences"] = protocol
+        data["shared_cells_with"] = plan.shared_with(name, sizes)
+        return _write_outputs(out, name, text, data, compute_provenance(results, specs), png)
+
+    return render
 
 
 def _sweep_render(targets, results, sizes, out):
@@ -547,8 +631,9 @@ def _sweep_render(targets, results, sizes, out):
     ax.legend(fontsize=8)
     png = save_figure(fig, out / "sweep_b.png")
     header = ["b", f"paper {points.steps} steps (Fig. 4a text)"]
-    for s in plan.SWEEP_STEPS:
-        header += [f"{s} steps Avg (%)", f"{s} steps: - PGD [normal 95% CI]; exact test"]
+    for i, s in enumerate(plan.SWEEP_STEPS):
+        same = "" if i == 0 else f" (same runs as {plan.SWEEP_STEPS[0]} steps)"
+        header += [f"{s} steps Avg (%){same}", f"{s} steps: - PGD [95% CI, method]; exact test"]
     protocol = _protocol_line(targets["mnist"], sizes, points.model, "5 runs",
                               f"runs: ours {sizes.runs}", points.epsilon)
     comparisons = len(plan.SWEEP_STEPS) * (len(bs) - 1)
@@ -617,7 +702,7 @@ def _table6_render(targets, results, sizes, out):
     header = ["Attack"]
     for eps in plan.CIFAR10_EPSILONS:
         header += [f"eps {eps:g}: paper (%)", f"eps {eps:g}: ours (%)", f"eps {eps:g}: 95% CI",
-                   f"eps {eps:g}: - PGD [normal 95% CI]; exact test"]
+                   f"eps {eps:g}: - PGD [95% CI, method]; exact test"]
     protocol = _cifar10_protocol_line(target, sizes)
     specs = plan.table6_specs(sizes)
     run_text = "one run" if sizes.runs == 1 else f"Avg of {sizes.runs} runs"
@@ -674,7 +759,7 @@ def _figure5_render(targets, results, sizes, out):
         sections.append(f"## eps {eps:g}\n\n"
                         + markdown_table(["steps (one attack per run, scored at each count)",
                                           f"paper (Fig. {figure} text)", "PGD (%)"]
-                                         + [f"{label} (%) (- PGD [normal 95% CI]; exact test)"
+                                         + [f"{label} (%) (- PGD [95% CI, method]; exact test)"
                                             for label in labels[1:]], rows))
         data["panels"][f"{eps:g}"] = panel
     png = save_figure(fig, out / "figure5.png")
@@ -767,7 +852,7 @@ def _figure2_render(targets, results, sizes, out):
             + _protocol_line(target, sizes, paper.PAPER_MNIST_MODEL, "all test images",
                              "gradients at the clean images", setup.epsilon) + "\n"
             + f"\nComputed while rendering by `{_command('figure2', sizes)}`: "
-            f"{_provenance_text(provenance)}.\n")
+            f"{_provenance_text(provenance)}.\n\n{_paper_source_line()}\n")
     return _write_outputs(out, "figure2", text, data, provenance, png)
 
 
@@ -793,7 +878,9 @@ _register(Artifact("figure2", "Figure 2 analog: sign, raw and quantized gradient
 _register(Artifact("figure3", "Figure 3 analog: average accuracy vs maximum perturbation",
                    _figure3_render))
 _register(Artifact("figure4", "Figure 4 analog: average accuracy vs number of steps (MNIST)",
-                   _figure4_render))
+                   _figure4_renderer("figure4", "mnist", "4a")))
+_register(Artifact("figure4b", "Figure 4b analog: average accuracy vs number of steps "
+                   "(Fashion-MNIST)", _figure4_renderer("figure4b", "fashion_mnist", "4b")))
 _register(Artifact("sweep_b", "Section 4.5 analog: sweep of the quantization level b (MNIST)",
                    _sweep_render))
 _register(Artifact("table6", "Table 6 analog: the CIFAR-10 challenge model, 100 steps, eps 8 "

@@ -44,11 +44,13 @@ import tensorflow as tf
 from attacks import AttackConfig, attack
 from experiments import report
 from mnist_challenge_compat import CompatError, load_state, save_state
+from mnist_challenge_compat.atomic import write_file_atomic
 
 # 2: keyed by the data's digest too, and with per-machine provenance.
 CELL_FORMAT = 2
 
-LABELS = {"pgd": "PGD", "pqgd": "PQGD", "blob": "BLOB", "blob_qg": "BLOB_QG", "fgsm": "FGSM"}
+LABELS = {"pgd": "PGD", "pqgd": "PQGD", "blob": "BLOB", "blob_qg": "BLOB_QG", "fgsm": "FGSM",
+          "interval": "Interval", "multitargeted": "MultiTargeted"}
 
 
 @dataclass(frozen=True)
@@ -266,6 +268,23 @@ def run_cell(spec: CellSpec, model: keras.Model, x: np.ndarray, y: np.ndarray, *
                else np.zeros((0, n_stages, n), bool))
     return CellResult(spec=spec, correct=correct, seconds=record["seconds"],
                       provenance=record["provenance"])
+
+
+def seed_from_shipped(spec: CellSpec, cache_dir: str | Path, shipped_dir: str | Path,
+                      model_digest: str, data_digest: str) -> bool:
+    """Copies ``spec``'s finished cell from the read-only ``shipped_dir`` (the tracked
+    ``results/cells``) into ``cache_dir`` when ``cache_dir`` has none; the copy keeps its
+    provenance. Returns True when a cell was copied. A shipped cell that is not ``spec``'s
+    (other settings, damaged) is refused as :func:`run_cell` refuses a stored one."""
+    name = f"{spec.key(model_digest, data_digest)}.npz"
+    source, target = Path(shipped_dir) / name, Path(cache_dir) / name
+    if target.exists() or not source.is_file() or source.resolve() == target.resolve():
+        return False
+    _load(source, spec, model_digest, data_digest)  # checks it before it is copied
+    target.parent.mkdir(parents=True, exist_ok=True)
+    content = source.read_bytes()
+    write_file_atomic(target, lambda f: f.write(content))
+    return True
 
 
 def stored_attacks(spec: CellSpec, cache_dir: str | Path, model_digest: str,

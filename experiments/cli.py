@@ -23,7 +23,8 @@ def define(name: str) -> None:
 def sizes_from_flags(name: str) -> Sizes:
     """Artifact ``name``'s sizes: the preset's, with the size flags given overriding them."""
     return plan.sizes_for(name, FLAGS.preset, num_examples=FLAGS.num_examples, runs=FLAGS.runs,
-                          restarts=FLAGS.restarts, seed=FLAGS.seed, batch_size=FLAGS.batch_size)
+                          restarts=FLAGS.restarts, seed=FLAGS.seed, batch_size=FLAGS.batch_size,
+                          table3_baselines=FLAGS.table3_baselines)
 
 
 def produce_or_plan(name: str) -> None:

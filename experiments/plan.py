@@ -21,6 +21,7 @@ the same :class:`experiments.cells.CellSpec` and therefore share stored work:
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from experiments.cells import CellSpec
@@ -65,16 +66,24 @@ TABLE6_STEPS = 100
 FIGURE5_METHODS = (("pgd", None), ("pqgd", 100), ("pqgd", 500), ("pqgd", 1000))
 FIGURE5_STEPS = (10, 20, 30, 40, 100)
 SWEEP_STEPS = (20, 100)
+# The paper's Table 3 baselines: its row label -> (method, loss) of the attack that implements
+# it. Their cells (200 steps, one attack per restart) are computed only when asked
+# (``Sizes.table3_baselines``); otherwise Table 3 reads them when stored and else marks them
+# pending.
+TABLE3_BASELINES = {"Interval Attack": ("interval", "xent"),
+                    "Surrogate": ("multitargeted", "logit_margin")}
 # Methods that the long MNIST cells hold (every b another artifact asks for at eps 0.3).
 MNIST_LONG_METHODS = (("pgd", None), ("pqgd", 100), ("pqgd", 200), ("pqgd", 500),
                       ("pqgd", 1000), ("blob", None), ("blob_qg", 100), ("blob_qg", 200))
 
 ARTIFACT_NAMES = ("table2", "table3", "table4", "table5", "figure2", "figure3", "figure4",
+                  "figure4b",
                   "sweep_b", "table6", "figure5")
 # The datasets each artifact attacks.
 ARTIFACT_DATASETS = {"table2": ("mnist",), "table3": ("mnist",), "table4": ("fashion_mnist",),
                      "table5": ("fashion_mnist",), "figure2": ("mnist",),
                      "figure3": ("mnist", "fashion_mnist"), "figure4": ("mnist",),
+                     "figure4b": ("fashion_mnist",),
                      "sweep_b": ("mnist",), "table6": ("cifar10",), "figure5": ("cifar10",)}
 
 
@@ -95,10 +104,13 @@ class Preset:
     epsilons: dict[str, float]
     artifacts: dict[str, ArtifactSizes]
     fashion_table_methods: tuple = FASHION_TABLE_METHODS
+    # Milestones of the long cells where they differ from ``SETUPS`` (the quick preset keeps
+    # the milestones its shipped cells were computed with).
+    long_milestones: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 def _preset(name, epsilons, mnist, fashion, figures_mnist, table3_restarts, table5_restarts,
-            fashion_methods, cifar10) -> Preset:
+            fashion_methods, cifar10, long_milestones=None) -> Preset:
     runs5 = {"runs": 5, "restarts": 1}
     return Preset(name, epsilons, {
         "table2": ArtifactSizes({"mnist": mnist}, **runs5),
@@ -108,11 +120,12 @@ def _preset(name, epsilons, mnist, fashion, figures_mnist, table3_restarts, tabl
         "figure2": ArtifactSizes({"mnist": figures_mnist}, runs=1, restarts=1),
         "figure3": ArtifactSizes({"mnist": figures_mnist, "fashion_mnist": fashion}, **runs5),
         "figure4": ArtifactSizes({"mnist": figures_mnist}, **runs5),
+        "figure4b": ArtifactSizes({"fashion_mnist": fashion}, **runs5),
         "sweep_b": ArtifactSizes({"mnist": figures_mnist}, **runs5),
         # The paper: one run of each attack, no restarts.
         "table6": ArtifactSizes({"cifar10": cifar10}, runs=1, restarts=1),
         "figure5": ArtifactSizes({"cifar10": cifar10}, runs=1, restarts=1),
-    }, fashion_methods)
+    }, fashion_methods, dict(long_milestones or {}))
 
 
 PRESETS = {
@@ -125,7 +138,9 @@ PRESETS = {
     # CIFAR-10: all 10,000 test images, one run (the paper's Table 6 and Figure 5).
     "paper": _preset("paper", {"mnist": 0.3, "fashion_mnist": 0.2, "cifar10": 8.0}, mnist=4000,
                      fashion=2000, figures_mnist=1000, table3_restarts=5, table5_restarts=10,
-                     fashion_methods=FASHION_PAPER_TABLE_METHODS, cifar10=10000),
+                     fashion_methods=FASHION_PAPER_TABLE_METHODS, cifar10=10000,
+                     # Figure 4b (Fashion-MNIST, 20-100 steps) reads Table 4's attacks.
+                     long_milestones={"fashion_mnist": (20, 40, 60, 80, 100, 200)}),
 }
 
 
@@ -141,6 +156,7 @@ class Sizes:
     preset: str = "quick"
     epsilons: dict[str, float] = field(default_factory=lambda: dict(PRESETS["quick"].epsilons))
     num_examples_override: int | None = None
+    table3_baselines: bool = False
 
     def n(self, dataset: str) -> int:
         return self.examples[dataset]
@@ -153,12 +169,17 @@ class Sizes:
     def fashion_table_methods(self) -> tuple:
         return PRESETS[self.preset].fashion_table_methods
 
+    def long_milestones(self, dataset: str) -> tuple[int, ...]:
+        """The milestones of ``dataset``'s long cells under this preset."""
+        return PRESETS[self.preset].long_milestones.get(dataset, SETUPS[dataset].long_milestones)
+
 
 def sizes_for(artifact: str, preset: str = "quick", *, num_examples: int | None = None,
               runs: int | None = None, restarts: int | None = None, seed: int = 0,
-              batch_size: int = 200) -> Sizes:
+              batch_size: int = 200, table3_baselines: bool = False) -> Sizes:
     """``artifact``'s sizes under ``preset``; a given ``num_examples`` / ``runs`` /
-    ``restarts`` overrides the preset's (``num_examples`` for every dataset)."""
+    ``restarts`` overrides the preset's (``num_examples`` for every dataset);
+    ``table3_baselines`` computes Table 3's Interval Attack and Surrogate cells."""
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
     chosen = PRESETS[preset]
@@ -168,7 +189,7 @@ def sizes_for(artifact: str, preset: str = "quick", *, num_examples: int | None 
     return Sizes(examples=examples, runs=own.runs if runs is None else runs,
                  restarts=own.restarts if restarts is None else restarts, seed=seed,
                  batch_size=batch_size, preset=preset, epsilons=dict(chosen.epsilons),
-                 num_examples_override=num_examples)
+                 num_examples_override=num_examples, table3_baselines=table3_baselines)
 
 
 def shared_with(name: str, sizes: Sizes) -> list[str]:
@@ -188,22 +209,24 @@ def shared_with(name: str, sizes: Sizes) -> list[str]:
 
 def spec(dataset: str, method: str, b: float | None, num_examples: int, *,
          epsilon: float | None = None, steps: int = 200, seed: int = 0,
-         batch_size: int = 200, home_epsilon: float | None = None) -> CellSpec:
+         batch_size: int = 200, home_epsilon: float | None = None,
+         long_milestones: tuple[int, ...] | None = None) -> CellSpec:
     """The cell for one attack setting; settings other artifacts share map to shared cells.
 
     At the tables' eps ``home_epsilon`` (default: the quick preset's), a
     pgd/pqgd/blob/blob_qg setting with at most 200 steps whose milestones the long cells hold
-    is read from the long cell. ``pqgd`` with ``b = 1`` is PGD step for step (the
-    quantizer's b = 1 is the sign), so it is read from the PGD cell.
+    is read from the long cell (``long_milestones``, default the dataset's ``SETUPS``).
+    ``pqgd`` with ``b = 1`` is PGD step for step (the quantizer's b = 1 is the sign), so it
+    is read from the PGD cell.
     """
     setup = SETUPS[dataset]
+    long = setup.long_milestones if long_milestones is None else tuple(long_milestones)
     home = setup.epsilon if home_epsilon is None else home_epsilon
     eps = home if epsilon is None else epsilon
     if method == "pqgd" and b == 1:
         method, b = "pgd", None
-    long_cell = (eps == home and steps in setup.long_milestones
-                 and _in_long_family(dataset, method, b))
-    milestones = setup.long_milestones if long_cell else _milestones_up_to(steps, dataset)
+    long_cell = eps == home and steps in long and _in_long_family(dataset, method, b)
+    milestones = long if long_cell else _milestones_up_to(steps, dataset)
     return CellSpec(dataset=dataset, method=method, b=None if b is None else float(b),
                     epsilon=float(eps), step_size=setup.step_size, milestones=milestones,
                     num_examples=num_examples, seed=seed, batch_size=batch_size)
@@ -225,7 +248,8 @@ def _spec(sizes: Sizes, dataset: str, method: str, b, *, steps: int,
           epsilon: float | None = None) -> CellSpec:
     return spec(dataset, method, b, sizes.n(dataset), epsilon=epsilon, steps=steps,
                 seed=sizes.seed, batch_size=sizes.batch_size,
-                home_epsilon=sizes.epsilon(dataset))
+                home_epsilon=sizes.epsilon(dataset),
+                long_milestones=sizes.long_milestones(dataset))
 
 
 def table_methods(name: str, sizes: Sizes) -> tuple:
@@ -242,6 +266,16 @@ def table_specs(name: str, sizes: Sizes) -> list[CellSpec]:
             for m, b in table_methods(name, sizes)]
 
 
+def table3_baseline_specs(sizes: Sizes) -> dict[str, CellSpec]:
+    """Table 3's baselines (paper label -> cell): 200 steps at the MNIST tables' eps."""
+    setup = SETUPS["mnist"]
+    return {label: CellSpec(dataset="mnist", method=method, epsilon=float(sizes.epsilon("mnist")),
+                            step_size=setup.step_size, milestones=(TABLE_STEPS["table3"],),
+                            num_examples=sizes.n("mnist"), loss=loss, seed=sizes.seed,
+                            batch_size=sizes.batch_size)
+            for label, (method, loss) in TABLE3_BASELINES.items()}
+
+
 def figure3_epsilons(dataset: str, sizes: Sizes) -> tuple[float, ...]:
     """The eps grid of Figure 3's ``dataset`` panel, with the tables' eps included."""
     return tuple(sorted(set(FIGURE3_EPSILONS[dataset]) | {sizes.epsilon(dataset)}))
@@ -252,8 +286,13 @@ def figure3_specs(dataset: str, sizes: Sizes) -> list[CellSpec]:
             for eps in figure3_epsilons(dataset, sizes) for m, b in FIGURE3_METHODS]
 
 
-def figure4_specs(sizes: Sizes) -> list[CellSpec]:
-    return [_spec(sizes, "mnist", m, b, steps=100) for m, b in FIGURE4_METHODS]
+def figure4_specs(sizes: Sizes, dataset: str = "mnist") -> list[CellSpec]:
+    """Figure 4's (``dataset="fashion_mnist"``: Figure 4b's) cells, PGD first, each scored at
+    every ``FIGURE4_STEPS`` count: the long cells where they hold those milestones (MNIST; the
+    paper preset's Fashion-MNIST), else cells of their own scored at 20-100 steps."""
+    specs = [_spec(sizes, dataset, m, b, steps=100) for m, b in FIGURE4_METHODS]
+    return [c if set(FIGURE4_STEPS) <= set(c.milestones)
+            else dataclasses.replace(c, milestones=FIGURE4_STEPS) for c in specs]
 
 
 def sweep_specs(sizes: Sizes) -> list[CellSpec]:
@@ -281,13 +320,20 @@ def figure5_specs(sizes: Sizes) -> list[CellSpec]:
 
 
 def artifact_cells(name: str, sizes: Sizes) -> list[tuple[CellSpec, int]]:
-    """Every cell artifact ``name`` reads, with the attacks it needs (runs x restarts)."""
+    """Every cell artifact ``name`` reads, with the attacks it needs (runs x restarts; 0 for
+    a cell read only if stored: Table 3's baselines unless ``sizes.table3_baselines``)."""
+    if name == "table3":
+        baselines = sizes.runs * sizes.restarts if sizes.table3_baselines else 0
+        return ([(c, sizes.runs * sizes.restarts) for c in table_specs(name, sizes)]
+                + [(c, baselines) for c in table3_baseline_specs(sizes).values()])
     if name in TABLE_STEPS:
         specs = table_specs(name, sizes)
     elif name == "figure3":
         specs = [c for ds in ARTIFACT_DATASETS[name] for c in figure3_specs(ds, sizes)]
     elif name == "figure4":
         specs = figure4_specs(sizes)
+    elif name == "figure4b":
+        specs = figure4_specs(sizes, "fashion_mnist")
     elif name == "sweep_b":
         specs = sweep_specs(sizes)
     elif name == "table6":

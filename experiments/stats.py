@@ -6,7 +6,7 @@ are compared on the same images, so their difference is estimated per image (pai
 removes most of the image-sampling noise.
 
 Two attacks usually differ on few images (5-30 "discordant" images in 300), where a normal
-interval is optimistic. So every paired comparison also gets an exact test of "no difference":
+interval is optimistic. So every paired comparison gets an exact test of "no difference":
 
 * one run each: the exact McNemar test, a two-sided binomial test with p = 1/2 on the
   discordant images (:func:`sign_test_p`, integer arithmetic);
@@ -17,7 +17,21 @@ interval is optimistic. So every paired comparison also gets an exact test of "n
   ``EXACT_SIGN_FLIP_LIMIT`` discordant images, and taken from the normal approximation
   beyond (the method is named beside every p-value).
 
-:func:`holm` adjusts a family of p-values for multiplicity (Holm's step-down method).
+The interval beside a difference names its method (:data:`INTERVAL_METHODS`):
+
+* one run each: the **exact conditional** interval (:func:`mcnemar_exact_interval`): given
+  the ``n`` discordant images, the number on which ``a`` is the one still correct is
+  Binomial(n, pi); the Clopper-Pearson interval of pi maps to the difference
+  ``n / N * (2 pi - 1)``. It excludes 0 exactly when the exact McNemar p is below 0.05.
+* several runs, at least ``FEW_DISCORDANT`` discordant images: the **normal** interval (mean
+  +- 1.96 standard errors of the per-image differences of fractions of runs correct);
+* several runs, fewer discordant images: **no interval** (the normal one is optimistic there
+  and the differences of fractions have no exact interval of the same simplicity); read the
+  exact sign-flip p.
+
+:func:`holm` adjusts a family of p-values for multiplicity (Holm's step-down method);
+:func:`images_for_power` turns the per-image spread of a difference into the number of images
+a given gap needs.
 """
 from __future__ import annotations
 
@@ -43,7 +57,7 @@ def wilson_interval(accuracy: float, n: int, z: float = Z95) -> tuple[float, flo
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-# Below this many discordant images the normal interval is flagged as approximate.
+# Below this many discordant images a several-run difference gets no (normal) interval.
 FEW_DISCORDANT = 30
 # Up to this many nonzero per-image differences the sign-flip distribution is enumerated.
 EXACT_SIGN_FLIP_LIMIT = 2000
@@ -51,6 +65,13 @@ EXACT_SIGN_FLIP_LIMIT = 2000
 MCNEMAR = "exact McNemar"
 SIGN_FLIP = "exact sign-flip"
 SIGN_FLIP_NORMAL = "sign-flip, normal approximation"
+
+# How the 95% interval of a paired difference was computed (see the module docstring).
+EXACT_CONDITIONAL = "exact conditional"
+NORMAL = "normal"
+NO_INTERVAL = "none"
+INTERVAL_METHODS = (EXACT_CONDITIONAL, NORMAL, NO_INTERVAL)
+Z80 = 0.8416212335729143  # one-sided 80% normal quantile (power 0.8)
 
 
 def sign_test_p(positive: int, negative: int) -> float:
@@ -67,6 +88,66 @@ def sign_test_p(positive: int, negative: int) -> float:
         return 1.0
     tail = sum(math.comb(n, k) for k in range(min(positive, negative) + 1))
     return float(min(Fraction(1), Fraction(2 * tail, 2 ** n)))
+
+
+def binomial_tail_ge(k: int, n: int, pi: float) -> float:
+    """``P(X >= k)`` for ``X ~ Binomial(n, pi)`` (exact sum of the terms)."""
+    if k <= 0:
+        return 1.0
+    return float(sum(math.comb(n, j) * pi ** j * (1 - pi) ** (n - j) for j in range(k, n + 1)))
+
+
+def _bisect(f, low: float, high: float, iterations: int = 200) -> float:
+    """The root of the increasing function ``f`` on ``[low, high]`` (bisection)."""
+    for _ in range(iterations):
+        mid = 0.5 * (low + high)
+        if f(mid) < 0:
+            low = mid
+        else:
+            high = mid
+    return 0.5 * (low + high)
+
+
+def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) ``1 - alpha`` interval of a binomial proportion, ``k`` of ``n``.
+
+    The lower end solves ``P(X >= k | pi) = alpha / 2`` (0 when ``k = 0``), the upper end
+    ``P(X <= k | pi) = alpha / 2`` (1 when ``k = n``).
+    """
+    if not 0 <= k <= n or n < 1:
+        raise ValueError(f"need 0 <= k <= n and n >= 1, got k={k}, n={n}")
+    low = 0.0 if k == 0 else _bisect(lambda pi: binomial_tail_ge(k, n, pi) - alpha / 2, 0.0, 1.0)
+    high = 1.0 if k == n else _bisect(
+        lambda pi: alpha / 2 - (1 - binomial_tail_ge(k + 1, n, pi)), 0.0, 1.0)
+    return low, high
+
+
+def mcnemar_exact_interval(positive: int, negative: int, n_images: int,
+                           alpha: float = 0.05) -> tuple[float, float]:
+    """Exact conditional ``1 - alpha`` interval of a one-run accuracy difference ``a - b``.
+
+    ``positive`` images are correct under ``a`` only, ``negative`` under ``b`` only, of
+    ``n_images``. Given the ``n = positive + negative`` discordant images, ``positive`` is
+    Binomial(n, pi) and the difference is ``n / n_images * (2 pi - 1)``; the Clopper-Pearson
+    interval of pi gives the interval (``(0, 0)`` when nothing is discordant).
+    """
+    n = positive + negative
+    if n == 0:
+        return 0.0, 0.0
+    low, high = clopper_pearson(positive, n, alpha)
+    scale = n / n_images
+    return scale * (2 * low - 1), scale * (2 * high - 1)
+
+
+def images_for_power(per_image_sd: float, gap: float, power_z: float = Z80,
+                     z: float = Z95) -> float | None:
+    """Images a paired comparison needs to detect a true mean difference ``gap`` with the
+    power of ``power_z`` (default 80%) in a two-sided 5% test, when per-image differences
+    have standard deviation ``per_image_sd``: ``((z + power_z) * sd / gap)^2`` (normal
+    approximation). ``None`` when ``sd`` or ``gap`` is 0 (no spread to scale from)."""
+    if per_image_sd <= 0 or gap == 0:
+        return None
+    return ((z + power_z) * per_image_sd / abs(gap)) ** 2
 
 
 def sign_flip_p(differences: Sequence[int]) -> tuple[float, str]:
@@ -125,19 +206,22 @@ class PairedDifference:
     """Mean accuracy difference ``a - b`` over the same images: a 95% interval and a test.
 
     Each image contributes its fraction of runs classified correctly under ``a`` minus the
-    same under ``b``; the interval is mean +- 1.96 standard errors of those per-image values
-    (normal, so approximate when ``discordant`` is small). ``p`` is the two-sided p-value of
-    the exact test named by ``test`` (see the module docstring); ``discordant`` counts the
-    images whose outcomes differ.
+    same under ``b``. ``interval`` names how ``low``/``high`` were computed (one of
+    :data:`INTERVAL_METHODS`; both ``None`` for :data:`NO_INTERVAL`). ``p`` is the two-sided
+    p-value of the exact test named by ``test`` (see the module docstring); ``discordant``
+    counts the images whose outcomes differ; ``sd`` is the standard deviation of the per-image
+    differences (what :func:`images_for_power` scales from).
     """
 
     mean: float
-    low: float
-    high: float
+    low: float | None
+    high: float | None
     n: int
     p: float = 1.0
     test: str = SIGN_FLIP
     discordant: int = 0
+    interval: str = NORMAL
+    sd: float = 0.0
 
     @property
     def resolved(self) -> bool:
@@ -146,12 +230,16 @@ class PairedDifference:
 
     @property
     def few_discordant(self) -> bool:
-        """Fewer than ``FEW_DISCORDANT`` discordant images: read ``p``, not the interval."""
+        """Fewer than ``FEW_DISCORDANT`` discordant images."""
         return self.discordant < FEW_DISCORDANT
 
     def points(self) -> str:
-        """``"-1.33 [-2.10, -0.56]"`` in accuracy points."""
-        return f"{100 * self.mean:+.2f} [{100 * self.low:+.2f}, {100 * self.high:+.2f}]"
+        """``"-1.33 [-2.10, -0.56] normal"``, ``"-0.33 [no interval, < 30 discordant]"``,
+        in accuracy points."""
+        if self.low is None or self.high is None:
+            return f"{100 * self.mean:+.2f} [no interval, < {FEW_DISCORDANT} discordant]"
+        return (f"{100 * self.mean:+.2f} [{100 * self.low:+.2f}, {100 * self.high:+.2f}] "
+                f"{self.interval}")
 
     def test_text(self) -> str:
         """``"p = 0.063, exact sign-flip, 7 discordant"``."""
@@ -165,9 +253,10 @@ class PairedDifference:
 def paired_difference(outcomes_a: np.ndarray, outcomes_b: np.ndarray) -> PairedDifference:
     """Compares two attacks' ``(runs, N)`` bool "still correct" outcomes on the same N images.
 
-    With one run each the test is the exact McNemar test; otherwise the sign-flip test of the
-    per-image differences ``R_b * (runs of a correct) - R_a * (runs of b correct)`` (integers,
-    proportional to the differences of fractions).
+    With one run each: the exact McNemar test and the exact conditional interval. Otherwise
+    the sign-flip test of the per-image differences ``R_b * (runs of a correct) - R_a * (runs
+    of b correct)`` (integers, proportional to the differences of fractions), with the normal
+    interval when at least ``FEW_DISCORDANT`` images are discordant and none below.
     """
     a = np.asarray(outcomes_a)
     b = np.asarray(outcomes_b)
@@ -177,16 +266,25 @@ def paired_difference(outcomes_a: np.ndarray, outcomes_b: np.ndarray) -> PairedD
     counts_b = b.astype(np.int64).sum(axis=0)
     d_int = counts_a * b.shape[0] - counts_b * a.shape[0]
     discordant = int(np.count_nonzero(d_int))
-    if a.shape[0] == 1 and b.shape[0] == 1:
-        p, test = sign_test_p(int(np.sum(d_int > 0)), int(np.sum(d_int < 0))), MCNEMAR
-    else:
-        p, test = sign_flip_p(d_int)
     d = counts_a / a.shape[0] - counts_b / b.shape[0]
     n = d.size
     mean = float(d.mean())
-    se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else float("inf")
-    return PairedDifference(mean=mean, low=mean - Z95 * se, high=mean + Z95 * se, n=n, p=p,
-                            test=test, discordant=discordant)
+    sd = float(d.std(ddof=1)) if n > 1 else 0.0
+    if a.shape[0] == 1 and b.shape[0] == 1:
+        positive, negative = int(np.sum(d_int > 0)), int(np.sum(d_int < 0))
+        low, high = mcnemar_exact_interval(positive, negative, n)
+        return PairedDifference(mean=mean, low=low, high=high, n=n,
+                                p=sign_test_p(positive, negative), test=MCNEMAR,
+                                discordant=discordant, interval=EXACT_CONDITIONAL, sd=sd)
+    p, test = sign_flip_p(d_int)
+    if discordant >= FEW_DISCORDANT:
+        se = sd / math.sqrt(n)
+        low, high, method = mean - Z95 * se, mean + Z95 * se, NORMAL
+    else:
+        low = high = None
+        method = NO_INTERVAL
+    return PairedDifference(mean=mean, low=low, high=high, n=n, p=p, test=test,
+                            discordant=discordant, interval=method, sd=sd)
 
 
 def run_spread(accuracies: np.ndarray) -> tuple[float, float, float]:

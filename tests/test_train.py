@@ -255,6 +255,7 @@ def test_config_json_records_the_settings_and_the_training_data_digest(two_steps
                                                       "training_batch_size 50 -> 25"]),
     ({"num_train_examples": 150}, ["num_train_examples 100 -> 150", "train_data_sha256"]),
     ({"data_dir": "OTHER_IMAGES"}, ["train_data_sha256"]),
+    ({"attack_dtype": "bfloat16"}, ["attack_dtype float32 -> bfloat16"]),
 ])
 def test_resume_with_another_trajectory_setting_is_refused_naming_it(two_steps, mnist_dir,
                                                                      tmp_path, changed, named):
@@ -345,6 +346,63 @@ def test_a_config_without_the_data_digest_resumes_and_gains_it(two_steps, mnist_
                            model_dir=str(run))
 
 
+def _config_without_attack_dtype(two_steps: Path, tmp_path: Path) -> Path:
+    """A copy of the 2-step run whose config.json predates --attack_dtype (no such key)."""
+    run = copy_run(two_steps, tmp_path)
+    current = json.loads((run / "config.json").read_text())
+    assert current.pop("attack_dtype") == "float32"
+    (run / "config.json").write_text(json.dumps(current))
+    return run
+
+
+def test_a_config_written_before_attack_dtype_means_float32(two_steps, mnist_dir, tmp_path):
+    run = _config_without_attack_dtype(two_steps, tmp_path)
+    # Absent means float32: asking for bfloat16 is a change of the trajectory, refused.
+    refused = run_train(train_args(mnist_dir, run, max_num_training_steps=3, k=1,
+                                   num_train_examples=100, attack_dtype="bfloat16"))
+    assert refused.returncode == 1
+    [line] = our_stderr_lines(refused.stderr)
+    assert "attack_dtype float32 -> bfloat16" in line and "--allow_setting_changes" in line
+    assert read_global_step(latest_checkpoint(run)) == 2
+
+
+@pytest.mark.slow
+def test_a_config_written_before_attack_dtype_resumes_as_float32(two_steps, mnist_dir, tmp_path):
+    run = _config_without_attack_dtype(two_steps, tmp_path)
+    result = run_train(train_args(mnist_dir, run, max_num_training_steps=3, k=1,
+                                  num_train_examples=100))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "resuming from" in result.stdout
+    written = json.loads((run / "config.json").read_text())
+    assert written["attack_dtype"] == "float32" and "setting_changes" not in written
+    assert read_global_step(latest_checkpoint(run)) == 3
+
+
+@pytest.mark.slow
+def test_a_bfloat16_attack_run_trains_float32_weights(two_steps, mnist_dir, tmp_path):
+    # The same 2 steps as the float32 fixture (same seed, data, PGD-1), attack in bfloat16.
+    result = run_train(train_args(mnist_dir, tmp_path, max_num_training_steps=2, k=1,
+                                  num_train_examples=100, attack_dtype="bfloat16"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    written = json.loads((tmp_path / "config.json").read_text())
+    assert written["attack_dtype"] == "bfloat16"
+    prefix = latest_checkpoint(tmp_path)
+    assert read_global_step(prefix) == 2
+    ours, theirs = checkpoint_tensors(prefix), checkpoint_tensors(latest_checkpoint(two_steps))
+    assert sorted(ours) == sorted(theirs)
+    # The model's variables (the challenge's names), not the optimizer's slots.
+    weights = [n for n in ours if re.fullmatch(r"Variable(_\d+)?", n)]
+    assert weights and all(ours[n].dtype == np.float32 for n in weights)
+    assert all(np.isfinite(ours[n]).all() for n in weights)
+    # Both start from the same initial weights and take 2 Adam steps of lr 1e-3, each of
+    # which moves a weight by at most lr in its first steps: the runs differ by at most
+    # 2 x 2 x lr per weight, and they do differ (the bfloat16 attack took effect).
+    assert max(float(np.max(np.abs(ours[n] - theirs[n]))) for n in weights) > 0
+    for n in weights:
+        np.testing.assert_allclose(ours[n], theirs[n], rtol=0, atol=4e-3 * (1 + 1e-3),
+                                   err_msg=n)
+
+
 def test_progress_eta_counts_hours_past_a_day():
     code = ("import train; s = train.Settings(random_seed=0, max_num_training_steps=100000, "
             "num_output_steps=1, num_summary_steps=1, num_checkpoint_steps=1, "
@@ -360,3 +418,32 @@ def test_progress_eta_counts_hours_past_a_day():
 
 def test_help_and_helpfull_exit_0_and_list_the_flags():
     assert_help_lists(["train.py"], "max_num_training_steps")
+
+
+def test_bfloat16_training_attack_follows_the_weights_trained_since_the_last_batch():
+    """The bfloat16 attack runs on a copy of the model made once; after updates, one tiny
+    PGD step (no random start, unclipped) must point along the sign of the CURRENT float32
+    model's input gradient, not the initial weights' (a stale copy agrees on about half the
+    pixels)."""
+    from train import AdversarialTrainer, Settings
+    settings = Settings(random_seed=1, max_num_training_steps=10, num_output_steps=1,
+                        num_summary_steps=1, num_checkpoint_steps=1, training_batch_size=8,
+                        epsilon=0.2, k=1, a=0.001, random_start=False, loss_func="xent",
+                        model_dir="unused", dataset="fashion_mnist", data_dir=None,
+                        arch="daa_fashion", learning_rate=1e-2, epsilon_warmup_steps=0,
+                        num_train_examples=None, attack_dtype="bfloat16")
+    model = models.build_model("daa_fashion", seed=1)
+    trainer = AdversarialTrainer(model, settings)
+    rng = np.random.default_rng(0)
+    x = (rng.random((8, 784), dtype=np.float32) * 0.5 + 0.25).astype(np.float32)
+    y = np.arange(8, dtype=np.int64)
+    for _ in range(5):
+        trainer.update(x, y)
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=y, logits=model(xt, training=False)))
+    expected = np.sign(tape.gradient(loss, xt).numpy())
+    step = np.sign(trainer.adversarial_batch(x, y, 5) - x)
+    assert (step == expected).mean() > 0.9

@@ -105,6 +105,8 @@ def test_table2_puts_the_papers_numbers_beside_ours_with_exact_tests_and_holm(tm
         out = pgd.copy()
         if label == "PQGD_100":
             out[:, :6] = False  # 6 images broken in every run, all one way: p = 2 / 2^6
+        if label == "PQGD_200":
+            out[:, :12] = False  # 12 discordant: enough to size a study from
         return out
 
     ARTIFACTS["table2"].render({"mnist": target}, _synthetic_results("table2", sizes, correct_of),
@@ -115,12 +117,27 @@ def test_table2_puts_the_papers_numbers_beside_ours_with_exact_tests_and_holm(tm
     pq = rows["PQGD_100"]["diff_vs_sign_counterpart"]
     assert pq["p"] == pytest.approx(2 / 2 ** 6) and pq["discordant"] == 6
     assert pq["test"] == "exact sign-flip"
-    # Holm over the 4 primary comparisons: the smallest p times 4; the others (p = 1) stay 1.
-    assert pq["p_holm"] == pytest.approx(4 * 2 / 2 ** 6)
+    # Holm over the 4 primary comparisons: PQGD_200's p = 2 / 2^12 is the smallest (times 4),
+    # PQGD_100's the second (times 3); the others (p = 1) stay 1.
+    assert pq["p_holm"] == pytest.approx(3 * 2 / 2 ** 6)
+    assert rows["PQGD_200"]["diff_vs_sign_counterpart"]["p_holm"] == pytest.approx(4 * 2 / 2 ** 12)
+    assert rows["BLOB_QG_100"]["diff_vs_sign_counterpart"]["p_holm"] == 1.0
     assert [r["attack"] for r in data["rows"] if r["primary"]] == [
         "PQGD_100", "PQGD_200", "BLOB_QG_100", "BLOB_QG_200"]
     assert data["comparisons"] == {"total": 7, "primary": 4}
+    # The paper's own gap for PQGD_200 (92.33 - 92.79 = -0.46 points) at 80% power, from our
+    # per-image differences (12 of 40 at -1, the rest 0).
+    d = np.array([-1.0] * 12 + [0.0] * (n - 12))
+    needed = ((1.959964 + 0.841621) * d.std(ddof=1) / 0.0046) ** 2
+    power = rows["PQGD_200"]["power"]
+    assert power["versus"] == "PGD" and power["paper_gap_points"] == pytest.approx(-0.46)
+    assert power["images_for_80pct_power"] == pytest.approx(needed, rel=1e-4)
+    # 6 discordant images (PQGD_100) or none (BLOB_QG_100) are too few to size a study from.
+    assert rows["PQGD_100"]["power"]["images_for_80pct_power"] is None
+    assert rows["BLOB_QG_100"]["power"]["images_for_80pct_power"] is None
     text = (tmp_path / "table2.md").read_text()
+    assert f"PQGD_200 vs PGD (-0.46): about {round(needed, -2):,.0f}" in text
+    assert "PQGD_100 vs PGD (-0.42): - (6 discordant image(s), too few to scale from)" in text
     assert "| PGD | 92.56 / 92.79 |" in text
     assert "images: ours the first 40, the paper's 10,000" in text
     assert "Same runs:" in text and "Multiplicity: 7 distinct" in text
@@ -135,9 +152,10 @@ def test_tables_mark_the_papers_attacks_we_do_not_run(tmp_path):
                                _synthetic_results("table3", sizes, lambda l: np.ones((5, n), bool)),
                                sizes, tmp_path)
     text = (tmp_path / "table3.md").read_text()
-    for baseline in paper.PENDING_BASELINES:
+    for baseline, method in paper.PENDING_BASELINES.items():
         value = paper.TABLES["table3"].numbers[baseline][0]
-        assert f"| {baseline} | {value:.2f} | pending: attack not implemented yet |" in text
+        assert (f"| {baseline} | {value:.2f} | pending: no cells yet (the attack exists, "
+                f"method={method}; --table3_baselines computes them) |") in text
     assert "| BLOB_QG_200 (100 restarts) | 88.32 | not run (100 restarts) |" in text
     assert "model: ours `elsewhere`" in text  # not the shipped model: named by its folder
     data = json.loads((tmp_path / "table3.json").read_text())
@@ -210,3 +228,89 @@ def test_table6_and_figure5_render_the_cells_of_one_set_of_cifar10_attacks(tmp_p
         assert curve[-1] == pytest.approx(expected[(float(eps), 100)])
     assert figure["panels"]["16"]["paper"]["numbers"] == {"PGD": 28.98, "PQGD_1000": 24.91}
     assert (tmp_path / "figure5.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_table3_shows_stored_baseline_cells_as_rows_and_marks_missing_ones_pending(tmp_path):
+    n = 10
+    sizes = plan.sizes_for("table3", num_examples=n, table3_baselines=True)
+    target = Target("mnist", None, "elsewhere", np.zeros(n), None, "m", {}, "d")
+    target.__dict__["clean_accuracy"] = 1.0
+
+    def correct_of(label):
+        out = np.ones((5, n), bool)
+        if label == "MultiTargeted":
+            out[2, :3] = False  # one restart of five breaks 3 images: merged, 3 broken
+        return out
+
+    results = _synthetic_results("table3", sizes, correct_of)
+    interval = plan.table3_baseline_specs(sizes)["Interval Attack"]
+    del results[interval]  # its cell was never computed
+    ARTIFACTS["table3"].render({"mnist": target}, results, sizes, tmp_path)
+    text = (tmp_path / "table3.md").read_text()
+    assert "| Surrogate (MultiTargeted) | 88.36 | 70.00 | 70.00 |" in text
+    assert ("| Interval Attack | 88.42 | pending: no cells yet (the attack exists, "
+            "method=interval; --table3_baselines computes them) |") in text
+    rows = {r["attack"]: r for r in json.loads((tmp_path / "table3.json").read_text())["rows"]}
+    surrogate = rows["Surrogate"]
+    assert (surrogate["method"], surrogate["loss"]) == ("multitargeted", "logit_margin")
+    diff = surrogate["diff_vs_pgd"]
+    # 3 discordant images, all broken by MultiTargeted only: exact McNemar 2 / 2^3, and the
+    # exact conditional interval from Clopper-Pearson of 0 in 3 (upper end 1 - 0.025^(1/3)).
+    assert (diff["test"], diff["discordant"], diff["interval"]) == ("exact McNemar", 3,
+                                                                    "exact conditional")
+    assert diff["p"] == pytest.approx(2 / 2 ** 3)
+    assert diff["low"] == pytest.approx(-3 / n)
+    assert diff["high"] == pytest.approx(3 / n * (2 * (1 - 0.025 ** (1 / 3)) - 1), rel=1e-6)
+
+
+def test_table3_baselines_are_read_only_if_stored_unless_asked_for():
+    quick = dict(plan.artifact_cells("table3", plan.sizes_for("table3")))
+    asked = dict(plan.artifact_cells("table3", plan.sizes_for("table3", table3_baselines=True)))
+    baselines = plan.table3_baseline_specs(plan.sizes_for("table3"))
+    assert {c.method for c in baselines.values()} == {"interval", "multitargeted"}
+    for c in baselines.values():
+        assert c.milestones == (200,) and c.num_examples == 300 and c.epsilon == 0.3
+        assert quick[c] == 0 and asked[c] == 5  # 1 run x 5 restarts
+    assert baselines["Surrogate"].loss == "logit_margin"
+
+
+def test_a_rerender_reports_the_cells_recorded_machine_not_the_rendering_one(tmp_path,
+                                                                             monkeypatch):
+    n = 8
+    sizes = plan.sizes_for("table2", num_examples=n)
+    target = Target("mnist", None, "elsewhere", np.zeros(n), None, "m", {}, "d")
+    target.__dict__["clean_accuracy"] = 1.0
+    where = {"machine": "Machine A (3 cores, 8 GiB)", "tensorflow": "2.20.0"}
+    results = {spec: CellResult(spec, np.ones((attacks, len(spec.milestones), n), bool), 60.0,
+                                [{**where, "first_date": "2026-11-02", "last_date": "2026-11-03",
+                                  "seconds": 60.0}])
+               for spec, attacks in plan.artifact_cells("table2", sizes)}
+    monkeypatch.setattr(report, "machine", lambda: "Machine B (64 cores)")
+    ARTIFACTS["table2"].render({"mnist": target}, results, sizes, tmp_path)
+    text = (tmp_path / "table2.md").read_text()
+    # 6 cells of 60 s each, all on machine A.
+    assert ("6.0 min on Machine A (3 cores, 8 GiB), TensorFlow 2.20.0, 2026-11-02 to "
+            "2026-11-03") in text
+    assert "Machine B" not in text and tf.__version__ not in text.replace("2.20.0", "")
+    [entry] = json.loads((tmp_path / "table2.json").read_text())["compute"]
+    assert entry == {**where, "first_date": "2026-11-02", "last_date": "2026-11-03",
+                     "seconds": 360.0}
+
+
+def test_figure4b_puts_the_papers_fashion_numbers_at_20_steps_and_names_the_eps_difference(
+        tmp_path):
+    n = 10
+    sizes = plan.sizes_for("figure4b", num_examples=n)  # quick: eps 0.1, cells of their own
+    target = Target("fashion_mnist", None, "elsewhere", np.zeros(n), None, "m", {}, "d")
+    target.__dict__["clean_accuracy"] = 1.0
+    ARTIFACTS["figure4b"].render({"fashion_mnist": target},
+                                 _synthetic_results("figure4b", sizes,
+                                                    lambda label: np.ones((5, n), bool)),
+                                 sizes, tmp_path)
+    text = (tmp_path / "figure4b.md").read_text()
+    assert "| 20 | PGD 75.27 / PQGD_500 72.68 | 100.00 |" in text
+    assert "eps: ours 0.1, the paper's 0.2" in text
+    assert (tmp_path / "figure4b.png").stat().st_size > 0
+    data = json.loads((tmp_path / "figure4b.json").read_text())
+    assert data["paper"]["numbers"] == {"PGD": 75.27, "PQGD_500": 72.68}
+    assert set(data["curves"]) == {"PGD", "PQGD_100", "PQGD_500", "PQGD_1000"}

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 import attacks
 from experiments import report
-from experiments.cells import CellSpec, add_compute, run_cell, stored_attacks
+from experiments.cells import CellSpec, add_compute, run_cell, seed_from_shipped, stored_attacks
 from mnist_challenge_compat import CompatError, load_dataset, load_model
 from workflow.evaluate import default_model_dir
 from workflow.fingerprint import data_sha256
@@ -162,3 +162,40 @@ def test_a_computed_cell_records_where_its_segments_ran(mnist_model_and_data, tm
         assert entry["tensorflow"] == tf.__version__
         assert entry["first_date"] == entry["last_date"] == datetime.date.today().isoformat()
         assert entry["seconds"] == pytest.approx(c.seconds) and c.seconds > 0
+
+
+def test_a_shipped_cell_is_copied_with_its_provenance_and_not_recomputed(mnist_model_and_data,
+                                                                         tmp_path, monkeypatch):
+    model, x, y = mnist_model_and_data
+    shipped, store = tmp_path / "shipped", tmp_path / "runs" / "cells"
+    monkeypatch.setattr(report, "machine", lambda: "Machine A (3 cores)")
+    original = run_cell(_spec(), model, x, y, attacks=1, cache_dir=shipped, model_digest="m",
+                        data_digest="d")
+    before = {p.name: p.read_bytes() for p in shipped.iterdir()}
+    monkeypatch.setattr(report, "machine", lambda: "Machine B (5 cores)")
+    assert seed_from_shipped(_spec(), store, shipped, "m", "d")
+    assert not seed_from_shipped(_spec(), store, shipped, "m", "d")  # already there
+    segments = []
+    copy = run_cell(_spec(), model, x, y, attacks=1, cache_dir=store, model_digest="m",
+                    data_digest="d", on_segment=lambda *a: segments.append(a))
+    assert not segments
+    np.testing.assert_array_equal(copy.correct, original.correct)
+    assert copy.provenance == original.provenance
+    assert copy.provenance[0]["machine"] == "Machine A (3 cores)"
+    # Extending the copy computes in the store only; the shipped folder is left as it was.
+    run_cell(_spec(), model, x, y, attacks=2, cache_dir=store, model_digest="m", data_digest="d")
+    assert {p.name: p.read_bytes() for p in shipped.iterdir()} == before
+    # Another model's or images' cell is not seeded from it.
+    assert not seed_from_shipped(_spec(), tmp_path / "other", shipped, "m2", "d")
+
+
+def test_a_shipped_cell_of_other_settings_is_refused(mnist_model_and_data, tmp_path):
+    model, x, y = mnist_model_and_data
+    shipped = tmp_path / "shipped"
+    run_cell(_spec(), model, x, y, attacks=1, cache_dir=shipped, model_digest="m", data_digest="d")
+    [path] = shipped.iterdir()
+    other = _spec(method="pqgd", b=100.0)
+    path.rename(shipped / f"{other.key('m', 'd')}.npz")  # a file under another cell's name
+    with pytest.raises(CompatError, match="belongs to other settings"):
+        seed_from_shipped(other, tmp_path / "store", shipped, "m", "d")
+    assert not (tmp_path / "store").exists()

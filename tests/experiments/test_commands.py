@@ -250,8 +250,13 @@ def test_dry_run_prints_the_paper_presets_cells_and_computes_nothing(tmp_path):
     assert "table2: Table 2 analog: MNIST, 200 steps, no restarts [preset paper]" in lines
     assert ("  mnist BLOB_QG_200 eps=0.3 milestones=20,40,60,80,100,200 images=4000 attacks=5 "
             "(4,000,000 example-steps if none is stored)") in lines
-    assert ("  fashion_mnist PQGD_200 eps=0.2 milestones=100,200 images=2000 attacks=10 "
-            "(4,000,000 example-steps if none is stored)") in lines
+    assert ("  fashion_mnist PQGD_200 eps=0.2 milestones=20,40,60,80,100,200 images=2000 "
+            "attacks=10 (4,000,000 example-steps if none is stored)") in lines
+    assert "figure4b: Figure 4b analog: average accuracy vs number of steps (Fashion-MNIST) [preset paper]" in lines
+    assert ("  fashion_mnist PQGD_500 eps=0.2 milestones=20,40,60,80,100 images=2000 attacks=5 "
+            "(1,000,000 example-steps if none is stored)") in lines
+    assert ("  mnist MultiTargeted eps=0.3 milestones=200 images=4000 attacks=0 (read only if "
+            "stored; --table3_baselines computes it)") in lines
     assert not out.exists()  # nothing written, not even the output folder
 
 

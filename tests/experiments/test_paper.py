@@ -1,4 +1,5 @@
 """The paper's numbers in ``experiments.paper`` equal the paper's own (``../shared/paper``)."""
+import hashlib
 import re
 from pathlib import Path
 
@@ -14,8 +15,8 @@ needs_paper = pytest.mark.skipif(not README.exists() or not FULL_TEXT.exists(),
 
 
 def _readme_rows() -> dict[str, str]:
-    """``{"2": "PGD 92.56/92.79; ...", "Fig. 4 (text)": ...}``: the numbers column per row
-    (figure rows keyed with their model/protocol cell to keep them apart)."""
+    """``{"2": "PGD 92.56/92.79; ...", "Fig. 4 (text) ...": ...}``: the numbers column per row,
+    read here independently of ``experiments.paper.parse_readme``."""
     rows = {}
     for line in README.read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
@@ -59,6 +60,40 @@ def test_figure_4_text_numbers_equal_the_papers():
         k: f"{v:.2f}" for k, v in paper.figure_points("4b").numbers.items()})
     assert paper.figure_points("4a").steps == paper.figure_points("4b").steps == 20
     assert paper.figure_points("4b").epsilon == 0.2
+
+
+@needs_paper
+def test_the_tracked_numbers_record_the_digest_of_the_table_they_came_from():
+    assert paper.PROVENANCE["readme_sha256"] == hashlib.sha256(README.read_bytes()).hexdigest()
+    assert paper.PROVENANCE["full_text_sha256"] == hashlib.sha256(
+        FULL_TEXT.read_bytes()).hexdigest()
+
+
+@needs_paper
+def test_render_time_check_reads_every_row_of_the_shared_table_and_finds_it_equal():
+    parsed = paper.parse_readme(README.read_text())
+    assert set(parsed) == {"table2", "table3", "table4", "table5", "table6_eps8",
+                           "table6_eps16", "figure4a", "figure4b", "figure5a", "figure5b"}
+    assert parsed["figure5b"] == {"PQGD_1000": (24.91,), "PGD": (28.98,)}
+    assert parsed == paper.tracked_numbers()
+    assert "read at render time and equal to experiments/paper_numbers.json" in paper.check_shared()
+
+
+@needs_paper
+def test_a_shared_table_that_disagrees_stops_the_render_in_one_line(tmp_path):
+    changed = tmp_path / "README.md"
+    changed.write_text(README.read_text().replace("BLOB 90.48/90.56", "BLOB 90.48/90.66"))
+    with pytest.raises(paper.PaperNumbersError, match=r"^the paper's numbers for table2 .*"
+                       r"differ from experiments/paper_numbers\.json") as err:
+        paper.check_shared(changed)
+    assert "\n" not in str(err.value)
+
+
+def test_without_the_shared_table_the_tracked_numbers_are_used_and_said_so(tmp_path):
+    source = paper.check_shared(tmp_path / "absent" / "README.md")
+    assert source.startswith("experiments/paper_numbers.json (transcribed from ")
+    assert "absent here" in source
+    assert paper.TABLES["table2"].numbers["PGD"] == (92.56, 92.79)
 
 
 @needs_paper

@@ -23,11 +23,13 @@ def test_sweep_b1_is_read_from_the_pgd_cell():
 
 
 def test_fashion_tables_4_and_5_share_their_cells():
-    for preset, eps in (("quick", 0.1), ("paper", 0.2)):
+    # quick: the shipped cells' milestones; paper: also 20-80 steps, for Figure 4b.
+    for preset, eps, milestones in (("quick", 0.1, (100, 200)),
+                                    ("paper", 0.2, (20, 40, 60, 80, 100, 200))):
         t4 = plan.table_specs("table4", plan.sizes_for("table4", preset))
         t5 = plan.table_specs("table5", plan.sizes_for("table5", preset))
         assert t4 == t5
-        assert all(c.epsilon == eps and c.milestones == (100, 200) for c in t4)
+        assert all(c.epsilon == eps and c.milestones == milestones for c in t4)
 
 
 def test_cells_differ_when_what_determines_the_result_differs():
@@ -48,11 +50,13 @@ def test_every_artifact_reads_only_milestones_its_cells_store(name):
     sizes = plan.sizes_for(name, num_examples=10, runs=2, restarts=1)
     targets = {ds: Target(ds, None, "m", None, None, "d", {}, "data") for ds in artifact.datasets}
     needed = {"table2": [200], "table3": [200], "table4": [100], "table5": [200],
-              "figure3": [100], "figure4": list(plan.FIGURE4_STEPS), "sweep_b": list(plan.SWEEP_STEPS),
+              "figure3": [100], "figure4": list(plan.FIGURE4_STEPS),
+              "figure4b": list(plan.FIGURE4_STEPS), "sweep_b": list(plan.SWEEP_STEPS),
               "figure2": [], "table6": [plan.TABLE6_STEPS],
               "figure5": list(plan.FIGURE5_STEPS)}[name]
+    optional = set(plan.table3_baseline_specs(sizes).values()) if name == "table3" else set()
     for _, cell, attacks in artifact.jobs(targets, sizes):
-        assert attacks == 2
+        assert attacks == (0 if cell in optional else 2)  # baselines: read only if stored
         assert set(needed) <= set(cell.milestones), (cell.label, cell.milestones)
 
 
@@ -80,21 +84,32 @@ def test_the_paper_preset_plans_table2_and_3_on_4000_mnist_images_5_runs_200_ste
     expected = {("mnist", label, 0.3): (4000, 5, MNIST_LONG)
                 for label in ("PGD", "PQGD_100", "PQGD_200", "BLOB", "BLOB_QG_100", "BLOB_QG_200")}
     assert _planned("table2", "paper") == expected
-    assert _planned("table3", "paper") == expected  # 1 run x 5 restarts: the same 5 attacks
+    # 1 run x 5 restarts: the same 5 attacks; the baselines' cells are read only if stored.
+    assert _planned("table3", "paper") == {
+        **expected, ("mnist", "Interval", 0.3): (4000, 0, (200,)),
+        ("mnist", "MultiTargeted", 0.3): (4000, 0, (200,))}
 
 
 def test_the_paper_preset_plans_fashion_at_eps_02_on_2000_images_with_10_restarts():
     labels = ("PGD", "PQGD_100", "PQGD_200", "PQGD_1000", "BLOB", "BLOB_QG_100", "BLOB_QG_200",
               "BLOB_QG_500", "BLOB_QG_1000")
-    assert _planned("table4", "paper") == {("fashion_mnist", l, 0.2): (2000, 5, (100, 200))
+    long = (20, 40, 60, 80, 100, 200)
+    assert _planned("table4", "paper") == {("fashion_mnist", l, 0.2): (2000, 5, long)
                                            for l in labels}
-    assert _planned("table5", "paper") == {("fashion_mnist", l, 0.2): (2000, 10, (100, 200))
+    assert _planned("table5", "paper") == {("fashion_mnist", l, 0.2): (2000, 10, long)
                                            for l in labels}
     fig3 = _planned("figure3", "paper")
     fashion = {k: v for k, v in fig3.items() if k[0] == "fashion_mnist"}
     assert {k[2] for k in fashion} == {0.1, 0.15, 0.2}
     assert all(n == 2000 and k == 5 for n, k, _ in fashion.values())
-    assert fashion[("fashion_mnist", "PGD", 0.2)] == (2000, 5, (100, 200))  # Table 4's cell
+    assert fashion[("fashion_mnist", "PGD", 0.2)] == (2000, 5, long)  # Table 4's cell
+    # Figure 4b at eps 0.2 on 2,000 images: Table 4's attacks, and PQGD_500 of its own.
+    table4 = {c for c, _ in plan.artifact_cells("table4", plan.sizes_for("table4", "paper"))}
+    fig4b = plan.artifact_cells("figure4b", plan.sizes_for("figure4b", "paper"))
+    assert [c.label for c, _ in fig4b] == ["PGD", "PQGD_100", "PQGD_500", "PQGD_1000"]
+    assert all(c.epsilon == 0.2 and c.num_examples == 2000 and k == 5 for c, k in fig4b)
+    assert [c in table4 for c, _ in fig4b] == [True, True, False, True]
+    assert fig4b[2][0].milestones == plan.FIGURE4_STEPS
 
 
 def test_the_paper_preset_plans_the_sweep_and_figures_on_1000_mnist_images():

@@ -1,10 +1,12 @@
 """Intervals and paired differences, against values worked out by hand."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from experiments import stats
+from mnist_challenge_compat import load_state
 from experiments.stats import (MCNEMAR, SIGN_FLIP, SIGN_FLIP_NORMAL, holm, paired_difference,
                                run_spread, sign_flip_p, sign_test_p, wilson_interval)
 
@@ -33,17 +35,30 @@ def test_wilson_interval_rejects_impossible_inputs():
         wilson_interval(1.5, 10)
 
 
-def test_paired_difference_is_the_mean_per_image_difference_with_its_standard_error():
-    a = np.array([[1, 1, 0, 1, 0, 1], [1, 0, 0, 1, 1, 1]], bool)
-    b = np.array([[1, 1, 1, 1, 0, 1], [1, 1, 1, 1, 1, 1]], bool)
-    d = np.array([0.0, -0.5, -1.0, 0.0, 0.0, 0.0])  # per image, fraction-correct a minus b
-    se = d.std(ddof=1) / math.sqrt(6)
+def test_many_discordant_runs_get_the_normal_interval_of_the_per_image_differences():
+    # 2 runs on 40 images: 30 images where a keeps one run of two and b both (d = -0.5),
+    # 4 where a keeps both and b none (d = +1), 6 where both keep both (d = 0).
+    a = np.array([[1] * 30 + [1] * 4 + [1] * 6, [0] * 30 + [1] * 4 + [1] * 6], bool)
+    b = np.array([[1] * 30 + [0] * 4 + [1] * 6, [1] * 30 + [0] * 4 + [1] * 6], bool)
+    d = np.array([-0.5] * 30 + [1.0] * 4 + [0.0] * 6)
+    se = d.std(ddof=1) / math.sqrt(40)
     diff = paired_difference(a, b)
+    assert (diff.interval, diff.discordant) == (stats.NORMAL, 34)
     assert diff.mean == pytest.approx(d.mean())
     assert diff.low == pytest.approx(d.mean() - 1.96 * se, abs=1e-3)
     assert diff.high == pytest.approx(d.mean() + 1.96 * se, abs=1e-3)
-    assert not diff.resolved  # -0.25 +- 0.335 includes 0
-    assert diff.points().startswith("-25.00 [")
+    assert diff.sd == pytest.approx(d.std(ddof=1))
+    assert diff.points().startswith("-27.50 [") and diff.points().endswith("] normal")
+
+
+def test_few_discordant_runs_get_no_interval_only_the_exact_test():
+    a = np.array([[1, 1, 0, 1, 0, 1], [1, 0, 0, 1, 1, 1]], bool)
+    b = np.array([[1, 1, 1, 1, 0, 1], [1, 1, 1, 1, 1, 1]], bool)
+    diff = paired_difference(a, b)
+    assert diff.mean == pytest.approx(-0.25)  # per image 0, -0.5, -1, 0, 0, 0 (mean -1.5 / 6)
+    assert (diff.low, diff.high, diff.interval) == (None, None, stats.NO_INTERVAL)
+    assert diff.describe() == ("-25.00 [no interval, < 30 discordant]; "
+                               "p = 0.5, exact sign-flip, 2 discordant")  # 2 patterns of 4
     strong = paired_difference(np.zeros((1, 50), bool), np.ones((1, 50), bool))
     assert strong.resolved and strong.mean == -1.0
 
@@ -52,6 +67,7 @@ def test_identical_attacks_differ_by_exactly_zero_and_are_not_resolved():
     a = np.array([[1, 0, 1, 1]], bool)
     diff = paired_difference(a, a)
     assert (diff.mean, diff.low, diff.high) == (0.0, 0.0, 0.0) and not diff.resolved
+    assert paired_difference(np.ones((3, 4), bool), np.ones((3, 4), bool)).p == 1.0
 
 
 def test_paired_difference_needs_the_same_images():
@@ -138,3 +154,92 @@ def test_several_runs_are_tested_on_differences_of_runs_correct():
     diff = paired_difference(a, b)
     assert (diff.test, diff.discordant) == (SIGN_FLIP, 3)
     assert diff.p == pytest.approx(sign_flip_p([2, 1, 1])[0]) == pytest.approx(0.25)
+
+
+def _upper_tail(k: int, n: int, pi: float) -> float:
+    """P(X >= k), X ~ Binomial(n, pi), written out with math.comb."""
+    return sum(math.comb(n, j) * pi ** j * (1 - pi) ** (n - j) for j in range(k, n + 1))
+
+
+@pytest.mark.parametrize("k,n", [(3, 10), (0, 5), (5, 5), (7, 12), (1, 30)])
+def test_clopper_pearson_ends_leave_alpha_over_2_in_each_binomial_tail(k, n):
+    low, high = stats.clopper_pearson(k, n)
+    if k == 0:
+        assert low == 0.0
+    else:
+        assert _upper_tail(k, n, low) == pytest.approx(0.025, abs=1e-9)
+    if k == n:
+        assert high == 1.0
+    else:
+        assert 1 - _upper_tail(k + 1, n, high) == pytest.approx(0.025, abs=1e-9)
+    # A textbook value: 3 of 10 -> [0.0667, 0.6525].
+    if (k, n) == (3, 10):
+        assert (low, high) == (pytest.approx(0.06674, abs=1e-4), pytest.approx(0.65245, abs=1e-4))
+    # 0 of 5: the upper end solves (1 - pi)^5 = 0.025.
+    if (k, n) == (0, 5):
+        assert high == pytest.approx(1 - 0.025 ** (1 / 5), rel=1e-9)
+
+
+def test_one_run_gets_the_exact_conditional_interval_consistent_with_mcnemar():
+    # 8 images correct under a only, 2 under b only, of 300: pi's interval scaled by 10/300.
+    a = np.array([[1] * 8 + [0] * 2 + [1] * 290], bool)
+    b = np.array([[0] * 8 + [1] * 2 + [1] * 290], bool)
+    diff = paired_difference(a, b)
+    low_pi, high_pi = stats.clopper_pearson(8, 10)
+    assert diff.interval == stats.EXACT_CONDITIONAL
+    assert diff.low == pytest.approx(10 / 300 * (2 * low_pi - 1))
+    assert diff.high == pytest.approx(10 / 300 * (2 * high_pi - 1))
+    assert diff.p == pytest.approx(2 * (1 + 10 + 45) / 2 ** 10)  # P(X <= 2) doubled
+    # The interval excludes 0 exactly when the exact McNemar p is below 0.05.
+    for pos in range(0, 16):
+        for neg in range(0, 16 - pos):
+            low, high = stats.mcnemar_exact_interval(pos, neg, 300)
+            excludes = low > 0 or high < 0
+            assert excludes == (sign_test_p(pos, neg) < 0.05), (pos, neg)
+
+
+def test_images_for_power_is_the_normal_sample_size_formula():
+    # sd 0.09, gap 0.4 points, 80% power at two-sided 5%: ((1.95996 + 0.84162) * 0.09 / 0.004)^2
+    expected = ((1.959964 + 0.841621) * 0.09 / 0.004) ** 2
+    assert stats.images_for_power(0.09, -0.004) == pytest.approx(expected, rel=1e-5)
+    assert stats.images_for_power(0.0, 0.004) is None
+
+
+CELLS = Path(__file__).resolve().parents[2] / "results" / "cells"
+
+
+def _shipped_outcomes(pattern: str, method: str, b, steps: int) -> np.ndarray:
+    """``(5, 300)`` outcomes at ``steps`` of the one shipped cell whose file matches."""
+    [path] = CELLS.glob(pattern)
+    arrays, meta = load_state(path)
+    spec = meta["spec"]
+    assert (spec["method"], spec["b"], spec["num_examples"]) == (method, b, 300)
+    return arrays["correct"].astype(bool)[:5, spec["milestones"].index(steps), :]
+
+
+@pytest.mark.skipif(not CELLS.is_dir(), reason=f"no shipped cells in {CELLS}")
+def test_shipped_pqgd2_vs_pgd_is_the_hand_computed_binomial_tail_not_a_resolved_interval():
+    pqgd2 = _shipped_outcomes("mnist-PQGD_2-eps0.3-100steps-*.npz", "pqgd", 2.0, 100)
+    pgd = _shipped_outcomes("mnist-PGD-eps0.3-200steps-*.npz", "pgd", None, 100)
+    d = pqgd2.sum(axis=0).astype(int) - pgd.sum(axis=0).astype(int)  # runs correct, per image
+    nonzero = d[d != 0]
+    # 5 discordant images, all with PQGD_2 breaking more runs: of the 2^5 equally likely sign
+    # patterns only the two all-equal ones reach |sum| = sum |d_i|.
+    assert nonzero.size == 5 and np.all(nonzero < 0)
+    expected = 2 * math.comb(5, 0) / 2 ** 5
+    diff = paired_difference(pqgd2, pgd)
+    assert diff.discordant == 5 and diff.test == SIGN_FLIP
+    assert diff.p == pytest.approx(expected, rel=1e-12) and not diff.resolved  # 0.0625
+    # The normal interval would have called it resolved (its upper end below 0); with 5
+    # discordant images none is given.
+    per_image = d / 5
+    se = per_image.std(ddof=1) / math.sqrt(per_image.size)
+    assert per_image.mean() + 1.96 * se < 0
+    assert diff.interval == stats.NO_INTERVAL and diff.low is None
+    # At 20 steps: 9 discordant, all the same way -> 2 / 2^9.
+    pqgd2_20 = _shipped_outcomes("mnist-PQGD_2-eps0.3-100steps-*.npz", "pqgd", 2.0, 20)
+    pgd_20 = _shipped_outcomes("mnist-PGD-eps0.3-200steps-*.npz", "pgd", None, 20)
+    d20 = pqgd2_20.sum(axis=0).astype(int) - pgd_20.sum(axis=0).astype(int)
+    k = int(np.count_nonzero(d20))
+    assert k == 9 and (np.all(d20[d20 != 0] < 0) or np.all(d20[d20 != 0] > 0))
+    assert paired_difference(pqgd2_20, pgd_20).p == pytest.approx(2 / 2 ** k, rel=1e-12)
