@@ -461,7 +461,9 @@ def test_strongest_records_each_members_breaks_and_passes_resumes_and_refuses_ot
     left = 12 - ens["clean_broken"]
     for member, config in zip(ens["members"], ens["member_configs"]):
         assert member["attacked"] == left and config["steps"] == member["steps"]
-        odi = config["odi_steps"] if config["start"] == "odi" else 0  # charged once per run
+        from attacks.odi import DEFAULT_ODI_STEPS
+        odi = 0 if config["start"] != "odi" else (config["odi_steps"] or DEFAULT_ODI_STEPS)
+        # (ODI's steps are charged once per run)
         assert member["passes"] == (member["steps"] + odi) * member["attacked"]
         left -= member["broke"]
     pred = np.load(out / "pred.npy", allow_pickle=False)
