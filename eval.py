@@ -53,8 +53,13 @@ flags.DEFINE_enum("start", None, ["random", "clean", "odi"],
                   "Initialization: --odi_steps steps from the random point); default: "
                   "random, clean with --norandom_start.")
 flags.DEFINE_integer("odi_steps", None, "--start=odi: ODI steps of size eps (default 2).")
-flags.DEFINE_integer("interval_steps", None, "--attack=interval: interval steps before PGD "
-                     "(default 3).")
+flags.DEFINE_integer("interval_rounds", None, "--attack=interval: rounds of (PGD phase, "
+                     "interval phase) before the last PGD phase (default 3, the reference's).")
+flags.DEFINE_integer("interval_steps", None, "--attack=interval: steps of each interval phase "
+                     "(default 1).")
+flags.DEFINE_integer("interval_pgd_steps", None, "--attack=interval: steps of each PGD phase "
+                     "before an interval phase; the last PGD phase takes the rest of --steps "
+                     "(default: --steps // (--interval_rounds + 1)).")
 flags.DEFINE_float("interval_step_size", None, "--attack=interval: size of an interval step "
                    "(default 2 eps: the ball's vertex).")
 flags.DEFINE_float("interval_width", None, "--attack=interval: box half-width (default: the "
@@ -152,8 +157,8 @@ flags.register_multi_flags_validator(
 flags.register_validator("num_targets", lambda v: v is None or v >= 1,
                          "--num_targets must be >= 1 (and at most the classes minus 1)")
 flags.register_validator("odi_steps", lambda v: v is None or v >= 1, "--odi_steps must be >= 1")
-flags.register_validator("interval_steps", lambda v: v is None or v >= 0,
-                         "--interval_steps must be >= 0")
+for _name in ("interval_rounds", "interval_steps", "interval_pgd_steps"):
+    flags.register_validator(_name, lambda v: v is None or v >= 0, f"--{_name} must be >= 0")
 flags.register_validator("interval_step_size", lambda v: v is None or v > 0,
                          "--interval_step_size must be > 0")
 flags.register_validator("interval_width", lambda v: v is None or v > 0,
@@ -169,10 +174,11 @@ flags.register_multi_flags_validator(
     ["start", "random_start"], lambda f: not (f["start"] == "random" and not f["random_start"]),
     "--start=random contradicts --norandom_start")
 flags.register_multi_flags_validator(
-    ["attack", "interval_steps", "interval_step_size", "interval_width", "interval_loss"],
+    ["attack", "interval_rounds", "interval_steps", "interval_pgd_steps", "interval_step_size",
+     "interval_width", "interval_loss"],
     lambda f: f["attack"] == "interval" or all(f[k] is None for k in f if k != "attack"),
-    "--interval_steps, --interval_step_size, --interval_width and --interval_loss apply to "
-    "--attack=interval only")
+    "--interval_rounds, --interval_steps, --interval_pgd_steps, --interval_step_size, "
+    "--interval_width and --interval_loss apply to --attack=interval only")
 flags.register_multi_flags_validator(
     ["attack", "step_size"], lambda f: f["attack"] not in ("apgd", "apgd_t") or f["step_size"] is None,
     "--attack=apgd and apgd_t set their own step sizes (from 2 eps): they take no --step_size")

@@ -62,8 +62,8 @@ class Runners:
     """The compiled step loops of one attack (:func:`make_runners`), all the one driver.
 
     Attributes:
-      main: the method's runner (PGD's steps of the interval method).
-      interval: the interval method's first phase (its objective on logit bounds), else None.
+      main: the method's runner (the PGD phases of the interval method).
+      interval: the interval method's interval phases (its objective on logit bounds), else None.
       odi: the ODI start's steps, for ``start="odi"``, else None.
     """
 
@@ -82,7 +82,8 @@ def perturb(model: keras.Model, x: np.ndarray, y: np.ndarray, *, method: str, ep
             bounds: tuple[float, float] = (0.0, 1.0), keep: str = "final",
             y_target: np.ndarray | None = None, num_targets: int | None = None,
             start: str | None = None, odi_steps: int | None = None,
-            interval_steps: int | None = None, interval_step_size: float | None = None,
+            interval_rounds: int | None = None, interval_steps: int | None = None,
+            interval_pgd_steps: int | None = None, interval_step_size: float | None = None,
             interval_width: float | None = None, interval_loss: str | None = None,
             strategy=None) -> np.ndarray:
     """Adversarial examples for ``model`` (see :class:`attacks.config.AttackConfig`).
@@ -113,7 +114,9 @@ def perturb(model: keras.Model, x: np.ndarray, y: np.ndarray, *, method: str, ep
                           steps_per_group=steps_per_group, c=c, compute_dtype=compute_dtype,
                           xla=xla, kappa=kappa, norm=norm, bounds=bounds, keep=keep,
                           num_targets=num_targets, start=start, odi_steps=odi_steps,
-                          interval_steps=interval_steps, interval_step_size=interval_step_size,
+                          interval_rounds=interval_rounds, interval_steps=interval_steps,
+                          interval_pgd_steps=interval_pgd_steps,
+                          interval_step_size=interval_step_size,
                           interval_width=interval_width, interval_loss=interval_loss,
                           skip_broken=skip_broken)
     return attack(model, x, y, config, restarts=restarts, seed=seed, x_start=x_start,
@@ -204,7 +207,8 @@ def run_restart(runner: StepRunner | Runners, config: AttackConfig, x: np.ndarra
                 examples: np.ndarray | None = None, strategy=None) -> np.ndarray:
     """One restart: start point (random, clean or ``x_start``; then ODI's steps for
     ``start="odi"``), then all steps on groups of the set (the interval method: its
-    interval phase, then PGD, per group); ``(N, *S)`` float32.
+    alternating PGD and interval phases, ``AttackConfig.interval_phases``, per group);
+    ``(N, *S)`` float32.
 
     ``runner``: :func:`make_runners`' loops (a bare :class:`StepRunner` for a method without
     ODI or interval phase). ``on_progress`` sees the forward+backward passes done so far
@@ -248,24 +252,33 @@ def run_restart(runner: StepRunner | Runners, config: AttackConfig, x: np.ndarra
         y_target = None if y_target is None else y_target[examples]
     best = BestIterate.empty(x) if cfg.keep == "best" else None
     compact = cfg.compacts
-    first = cfg.interval_steps if runners.interval is not None else 0
+    interval = runners.interval is not None
+    extra = cfg.interval_step_count() if interval else 0
 
     def launch(idx: np.ndarray, n: int) -> tuple[np.ndarray, BestIterate | None]:
         part = best.take(idx) if best is not None else None
         targets = None if y_target is None else y_target[idx]
         group = x_adv[idx]
-        if first:
-            group = runners.interval.run(group, x[idx], y[idx], first, best=part,
-                                         y_target=targets)
-        return runners.main.run(group, x[idx], y[idx], n, best=part, y_target=targets,
-                                compact=compact), part
+        if not interval:
+            return runners.main.run(group, x[idx], y[idx], n, best=part, y_target=targets,
+                                    compact=compact), part
+        # The interval method's phases (AttackConfig.interval_phases), each from the point
+        # the previous one reached; the group schedule's n is the PGD steps of all of them.
+        for kind, steps in cfg.interval_phases():
+            if kind == "interval":
+                group = runners.interval.run(group, x[idx], y[idx], steps, best=part,
+                                             y_target=targets)
+            else:
+                group = runners.main.run(group, x[idx], y[idx], steps, best=part,
+                                         y_target=targets, compact=compact)
+        return group, part
 
     def commit(idx: np.ndarray, n: int, result: tuple[np.ndarray, BestIterate | None]) -> None:
         nonlocal done
         x_adv[idx], part = result
         if best is not None:
             best.put(idx, part)
-        done += len(idx) * (n + first)
+        done += len(idx) * (n + extra)
         if on_progress is not None:
             on_progress(done)
 

@@ -23,9 +23,11 @@ STARTS = ("random", "clean", "odi")
 # Loss of a method when none is given.
 DEFAULT_LOSS = {"multitargeted": "logit_margin"}
 # The Interval Attack's defaults (attacks.intervals, from the reference): the reference's
-# three interval steps per restart, its margin-bound step, its widths search; the step of
-# 2 eps lands on the ball's vertex from any point, as the reference's step of ed >= 1 does.
-DEFAULT_INTERVAL_STEPS = 3
+# three rounds of (PGD phase, one interval step) per restart before a last PGD phase, its
+# margin-bound step, its widths search; the step of 2 eps lands on the ball's vertex from
+# any point, as the reference's step of ed >= 1 does.
+DEFAULT_INTERVAL_ROUNDS = 3
+DEFAULT_INTERVAL_STEPS = 1
 DEFAULT_INTERVAL_LOSS = "margin"
 INTERVAL_STEP = 2.0  # times epsilon
 NORMS = ("linf", "l2")
@@ -34,7 +36,8 @@ KEEP = ("final", "best")
 GROUPED_METHODS = ("blob", "blob_qg")
 QUANTIZED_METHODS = ("pqgd", "blob_qg")
 DEFAULT_NUM_TARGETS = 9  # APGD-T's targets in AutoAttack, MultiTargeted's in Gowal et al.
-INTERVAL_FIELDS = ("interval_steps", "interval_step_size", "interval_width", "interval_loss")
+INTERVAL_FIELDS = ("interval_rounds", "interval_steps", "interval_pgd_steps",
+                   "interval_step_size", "interval_width", "interval_loss")
 
 
 @dataclass(frozen=True)
@@ -51,9 +54,12 @@ class AttackConfig:
         quantized, ``step_size``) on the targeted logit margin ``z_t - max_{j != t} z_j``
         (its default loss): each target's run is its own restart of ``steps`` steps with its
         own start point; an example is broken when a run misclassifies it. ``interval``
-        (Wang et al. 2019, ``attacks.intervals``): ``interval_steps`` steps along the
-        gradient of the interval loss on the logit bounds over a box around the point, then
-        ``steps`` PGD steps from the point reached.
+        (Wang et al. 2019, ``attacks.intervals``): as the reference, ``interval_rounds``
+        rounds of (a PGD phase of ``interval_pgd_steps`` steps, then an interval phase of
+        ``interval_steps`` steps along the gradient of the interval loss on the logit bounds
+        over a box around the point), then a last PGD phase of the remaining PGD steps, each
+        phase going on from the point the previous one reached (:meth:`interval_phases`);
+        ``steps`` counts the PGD steps of all phases.
       epsilon: radius of the ``norm`` ball, > 0, in pixel units of ``bounds`` (the
         CIFAR-10 challenge: 8 on 0-255 images).
       steps: iterations, >= 1 (FGSM: 1); APGD's schedule is laid out over them.
@@ -84,8 +90,15 @@ class AttackConfig:
         images when ``random_start`` is False); None: "random" if ``random_start`` else
         "clean". Every method takes any start (FGSM: clean unless "odi").
       odi_steps: start "odi" only, its steps, >= 1 (default 2, the paper's).
-      interval_steps: interval only, steps of the interval phase, >= 0 (default 3, the
-        reference's interval steps per restart).
+      interval_rounds: interval only, rounds of (PGD phase, interval phase) before the last
+        PGD phase, >= 0 (default 3, the reference's ``interval_iters``).
+      interval_steps: interval only, steps of each interval phase, >= 0 (default 1, the
+        reference's one interval step per round).
+      interval_pgd_steps: interval only, steps of each PGD phase before an interval phase,
+        >= 0 with ``interval_rounds * interval_pgd_steps <= steps``; the last PGD phase takes
+        the rest of ``steps``. None: ``steps // (interval_rounds + 1)``, PGD phases of (about)
+        equal length as the reference's (``--iters`` each). ``interval_rounds=1,
+        interval_pgd_steps=0``: all interval steps first, then PGD.
       interval_step_size: interval only, size of an interval step, > 0 (default ``2 *
         epsilon``: from any point of the ball it lands on the vertex, as the reference's
         step does; smaller sizes let the quantized unit differ from the sign there).
@@ -142,7 +155,9 @@ class AttackConfig:
     num_targets: int | None = None
     start: str | None = None
     odi_steps: int | None = None
+    interval_rounds: int | None = None
     interval_steps: int | None = None
+    interval_pgd_steps: int | None = None
     interval_step_size: float | None = None
     interval_width: float | None = None
     interval_loss: str | None = None
@@ -183,9 +198,16 @@ class AttackConfig:
             _check(not given, f"{', '.join(given)} applies to method interval only")
         else:
             _check(self.norm == "linf", "interval needs norm='linf' (its boxes are L-inf boxes)")
-            _check(self.interval_steps is None or (_count(self.interval_steps)
-                                                   and self.interval_steps >= 0),
-                   f"interval_steps must be an integer >= 0, got {self.interval_steps}")
+            for name in ("interval_rounds", "interval_steps", "interval_pgd_steps"):
+                value = getattr(self, name)
+                _check(value is None or (_count(value) and value >= 0),
+                       f"{name} must be an integer >= 0, got {value}")
+            if self.interval_pgd_steps is not None and _count(self.steps):
+                rounds = (DEFAULT_INTERVAL_ROUNDS if self.interval_rounds is None
+                          else self.interval_rounds)
+                _check(rounds * self.interval_pgd_steps <= self.steps,
+                       f"interval_rounds * interval_pgd_steps ({rounds} * "
+                       f"{self.interval_pgd_steps}) exceeds the PGD steps ({self.steps})")
             _check(self.interval_step_size is None or _positive(self.interval_step_size),
                    f"interval_step_size must be a finite number > 0, got {self.interval_step_size}")
             _check(self.interval_width is None or _positive(self.interval_width),
@@ -251,8 +273,13 @@ class AttackConfig:
                    f"c (the kernel weight); defaults exist for xent (1.1) and cw (10)")
             fill["c"] = DEFAULT_C[loss]
         if self.method == "interval":
+            if self.interval_rounds is None:
+                fill["interval_rounds"] = DEFAULT_INTERVAL_ROUNDS
             if self.interval_steps is None:
                 fill["interval_steps"] = DEFAULT_INTERVAL_STEPS
+            if self.interval_pgd_steps is None:
+                rounds = fill.get("interval_rounds", self.interval_rounds)
+                fill["interval_pgd_steps"] = self.steps // (rounds + 1)
             if self.interval_step_size is None:
                 fill["interval_step_size"] = INTERVAL_STEP * self.epsilon
             if self.interval_loss is None:
@@ -278,12 +305,30 @@ class AttackConfig:
 
     def run_passes(self) -> int:
         """Forward+backward passes per example of one run from one start point: ODI's
-        ``odi_steps``, the interval phase's ``interval_steps`` (each one bound pass with its
-        backward pass; :meth:`bound_passes` counts the rest) and ``steps`` (FGSM 1)."""
+        ``odi_steps``, the interval phases' ``interval_rounds * interval_steps`` (each one
+        bound pass with its backward pass; :meth:`bound_passes` counts the rest) and ``steps``
+        (FGSM 1)."""
         cfg = self.resolved()
         odi = cfg.odi_steps if cfg.start == "odi" else 0
-        interval = cfg.interval_steps if cfg.method == "interval" else 0
-        return odi + interval + cfg.steps
+        return odi + cfg.interval_step_count() + cfg.steps
+
+    def interval_step_count(self) -> int:
+        """Interval steps of one run: ``interval_rounds * interval_steps`` (0 for other methods)."""
+        cfg = self.resolved()
+        return cfg.interval_rounds * cfg.interval_steps if cfg.method == "interval" else 0
+
+    def interval_phases(self) -> tuple[tuple[str, int], ...]:
+        """The interval method's run, in order: ``("pgd", n)`` and ``("interval", n)`` phases
+        of ``n >= 1`` steps, ``interval_rounds`` times (PGD ``interval_pgd_steps``, interval
+        ``interval_steps``), then ``("pgd", steps - interval_rounds * interval_pgd_steps)``;
+        phases of 0 steps are left out. Other methods: ``(("pgd", steps),)``."""
+        cfg = self.resolved()
+        if cfg.method != "interval":
+            return (("pgd", cfg.steps),)
+        phases = [("pgd", cfg.interval_pgd_steps), ("interval", cfg.interval_steps)]
+        phases = phases * cfg.interval_rounds
+        phases.append(("pgd", cfg.steps - cfg.interval_rounds * cfg.interval_pgd_steps))
+        return tuple((kind, n) for kind, n in phases if n > 0)
 
     def gradient_passes(self) -> int:
         """Forward+backward passes per example of one restart: :meth:`run_passes`, times
@@ -307,9 +352,7 @@ class AttackConfig:
         :meth:`gradient_passes`: the width search's ``len(interval_widths())`` per interval
         step (each about two model forward passes, centre and radius); 0 for other methods."""
         cfg = self.resolved()
-        if cfg.method != "interval":
-            return 0
-        return cfg.interval_steps * len(cfg.interval_widths())
+        return cfg.interval_step_count() * len(cfg.interval_widths()) if cfg.method == "interval" else 0
 
     def step_rule(self) -> StepRule | APGDStep:
         """Sign (L2: raw) or quantized unit step: the single piece that makes an attack

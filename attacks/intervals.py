@@ -74,13 +74,18 @@ Written down from reading that code, for wiring the attack; the defaults are its
   steps, ``c = 1.1``). A test ``if(INTERVAL_BLOB)`` that is always true makes BLOB run in
   every configuration, after PGD/CW when those are chosen.
 
-The Interval Attack of this project (``AttackConfig(method="interval")``): from the start
-point, ``interval_steps`` steps along the gradient of :func:`interval_loss` with respect to the
-box centre (:func:`interval_objective`, run by the one driver), each with the per-example
-width of :func:`unverified_width` and only for examples still classified correctly, then PGD
-from the point reached. The unit (sign or quantized) is the step rule's, not this module's.
-Where the reference alternates (PGD, interval step) three times and ends with PGD, this form
-takes its interval steps first; the PGD phase then starts from the vertex they reach.
+The Interval Attack of this project (``AttackConfig(method="interval")``) keeps the
+reference's alternation (``AttackConfig.interval_phases``): from the start point,
+``interval_rounds`` (default 3) rounds of (a PGD phase of ``interval_pgd_steps`` steps, then
+an interval phase of ``interval_steps`` (default 1) steps along the gradient of
+:func:`interval_loss` with respect to the box centre (:func:`interval_objective`, run by the
+one driver), each with the per-example width of :func:`unverified_width` and only for
+examples still classified correctly), then a last PGD phase with the rest of ``steps``; each
+phase goes on from the point the previous one reached. The reference's PGD phases are of
+equal length (``--iters`` each, four of them); here ``steps`` is the total, split equally by
+default. Not kept: the reference's restarts with fewer rounds from the third on (restarts
+here repeat the same schedule) and BLOB as the base attack (here PGD, sign or quantized).
+The unit (sign or quantized) is the step rule's, not this module's.
 """
 from __future__ import annotations
 

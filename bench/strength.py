@@ -1,27 +1,35 @@
 """Accuracy under attack against the gradient budget, sign and quantized, with the peers.
 
-    python -m bench.strength                          # 200 MNIST test images from 1000,
+    python -m bench.strength                          # 1000 MNIST test images from 1000,
                                                       # eps 0.3, budgets 10, 30, 100
+    python -m bench.strength --dataset fashion_mnist --out bench/strength_fashion.json \
+        --md /tmp/f.md --png /tmp/f.png               # daa_fashion at its eps 0.1
+    python -m bench.strength --also bench/strength_fashion.json   # MNIST, with a Fashion section
     python -m bench.strength --n 20 --budgets 10 --out /tmp/s.json --md /tmp/s.md \\
         --png /tmp/s.png                              # smoke run
 
 The budget is forward+backward passes per example. Every attack runs once (seed 0) at each
-budget on the same held-out images (the ensemble's members were chosen on images 0-199, see
-``bench.strength_tuning``): ours as ``steps = budget`` (PGD-family step size
-``2.5 * eps / steps``; APGD its own schedule), ``strongest`` (``attacks.ensemble``) with the
+budget on the same held-out images (the ensemble's members were chosen on MNIST test images
+0-499, see ``bench.strength_tuning``): ours with the most steps whose passes fit the budget
+(``steps = budget``; ``budget - odi_steps`` with an ODI start; PGD-family step size
+``2.5 * eps / steps``; APGD its own schedule), in ``--dtype`` (float32 by default, as the
+peers, which always run float32), ``strongest`` (``attacks.ensemble``) with the
 budget as its total, and the peers built on the same Keras weights: ART's APGD-CE and
 APGD-DLR (``steps = budget``) and AutoAttack's APGD-CE + APGD-T part assembled from ART's
 APGD (CE on all, then targeted DLR towards each of the 9 top wrong classes of the clean
 logits on the examples still correct: ``budget // 10`` steps per run, AutoAttack's 1 : 9).
 Results are saved after every (attack, budget) cell to ``--out``; rerunning the command
 skips the cells already there with the same settings (and, for ``strongest``, the same
-members); ``--merge`` takes over the cells of other result files. Then ``--md`` (table) and ``--png`` (plot) are written from the JSON.
+members); ``--merge`` takes over the cells of other result files. Then ``--md`` (table) and
+``--png`` (plot) are written from the JSON, with one more section (table, plot panel) per
+``--also`` result file (e.g. the Fashion-MNIST run).
 """
 from __future__ import annotations
 
 import argparse
 import datetime
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -40,6 +48,10 @@ ATTACKS: dict[str, dict[str, Any]] = {
     "APGD-CE": {"family": "APGD-CE", "unit": "sign", "settings": {"method": "apgd", "loss": "xent"}},
     "APGD-CE b=10": {"family": "APGD-CE", "unit": "quantized",
                      "settings": {"method": "apgd", "loss": "xent", "b": 10.0}},
+    "APGD-CE ODI": {"family": "APGD-CE ODI", "unit": "sign",
+                    "settings": {"method": "apgd", "loss": "xent", "start": "odi"}},
+    "APGD-CE b=10 ODI": {"family": "APGD-CE ODI", "unit": "quantized",
+                         "settings": {"method": "apgd", "loss": "xent", "b": 10.0, "start": "odi"}},
     "APGD-DLR": {"family": "APGD-DLR", "unit": "sign", "settings": {"method": "apgd", "loss": "dlr"}},
     "APGD-DLR b=10": {"family": "APGD-DLR", "unit": "quantized",
                       "settings": {"method": "apgd", "loss": "dlr", "b": 10.0}},
@@ -51,14 +63,26 @@ ATTACKS: dict[str, dict[str, Any]] = {
 PEERS = ("ART APGD-CE", "ART APGD-DLR", "ART APGD-CE + APGD-T")
 PGD_STEP_FACTOR = 2.5
 AA_TARGETS = 9
+# Per dataset: the shipped model and its eps (daa_fashion's training eps, its config.json).
+DATASETS = {"mnist": ("models/pretrained/madry_mnist", 0.3),
+            "fashion_mnist": ("models/pretrained/daa_fashion", 0.1)}
+DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model_dir", default="models/pretrained/madry_mnist")
+    p.add_argument("--dataset", default="mnist", choices=sorted(DATASETS))
+    p.add_argument("--model_dir", default=None, help="default: the dataset's shipped model")
     p.add_argument("--start", type=int, default=1000, help="first test image (held out)")
-    p.add_argument("--n", type=int, default=200, help="test images attacked")
-    p.add_argument("--epsilon", type=float, default=0.3)
+    p.add_argument("--n", type=int, default=1000, help="test images attacked")
+    p.add_argument("--epsilon", type=float, default=None, help="default: 0.3 for MNIST, "
+                   "0.1 (daa_fashion's training eps) for Fashion-MNIST")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
+                   help="compute dtype of our attacks (the peers run float32)")
+    p.add_argument("--no_run", action="store_true", help="run nothing: write --out, --md and "
+                   "--png from the saved and --merge'd cells")
+    p.add_argument("--also", default="", help="comma-separated result files of other runs "
+                   "(e.g. Fashion-MNIST) rendered as further sections of --md and --png")
     p.add_argument("--budgets", default="10,30,100", help="passes per example, comma-separated")
     p.add_argument("--attacks", default=",".join(ATTACKS), help="subset of the rows, comma-separated")
     p.add_argument("--batch_size", type=int, default=200)
@@ -73,6 +97,13 @@ def parse_args(argv=None):
         args.budget_list = sorted({int(b) for b in args.budgets.split(",") if b.strip()})
     except ValueError:
         p.error(f"--budgets must be integers, got {args.budgets!r}")
+    default_model, default_eps = DATASETS[args.dataset]
+    args.model_dir = args.model_dir or default_model
+    args.epsilon = default_eps if args.epsilon is None else args.epsilon
+    args.also_list = [Path(a) for a in args.also.split(",") if a.strip()]
+    missing = [str(a) for a in args.also_list if not a.is_file()]
+    if missing:
+        p.error(f"--also: no such file {missing[0]}")
     args.attack_list = [a for a in args.attacks.split(",") if a.strip()]
     unknown = [a for a in args.attack_list if a not in ATTACKS]
     if unknown:
@@ -84,19 +115,27 @@ def parse_args(argv=None):
 
 
 # --------------------------------------------------------------------------- running
-def run_ours(model, x, y, name: str, budget: int, epsilon: float, batch_size: int) -> dict:
-    import attacks
+def run_ours(model, x, y, name: str, budget: int, epsilon: float, batch_size: int,
+             dtype: str = "float32") -> dict:
+    from attacks import attack
+    from attacks.ensemble import Member
     settings = dict(ATTACKS[name]["settings"])
-    step_size = None if settings["method"].startswith("apgd") else PGD_STEP_FACTOR * epsilon / budget
-    cfg = attacks.AttackConfig(epsilon=epsilon, steps=budget, step_size=step_size,
-                               batch_size=batch_size, **settings)
-    state = attacks.attack(model, x, y, cfg, seed=0)
-    return {"x_adv": state.x_adv, "passes_per_example": float(cfg.gradient_passes())}
+    factor = None if settings["method"].startswith("apgd") else PGD_STEP_FACTOR
+    member = Member(name, 1.0, settings, step_factor=factor)
+    steps = member.steps_within(budget, epsilon)  # budget minus an ODI start's steps
+    if steps < 1:
+        raise ValueError(f"budget {budget} leaves {name} no step")
+    cfg = member.config(epsilon, steps, batch_size=batch_size, compute_dtype=dtype)
+    state = attack(model, x, y, cfg, seed=0)
+    return {"x_adv": state.x_adv, "passes_per_example": float(cfg.gradient_passes()),
+            "steps": steps}
 
 
-def run_strongest(model, x, y, budget: int, epsilon: float, batch_size: int) -> dict:
+def run_strongest(model, x, y, budget: int, epsilon: float, batch_size: int,
+                  dtype: str = "float32") -> dict:
     from attacks.ensemble import strongest
-    state = strongest(model, x, y, epsilon, budget=budget, seed=0, batch_size=batch_size)
+    state = strongest(model, x, y, epsilon, budget=budget, seed=0, batch_size=batch_size,
+                      compute_dtype=dtype)
     return {"x_adv": state.x_adv, "passes_per_example": state.passes_per_example,
             "members": state.summary()["members"]}
 
@@ -163,23 +202,29 @@ def main(argv=None):
     from bench.throughput import held_out_mnist, machine
     from experiments.report import write_json, write_text
 
-    model, x, y = held_out_mnist(args.model_dir, args.start, args.n)
-    settings = {"model_dir": args.model_dir, "start": args.start, "n": args.n,
-                "epsilon": args.epsilon, "batch_size": args.batch_size, "seed": 0,
-                "pgd_step_factor": PGD_STEP_FACTOR, "aa_targets": AA_TARGETS}
+    model, x, y = held_out_mnist(args.model_dir, args.start, args.n, args.dataset)
+    settings = {"dataset": args.dataset, "model_dir": args.model_dir, "start": args.start,
+                "n": args.n, "epsilon": args.epsilon, "batch_size": args.batch_size, "seed": 0,
+                "pgd_step_factor": PGD_STEP_FACTOR, "aa_targets": AA_TARGETS,
+                "dtype": args.dtype, "peer_dtype": "float32"}
     out = Path(args.out)
     results = load_results(out, settings)
+    commits = set(results.get("commits", [results["commit"]] if "commit" in results else []))
     for other in (Path(m) for m in args.merge.split(",") if m.strip()):
         saved = json.loads(other.read_text())
         if saved.get("settings") != settings:
             raise SystemExit(f"--merge {other}: its settings differ from this run's")
         for key, cell in saved["cells"].items():
             results["cells"].setdefault(key, cell)
+        commits.update(saved.get("commits", [saved["commit"]] if "commit" in saved else []))
     results["clean_accuracy"] = float(np.mean(predict(model, x) == y))
     results["machine"] = machine()
     results["commit"] = _commit()
+    if not args.no_run:
+        commits.add(results["commit"])
+    results["commits"] = sorted(commits)  # of the runs that measured the cells
     results["date"] = datetime.date.today().isoformat()
-    for budget in args.budget_list:           # every attack at a budget before the next budget
+    for budget in [] if args.no_run else args.budget_list:           # every attack at a budget before the next budget
         for name in args.attack_list:
             key = cell_key(name, budget)
             cell = results["cells"].get(key)
@@ -188,11 +233,13 @@ def main(argv=None):
             began = time.perf_counter()
             try:
                 if name == "strongest":
-                    run = run_strongest(model, x, y, budget, args.epsilon, args.batch_size)
+                    run = run_strongest(model, x, y, budget, args.epsilon, args.batch_size,
+                                        args.dtype)
                 elif name in PEERS:
                     run = run_peer(model, x, y, name, budget, args.epsilon, args.batch_size)
                 else:
-                    run = run_ours(model, x, y, name, budget, args.epsilon, args.batch_size)
+                    run = run_ours(model, x, y, name, budget, args.epsilon, args.batch_size,
+                                   args.dtype)
             except ValueError as err:  # a budget too small for the attack: recorded, not fatal
                 results["cells"][key] = {"attack": name, "budget": budget, "skipped": str(err)}
                 write_json(out, results)
@@ -205,6 +252,7 @@ def main(argv=None):
                 raise SystemExit(f"{key}: images leave the eps-ball or [0, 1] (L-inf {dist:g})")
             acc = float(np.mean(predict(model, x_adv) == y))
             cell = {"attack": name, "budget": budget, "accuracy": acc, "seconds": seconds,
+                    "load_average": os.getloadavg()[0],
                     "family": ATTACKS[name]["family"], "unit": ATTACKS[name]["unit"], **run}
             if name == "strongest":
                 cell["ensemble"] = members_record()
@@ -213,8 +261,10 @@ def main(argv=None):
             print(f"{key}: {100 * acc:.1f}% ({run['passes_per_example']:.1f} passes/example, "
                   f"{seconds:.0f} s)", flush=True)
     write_json(out, results)
-    write_text(args.md, render_table(results))
-    write_plot(results, args.png)
+    others = [json.loads(a.read_text()) for a in args.also_list]
+    write_text(args.md, "\n".join(render_table(r, level=1 if i == 0 else 2)
+                                  for i, r in enumerate([results, *others])))
+    write_plot([results, *others], args.png)
     print(f"wrote {args.out}, {args.md}, {args.png}", flush=True)
 
 
@@ -231,13 +281,31 @@ def _cells(results: dict) -> list[dict]:
     return [c for c in results["cells"].values() if "accuracy" in c]
 
 
+def dataset_name(results: dict) -> str:
+    return DATASET_NAMES.get(results["settings"].get("dataset", "mnist"), "MNIST")
+
+
+def load_text(results: dict) -> str:
+    """``", 1-min load average a-b while the cells ran"`` from the cells' records, or ""."""
+    loads = [c["load_average"] for c in _cells(results) if "load_average" in c]
+    if not loads:
+        return ""
+    return f", 1-min load average {min(loads):.1f}-{max(loads):.1f} while the cells ran"
+
+
 def header(results: dict) -> str:
     s, m = results["settings"], results["machine"]
-    return (f"MNIST test images {s['start']}-{s['start'] + s['n'] - 1} ({s['n']}, held out), "
-            f"model `{s['model_dir']}`, eps {s['epsilon']:g}, one run, seed {s['seed']}; clean "
-            f"accuracy {100 * results['clean_accuracy']:.1f}%. {results['date']}, {m['cpu']} "
-            f"({m['cores']} cores, shared with other work), TensorFlow {m['tensorflow']}, commit "
-            f"{results['commit']}.")
+    dtype = s.get("dtype", "float32")
+    return (f"{dataset_name(results)} test images {s['start']}-{s['start'] + s['n'] - 1} "
+            f"({s['n']}, held out), model `{s['model_dir']}`, eps {s['epsilon']:g}, one run, "
+            f"seed {s['seed']}; clean accuracy {100 * results['clean_accuracy']:.1f}%. Our "
+            f"attacks compute in {dtype}, the peers (ART) in {s.get('peer_dtype', 'float32')}. "
+            f"{results['date']}, {m['cpu']} ({m['cores']} cores, shared with other work"
+            f"{load_text(results)}), TensorFlow "
+            f"{m['tensorflow']}, commit {results['commit']}"
+            + (f" (cells measured at {', '.join(results['commits'])})"
+               if results.get("commits", [results["commit"]]) != [results["commit"]] else "")
+            + ".")
 
 
 def sign_vs_quantized(results: dict) -> list[str]:
@@ -271,15 +339,17 @@ def strongest_vs_peers(results: dict) -> list[str]:
     return lines
 
 
-def render_table(results: dict) -> str:
+def render_table(results: dict, level: int = 1) -> str:
     """Markdown: accuracy (%) per attack (rows) and budget (columns), with the header and the
-    goal checks."""
+    goal checks; ``level`` 1 is the page's title, 2 a further dataset's section."""
     cells = _cells(results)
     budgets = sorted({c["budget"] for c in results["cells"].values()})
     names = [n for n in ATTACKS if any(c["attack"] == n for c in results["cells"].values())]
     names += sorted({c["attack"] for c in results["cells"].values()} - set(names))
     by = {(c["attack"], c["budget"]): c for c in results["cells"].values()}
-    lines = ["# Accuracy against the gradient budget (`python -m bench.strength`)", "",
+    title = ("# Accuracy against the gradient budget (`python -m bench.strength`)" if level == 1
+             else f"## {dataset_name(results)}")
+    lines = [title, "",
              header(results), "",
              "Accuracy under attack (%, lower is a stronger attack) at a budget of forward+"
              "backward passes per example; `strongest` and APGD-CE + APGD-T spend less on "
@@ -322,11 +392,19 @@ def render_table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_plot(results: dict, path: str | Path) -> Path:
-    """Accuracy against budget (log x), one line per attack; PNG at ``path``."""
+def write_plot(results: dict | Sequence[dict], path: str | Path) -> Path:
+    """Accuracy against budget (log x), one line per attack, one panel per results record
+    (dataset); PNG at ``path``."""
     from experiments.report import pyplot, save_figure
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    records = [results] if isinstance(results, dict) else list(results)
+    fig, axes = plt.subplots(1, len(records), figsize=(8 * len(records), 5.5), squeeze=False)
+    for ax, record in zip(axes[0], records):
+        _plot_panel(ax, record)
+    return save_figure(fig, path)
+
+
+def _plot_panel(ax, results: dict) -> None:
     cells = _cells(results)
     names = [n for n in ATTACKS if any(c["attack"] == n for c in cells)]
     names += sorted({c["attack"] for c in cells} - set(names))
@@ -340,11 +418,11 @@ def write_plot(results: dict, path: str | Path) -> Path:
     ax.set_xlabel("gradient budget (forward+backward passes per example)")
     ax.set_ylabel("accuracy under attack (%)")
     s, m = results["settings"], results["machine"]
-    ax.set_title(f"MNIST {s['n']} held-out images, eps {s['epsilon']:g}; {results['date']}, "
-                 f"{m['cpu']}, commit {results['commit']}", fontsize=8)
+    ax.set_title(f"{dataset_name(results)} {s['n']} held-out images, eps {s['epsilon']:g}, ours "
+                 f"{s.get('dtype', 'float32')}; {results['date']}, {m['cpu']} (shared), "
+                 f"commit {results['commit']}", fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
-    return save_figure(fig, path)
 
 
 if __name__ == "__main__":

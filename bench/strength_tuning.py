@@ -1,13 +1,15 @@
 """Chooses the members of ``strongest`` (``attacks.ensemble.DEFAULT_MEMBERS``) by measurement
-on the tuning split: MNIST test images 0 .. n-1 (the reported figures, ``bench.strength``,
-use images from 1000 on).
+on the tuning split: MNIST test images ``start .. start + n - 1`` within 0-999 (the reported
+figures, ``bench.strength``, use images from 1000 on).
 
-    python -m bench.strength_tuning                   # 200 images, budget 100
-    python -m bench.strength_tuning --n 20 --out /tmp/t.json   # smoke run
+    python -m bench.strength_tuning                   # images 0-499, budgets 10, 30, 100
+    python -m bench.strength_tuning --n 20 --budgets 10 --out /tmp/t.json   # smoke run
 
-Every candidate ensemble runs once (seed 0) at the same budget; the lowest accuracy wins,
-ties going to fewer passes spent. Results are saved after each candidate to ``--out``
-(a rerun skips candidates already measured with the same settings).
+Every candidate ensemble runs once (seed 0) at each budget (the budgets ``bench.strength``
+reports), float32. The chosen one has the lowest accuracy summed over the budgets (one
+``DEFAULT_MEMBERS`` serves every budget), ties going to fewer passes spent. Results are
+saved after each (candidate, budget) to ``--out``; a rerun skips the cells already measured
+with the same settings and members, so an interrupted run resumes.
 """
 from __future__ import annotations
 
@@ -21,39 +23,76 @@ import numpy as np
 
 from attacks.ensemble import Member
 
-CE_Q = Member("apgd_ce_q10", 0.5, {"method": "apgd", "loss": "xent", "b": 10.0})
-DLR_Q = Member("apgd_dlr_q10", 0.5, {"method": "apgd", "loss": "dlr", "b": 10.0})
+CE = Member("apgd_ce", 1.0, {"method": "apgd", "loss": "xent"})
+CE_Q = Member("apgd_ce_q10", 1.0, {"method": "apgd", "loss": "xent", "b": 10.0})
+CE_ODI = Member("apgd_ce_odi", 1.0, {"method": "apgd", "loss": "xent", "start": "odi"})
+CE_Q_ODI = Member("apgd_ce_q10_odi", 1.0, {"method": "apgd", "loss": "xent", "b": 10.0,
+                                           "start": "odi"})
+
+
+def _share(member: Member, share: float) -> Member:
+    return Member(member.name, share, member.settings, member.step_factor)
+
+
 CANDIDATES: dict[str, tuple[Member, ...]] = {
-    "apgd_ce sign": (Member("apgd_ce", 1.0, {"method": "apgd", "loss": "xent"}),),
-    "apgd_ce b=10": (Member("apgd_ce_q10", 1.0, {"method": "apgd", "loss": "xent", "b": 10.0}),),
-    "apgd_ce + apgd_dlr, sign": (
-        Member("apgd_ce", 0.5, {"method": "apgd", "loss": "xent"}),
-        Member("apgd_dlr", 0.5, {"method": "apgd", "loss": "dlr"})),
-    "apgd_ce + apgd_dlr, b=10": (CE_Q, DLR_Q),
-    "apgd_ce + apgd_dlr, b=100": (
-        Member("apgd_ce_q100", 0.5, {"method": "apgd", "loss": "xent", "b": 100.0}),
-        Member("apgd_dlr_q100", 0.5, {"method": "apgd", "loss": "dlr", "b": 100.0})),
-    "apgd_ce 0.3 + apgd_t(3 targets) 0.7, b=10": (
-        Member("apgd_ce_q10", 0.3, {"method": "apgd", "loss": "xent", "b": 10.0}),
-        Member("apgd_t3_q10", 0.7, {"method": "apgd_t", "loss": "dlr", "b": 10.0,
-                                    "num_targets": 3})),
-    "apgd_ce + blob_qg b=100, b=10": (
-        CE_Q, Member("blob_qg_q100", 0.5, {"method": "blob_qg", "b": 100.0}, step_factor=2.5)),
+    "apgd_ce sign": (CE,),
+    "apgd_ce b=10": (CE_Q,),
+    "apgd_ce b=3": (Member("apgd_ce_q3", 1.0, {"method": "apgd", "loss": "xent", "b": 3.0}),),
+    "apgd_ce sign odi start": (CE_ODI,),
+    "apgd_ce b=10 odi start": (CE_Q_ODI,),
+    "apgd_ce b=10 0.5 + apgd_ce b=10 odi start 0.5": (_share(CE_Q, 0.5), _share(CE_Q_ODI, 0.5)),
+    "apgd_ce b=10 0.7 + apgd_t(3 targets) b=10 0.3": (
+        _share(CE_Q, 0.7), Member("apgd_t3_q10", 0.3, {"method": "apgd_t", "loss": "dlr",
+                                                       "b": 10.0, "num_targets": 3})),
+    "apgd_ce b=10 0.7 + multitargeted(3 targets) b=10 0.3": (
+        _share(CE_Q, 0.7), Member("mt3_q10", 0.3, {"method": "multitargeted", "b": 10.0,
+                                                   "num_targets": 3}, step_factor=2.5)),
+    "apgd_ce b=10 0.7 + blob_qg b=100 0.3": (
+        _share(CE_Q, 0.7), Member("blob_qg_q100", 0.3, {"method": "blob_qg", "b": 100.0},
+                                  step_factor=2.5)),
+    "pqgd b=10 0.3 + apgd_ce b=10 0.7": (
+        Member("pqgd_q10", 0.3, {"method": "pqgd", "b": 10.0}, step_factor=2.5),
+        _share(CE_Q, 0.7)),
 }
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model_dir", default="models/pretrained/madry_mnist")
-    p.add_argument("--n", type=int, default=200, help="tuning images: test images 0 .. n-1")
+    p.add_argument("--start", type=int, default=0, help="first tuning image")
+    p.add_argument("--n", type=int, default=500, help="tuning images: start .. start + n - 1")
     p.add_argument("--epsilon", type=float, default=0.3)
-    p.add_argument("--budget", type=int, default=100)
-    p.add_argument("--batch_size", type=int, default=200)
+    p.add_argument("--budgets", default="10,30,100", help="passes per example, comma-separated")
+    p.add_argument("--candidates", default=",".join(CANDIDATES),
+                   help="subset of the candidates, comma-separated")
+    p.add_argument("--batch_size", type=int, default=250)
     p.add_argument("--out", default="bench/strength_tuning.json")
     args = p.parse_args(argv)
-    if not 1 <= args.n <= 1000 or args.epsilon <= 0 or args.budget < 1:
-        p.error("--n must be in 1..1000 (the tuning split), --epsilon > 0, --budget >= 1")
+    try:
+        args.budget_list = sorted({int(b) for b in args.budgets.split(",") if b.strip()})
+    except ValueError:
+        p.error(f"--budgets must be integers, got {args.budgets!r}")
+    args.candidate_list = [c for c in args.candidates.split(",") if c.strip()]
+    unknown = [c for c in args.candidate_list if c not in CANDIDATES]
+    if unknown:
+        p.error(f"unknown candidates {unknown}; known: {', '.join(CANDIDATES)}")
+    if args.start < 0 or args.n < 1 or args.start + args.n > 1000 or args.epsilon <= 0 \
+            or not args.budget_list or min(args.budget_list) < 1:
+        p.error("--start and --n must give images within 0-999 (the tuning split), "
+                "--epsilon > 0, --budgets >= 1")
     return args
+
+
+def choose(candidates: dict, budgets: list[int]) -> str | None:
+    """The candidate with the lowest accuracy summed over ``budgets`` (ties: fewer passes),
+    among those measured at every budget; None when none is."""
+    complete = {name: c for name, c in candidates.items()
+                if all(str(b) in c["budgets"] for b in budgets)}
+    if not complete:
+        return None
+    return min(complete, key=lambda n: (
+        round(sum(complete[n]["budgets"][str(b)]["accuracy"] for b in budgets), 9),
+        sum(complete[n]["budgets"][str(b)]["passes_per_example"] for b in budgets)))
 
 
 def main(argv=None):
@@ -67,33 +106,38 @@ def main(argv=None):
 
     model = load_model(args.model_dir)
     x_all, y_all = load_dataset("mnist", "test")
-    x, y = x_all[:args.n], y_all[:args.n]
-    settings = {k: getattr(args, k) for k in ("model_dir", "n", "epsilon", "budget", "batch_size")}
+    x, y = x_all[args.start:args.start + args.n], y_all[args.start:args.start + args.n]
+    settings = {"model_dir": args.model_dir, "start": args.start, "n": args.n,
+                "epsilon": args.epsilon, "batch_size": args.batch_size,
+                "compute_dtype": "float32", "seed": 0}
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {}
     if results.get("settings") != settings:
         results = {"settings": settings, "candidates": {}}
     results.update(clean_accuracy=float(np.mean(predict(model, x) == y)), machine=machine(),
-                   commit=_commit(), date=datetime.date.today().isoformat())
-    for name, members in CANDIDATES.items():
-        record = [m.record() for m in members]
-        done = results["candidates"].get(name)
-        if done is not None and done["members"] == record:
-            continue
-        began = time.perf_counter()
-        state = strongest(model, x, y, args.epsilon, budget=args.budget, members=members,
-                          seed=0, batch_size=args.batch_size)
-        results["candidates"][name] = {"members": record, **state.summary(),
-                                       "seconds": time.perf_counter() - began}
-        write_json(out, results)
-        print(f"{name}: {100 * state.accuracy:.1f}% ({state.passes_per_example:.1f} passes/example)",
-              flush=True)
-    best = min(results["candidates"],
-               key=lambda n: (results["candidates"][n]["accuracy"],
-                              results["candidates"][n]["passes_per_example"]))
-    results["chosen"] = best
+                   commit=_commit(), date=datetime.date.today().isoformat(),
+                   budgets=args.budget_list)
+    for budget in args.budget_list:
+        for name in args.candidate_list:
+            members = CANDIDATES[name]
+            record = [m.record() for m in members]
+            entry = results["candidates"].get(name)
+            if entry is None or entry["members"] != record:
+                entry = results["candidates"][name] = {"members": record, "budgets": {}}
+            if str(budget) in entry["budgets"]:
+                continue
+            began = time.perf_counter()
+            state = strongest(model, x, y, args.epsilon, budget=budget, members=members,
+                              seed=0, batch_size=args.batch_size)
+            entry["budgets"][str(budget)] = {**state.summary(),
+                                             "seconds": time.perf_counter() - began}
+            write_json(out, results)
+            print(f"{name} @ {budget}: {100 * state.accuracy:.1f}% "
+                  f"({state.passes_per_example:.1f} passes/example, "
+                  f"{time.perf_counter() - began:.0f} s)", flush=True)
+    results["chosen"] = choose(results["candidates"], args.budget_list)
     write_json(out, results)
-    print(f"chosen: {best}", flush=True)
+    print(f"chosen: {results['chosen']}", flush=True)
 
 
 if __name__ == "__main__":

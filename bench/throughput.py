@@ -137,13 +137,13 @@ def accuracy(model, x_adv, y, bs=500):
     return float(np.mean(attacks.api.predict(model, x_adv, bs) == y))
 
 
-def held_out_mnist(model_dir: str, start: int, n: int):
-    """The model of ``model_dir`` and MNIST test images ``start .. start + n - 1`` with their
-    labels (float32 ``(n, 784)`` in [0, 1], int64 ``(n,)``); a range past the test set is a
-    one-line exit, before any attack."""
+def held_out_mnist(model_dir: str, start: int, n: int, dataset: str = "mnist"):
+    """The model of ``model_dir`` and ``dataset``'s ("mnist" or "fashion_mnist") test images
+    ``start .. start + n - 1`` with their labels (float32 ``(n, 784)`` in [0, 1], int64
+    ``(n,)``); a range past the test set is a one-line exit, before any attack."""
     from mnist_challenge_compat import load_dataset, load_model
     model = load_model(model_dir)
-    x_all, y_all = load_dataset("mnist", "test")
+    x_all, y_all = load_dataset(dataset, "test")
     if start + n > len(x_all):
         raise SystemExit(f"--start + --n must be at most {len(x_all)}")
     return model, x_all[start:start + n], y_all[start:start + n]

@@ -142,6 +142,8 @@ def test_challenge_config_sets_the_flags_and_explicit_flags_win(challenge_checkp
     ("--start=random --norandom_start", "--start=random contradicts --norandom_start"),
     ("--start=middle", "start"),
     ("--interval_steps=2", "apply to --attack=interval only"),
+    ("--interval_rounds=2", "apply to --attack=interval only"),
+    ("--attack=interval --interval_pgd_steps=-1", "--interval_pgd_steps must be >= 0"),
     ("--attack=interval --interval_width=0", "--interval_width must be > 0"),
     ("--attack=interval --interval_loss=cw", "interval_loss"),
     ("--attack=pgd --budget=5", "--budget applies to --attack=strongest only"),
@@ -428,15 +430,17 @@ def test_multitargeted_and_interval_run_record_their_budget_and_bad_targets_are_
     assert "MultiTargeted, 3 steps, a=0.03, 2 targets, logit_margin loss, ODI start (2 steps)" \
         in (tmp_path / "multi" / "leaderboard.md").read_text()
     res = _eval("--attack=interval", "--b=10", "--num_examples=20", "--steps=3",
-                "--interval_steps=2", f"--output_dir={tmp_path / 'interval'}")
+                "--interval_rounds=2", "--interval_steps=2", "--interval_pgd_steps=1",
+                f"--output_dir={tmp_path / 'interval'}")
     assert res.returncode == 0, res.stderr[-2000:]
     results = json.loads((tmp_path / "interval" / "results.json").read_text())
     config = results["attack_config"]
-    assert (config["interval_steps"], config["interval_loss"], config["b"]) == (2, "margin", 10)
-    assert results["gradient_passes_per_example"] == 2 + 3
-    assert results["interval_bound_passes_per_example"] == 2 * 4  # widths 0.01 .. 0.15
-    assert "Interval Attack (b=10), 2 interval steps (margin bound), then 3 steps" \
-        in (tmp_path / "interval" / "leaderboard.md").read_text()
+    assert (config["interval_rounds"], config["interval_steps"], config["interval_pgd_steps"],
+            config["interval_loss"], config["b"]) == (2, 2, 1, "margin", 10)
+    assert results["gradient_passes_per_example"] == 2 * 2 + 3
+    assert results["interval_bound_passes_per_example"] == 2 * 2 * 4  # widths 0.01 .. 0.15
+    assert "Interval Attack (b=10), phases PGD 1, interval 2, PGD 1, interval 2, PGD 1 " \
+           "(margin bound), a=" in (tmp_path / "interval" / "leaderboard.md").read_text()
     res = _eval("--attack=multitargeted", "--num_targets=10", "--num_examples=5", "--steps=2",
                 f"--output_dir={tmp_path / 'bad'}")
     assert res.returncode == 1
@@ -457,7 +461,10 @@ def test_strongest_records_each_members_breaks_and_passes_resumes_and_refuses_ot
     left = 12 - ens["clean_broken"]
     for member, config in zip(ens["members"], ens["member_configs"]):
         assert member["attacked"] == left and config["steps"] == member["steps"]
-        assert member["passes"] == member["steps"] * member["attacked"]
+        from attacks.odi import DEFAULT_ODI_STEPS
+        odi = 0 if config["start"] != "odi" else (config["odi_steps"] or DEFAULT_ODI_STEPS)
+        # (ODI's steps are charged once per run)
+        assert member["passes"] == (member["steps"] + odi) * member["attacked"]
         left -= member["broke"]
     pred = np.load(out / "pred.npy", allow_pickle=False)
     y = load_dataset("mnist", "test")[1][:12]

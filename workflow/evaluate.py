@@ -25,7 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -110,7 +110,9 @@ class EvalSettings:
     num_targets: int | None = None
     start: str | None = None
     odi_steps: int | None = None
+    interval_rounds: int | None = None
     interval_steps: int | None = None
+    interval_pgd_steps: int | None = None
     interval_step_size: float | None = None
     interval_width: float | None = None
     interval_loss: str | None = None
@@ -132,7 +134,9 @@ class EvalSettings:
                             compute_dtype=self.compute_dtype, xla=self.xla, kappa=self.kappa,
                             norm=self.norm, keep=self.keep, num_targets=self.num_targets,
                             start=self.start, odi_steps=self.odi_steps,
+                            interval_rounds=self.interval_rounds,
                             interval_steps=self.interval_steps,
+                            interval_pgd_steps=self.interval_pgd_steps,
                             interval_step_size=self.interval_step_size,
                             interval_width=self.interval_width, interval_loss=self.interval_loss,
                             bounds=protocol(self.dataset).bounds)
@@ -194,38 +198,13 @@ def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage,
         raise ValueError("budget applies to attack=strongest only")
     config = settings.attack_config().resolved()
     out = Path(settings.output_dir)
-    attack_file = _attack_file(settings)
-    # The final row's rules, applied now, so a bad --submitted_by fails before the attack.
-    leaderboard_row(_attack_label(config, settings, model_dir, 1, 1), settings.submitted_by,
-                    0.0, _dt.date.today())
     if settings.num_examples is not None:  # refused before the folder is created
         attacks.check_groups(strategy, settings.num_examples, config.batch_size)
-    multi, chief = attacks.is_multi_worker(strategy), attacks.is_chief(strategy)
-    if multi:  # every worker runs the same job, checked before anything is written
+    if attacks.is_multi_worker(strategy):  # every worker runs the same job, checked first
         _agree_on_the_job(strategy, settings, config, model_dir)
-    with contextlib.ExitStack() as held:
-        chief_error = None
-        try:  # multi-worker: an error of the chief's is sent to the others, then raised
-            if chief:
-                _check_writable(out, "output_dir")
-                if attack_file.parent != out:
-                    _check_writable(attack_file.parent, "the folder of attack_path",
-                                    create=False)
-                held.enter_context(FolderLock(out))
-                remove_stale_temporaries(out, exclusive=True)
-                if attack_file.parent != out:
-                    remove_stale_temporaries(attack_file.parent)
-        except CompatError as err:
-            if not multi:
-                raise
-            chief_error = str(err)
-        state_bytes = _state_from_the_chief(strategy, out / STATE_FILE, chief_error) if multi \
-            else None
-        model = load_model(model_dir, arch=settings.arch)
-        _check_arch(settings, model_dir, model.name, model_config)
-        x_all, y_all = load_dataset(settings.dataset, "test", settings.data_dir)
-        n = _num_examples(settings.num_examples, len(x_all))
-        x, y = x_all[:n], y_all[:n]
+    with _job(settings, model_dir, model_config, _attack_label(config, settings, model_dir, 1, 1),
+              strategy) as (model, x_all, x, y, state_bytes):
+        n, multi, chief = len(x), attacks.is_multi_worker(strategy), attacks.is_chief(strategy)
         y_target = settings.targets(y, int(model.outputs[0].shape[-1]))
         checkpoint_files = checkpoint_sha256(model_dir)
         fingerprint = _fingerprint(settings, config, checkpoint_files, x, y,
@@ -330,6 +309,49 @@ def _state_from_the_chief(strategy, path: Path, chief_error: str | None) -> byte
 def _is_op_error(err: Exception) -> bool:
     import tensorflow as tf
     return isinstance(err, tf.errors.OpError)
+
+
+@contextlib.contextmanager
+def _job(settings: EvalSettings, model_dir: Path, model_config: dict, label: str,
+         strategy=None) -> Iterator[tuple[Any, np.ndarray, np.ndarray, np.ndarray, bytes | None]]:
+    """The prologue of every evaluation job, single attack or ``strongest``: the leaderboard
+    row's rules checked on ``label`` (a bad ``submitted_by`` fails before the attack), the
+    output folders checked writable, ``output_dir`` locked and its stale temporaries
+    removed (under ``multi_worker`` by the chief alone, whose errors reach every worker),
+    the model loaded and checked against ``settings.arch``, the test images read.
+
+    Yields ``(model, x_all, x, y, state_bytes)``: the model, all test images, and the first
+    ``num_examples`` of them (float32) with their int64 labels, and under ``multi_worker``
+    the chief's state file (None: a new run or a single process); the lock is held until
+    the block ends.
+    """
+    out = Path(settings.output_dir)
+    attack_file = _attack_file(settings)
+    leaderboard_row(label, settings.submitted_by, 0.0, _dt.date.today())
+    multi, chief = attacks.is_multi_worker(strategy), attacks.is_chief(strategy)
+    with contextlib.ExitStack() as held:
+        chief_error = None
+        try:  # multi-worker: an error of the chief's is sent to the others, then raised
+            if chief:
+                _check_writable(out, "output_dir")
+                if attack_file.parent != out:
+                    _check_writable(attack_file.parent, "the folder of attack_path",
+                                    create=False)
+                held.enter_context(FolderLock(out))
+                remove_stale_temporaries(out, exclusive=True)
+                if attack_file.parent != out:
+                    remove_stale_temporaries(attack_file.parent)
+        except CompatError as err:
+            if not multi:
+                raise
+            chief_error = str(err)
+        state_bytes = _state_from_the_chief(strategy, out / STATE_FILE, chief_error) if multi \
+            else None
+        model = load_model(model_dir, arch=settings.arch)
+        _check_arch(settings, model_dir, model.name, model_config)
+        x_all, y_all = load_dataset(settings.dataset, "test", settings.data_dir)
+        n = _num_examples(settings.num_examples, len(x_all))
+        yield model, x_all, x_all[:n], y_all[:n], state_bytes
 
 
 def _strategy_text(strategy) -> str:
@@ -559,6 +581,12 @@ def _eps_text(epsilon: float, dataset: str) -> str:
     return f"eps {epsilon:g}" + ("" if spec.bounds == (0.0, 1.0) else f" on {spec.scale}")
 
 
+def _phases_text(config: AttackConfig) -> str:
+    """The interval method's phases as ``PGD 25, interval 1, ..., PGD 25``."""
+    return ", ".join(f"{'PGD' if kind == 'pgd' else 'interval'} {n}"
+                     for kind, n in config.interval_phases())
+
+
 def _steps_text(config: AttackConfig, sources: dict[str, str]) -> str:
     where = _sources_text(sources)
     if config.method == "fgsm":
@@ -566,8 +594,8 @@ def _steps_text(config: AttackConfig, sources: dict[str, str]) -> str:
     if config.method in APGD_METHODS:
         return f"{config.steps} steps, step size from 2 eps; {where}"
     if config.method == "interval":
-        return (f"{config.interval_steps} interval steps of {config.interval_step_size:g}, then "
-                f"{config.steps} steps of {config.step_size:g}; {where}")
+        return (f"{config.steps} steps of {config.step_size:g} in PGD phases "
+                f"{_phases_text(config)}, interval steps of {config.interval_step_size:g}; {where}")
     return f"{config.steps} steps of {config.step_size:g}; {where}"
 
 
@@ -745,8 +773,8 @@ def _attack_label(config: AttackConfig, settings: EvalSettings, model_dir: Path,
         parts.append(f"{config.steps} steps, a={config.step_size:g}, "
                      f"{config.num_targets} targets")
     elif config.method == "interval":
-        parts.append(f"{config.interval_steps} interval steps ({config.interval_loss} bound), "
-                     f"then {config.steps} steps, a={config.step_size:g}")
+        parts.append(f"phases {_phases_text(config)} ({config.interval_loss} bound), "
+                     f"a={config.step_size:g}")
     elif config.method != "fgsm":
         parts.append(f"{config.steps} steps, a={config.step_size:g}")
     parts.append(f"{config.loss} loss")
@@ -821,7 +849,9 @@ def _check_strongest_settings(settings: EvalSettings) -> None:
     single = {"steps": settings.steps, "step_size": settings.step_size, "b": settings.b,
               "num_targets": settings.num_targets, "kappa": settings.kappa, "c": settings.c,
               "start": settings.start, "odi_steps": settings.odi_steps,
+              "interval_rounds": settings.interval_rounds,
               "interval_steps": settings.interval_steps,
+              "interval_pgd_steps": settings.interval_pgd_steps,
               "interval_step_size": settings.interval_step_size,
               "interval_width": settings.interval_width, "interval_loss": settings.interval_loss}
     given = [name for name, value in single.items() if value is not None]
@@ -860,22 +890,10 @@ def _run_strongest(settings: EvalSettings, sources: dict[str, str], model_dir: P
     configs = [dataclasses.asdict(m.config(settings.epsilon, s, batch_size=settings.batch_size,
                                            compute_dtype=settings.compute_dtype, xla=settings.xla))
                for m, s in zip(DEFAULT_MEMBERS, steps)]
-    out = Path(settings.output_dir)
-    attack_file = _attack_file(settings)
-    leaderboard_row(_strongest_label(budget, settings.epsilon, model_dir, 1, 1),
-                    settings.submitted_by, 0.0, _dt.date.today())
-    _check_writable(out, "output_dir")
-    if attack_file.parent != out:
-        _check_writable(attack_file.parent, "the folder of attack_path", create=False)
-    with FolderLock(out):
-        remove_stale_temporaries(out, exclusive=True)
-        if attack_file.parent != out:
-            remove_stale_temporaries(attack_file.parent)
-        model = load_model(model_dir, arch=settings.arch)
-        _check_arch(settings, model_dir, model.name, model_config)
-        x_all, y_all = load_dataset(settings.dataset, "test", settings.data_dir)
-        n = _num_examples(settings.num_examples, len(x_all))
-        x, y = x_all[:n], y_all[:n]
+    out, attack_file = Path(settings.output_dir), _attack_file(settings)
+    with _job(settings, model_dir, model_config,
+              _strongest_label(budget, settings.epsilon, model_dir, 1, 1)) as (model, x_all, x, y, _):
+        n = len(x)
         checkpoint_files = checkpoint_sha256(model_dir)
         keep = {k: v for k, v in dataclasses.asdict(settings).items()
                 if k not in ("output_dir", "attack_path", "submitted_by", "model_dir", "data_dir",

@@ -55,6 +55,21 @@ def tiny_model():
 
 
 @pytest.fixture(scope="session")
+def held_out_batch(mnist_test):
+    """40 real test images (1000-1039) and their labels, for attacks on the shipped model."""
+    x, y = mnist_test
+    return x[1000:1040], y[1000:1040]
+
+
+@pytest.fixture(scope="session")
+def tiny_batch(tiny_model, mnist_test):
+    """12 real test images labelled with tiny_model's own predictions (all correct)."""
+    from attacks import predict
+    x = mnist_test[0][:12]
+    return x, predict(tiny_model, x)
+
+
+@pytest.fixture(scope="session")
 def trained_mnist(mnist_dir):
     """The challenge CNN trained naturally for 2 epochs on the 10,000 real training images."""
     x, y = load_dataset("mnist", "train", mnist_dir)

@@ -77,6 +77,22 @@ def test_an_apgd_t_member_is_charged_one_run_per_target_it_tried(tiny_model, dat
     assert ens.passes_per_example <= 20
 
 
+def test_an_odi_member_is_charged_its_odi_steps_once_per_run_within_its_share(tiny_model, data):
+    x, y = data
+    odi = Member("apgd_odi", 1.0, {"method": "apgd", "start": "odi", "odi_steps": 2})
+    assert (odi.passes_per_step(EPS), odi.fixed_passes(EPS)) == (1, 2)
+    assert member_steps((odi,), 12, EPS) == [10]  # 2 ODI steps + 10 steps = 12 passes
+    ens = run(tiny_model, x, y, members=(odi,), budget=12)
+    [m] = ens.members
+    assert m.steps == 10 and m.passes == 12 * m.attacked
+    t_odi = Member("t", 1.0, {"method": "apgd_t", "loss": "dlr", "num_targets": 2,
+                              "start": "odi"})
+    assert (t_odi.passes_per_step(EPS), t_odi.fixed_passes(EPS)) == (2, 4)
+    assert member_steps((t_odi,), 11, EPS) == [3]  # 2 targets x (2 ODI + 3 steps) = 10
+    with pytest.raises(ValueError, match="at least 6"):
+        member_steps((t_odi,), 5, EPS)
+
+
 def test_a_budget_too_small_for_the_members_is_refused_before_any_attack(tiny_model, data):
     x, y = data
     with pytest.raises(ValueError, match=r"^budget 2 passes .* at least 3$"):

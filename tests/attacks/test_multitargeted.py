@@ -9,12 +9,6 @@ from attacks.engine import StepRunner
 EPS = 0.3
 
 
-@pytest.fixture(scope="module")
-def batch(mnist_test):
-    x, y = mnist_test
-    return x[1000:1040], y[1000:1040]
-
-
 def _record_targets(monkeypatch):
     """Replaces StepRunner.run by a wrapper that records each call's (y, y_target)."""
     calls = []
@@ -46,9 +40,9 @@ def test_visits_exactly_the_top_wrong_classes_of_the_clean_logits_in_order(tiny_
         assert np.all(targets != y)
 
 
-def test_later_targets_run_only_on_examples_no_earlier_target_broke(shipped_mnist, batch,
+def test_later_targets_run_only_on_examples_no_earlier_target_broke(shipped_mnist, held_out_batch,
                                                                     monkeypatch):
-    x, y = batch
+    x, y = held_out_batch
     calls = _record_targets(monkeypatch)
     config = AttackConfig(method="multitargeted", epsilon=EPS, steps=10, step_size=0.03,
                           num_targets=3)
@@ -59,8 +53,8 @@ def test_later_targets_run_only_on_examples_no_earlier_target_broke(shipped_mnis
     np.testing.assert_array_equal(state.broken, predict(shipped_mnist, state.x_adv) != y)
 
 
-def test_b_1_equals_the_sign_form_bit_for_bit(shipped_mnist, batch):
-    x, y = batch[0][:10], batch[1][:10]
+def test_b_1_equals_the_sign_form_bit_for_bit(shipped_mnist, held_out_batch):
+    x, y = held_out_batch[0][:10], held_out_batch[1][:10]
     common = dict(method="multitargeted", epsilon=EPS, steps=5, step_size=0.03, num_targets=2,
                   seed=3)
     sign = perturb(shipped_mnist, x, y, **common)
@@ -68,8 +62,8 @@ def test_b_1_equals_the_sign_form_bit_for_bit(shipped_mnist, batch):
     assert not np.array_equal(perturb(shipped_mnist, x, y, b=100, **common), sign)
 
 
-def test_same_seed_same_images_other_seed_other_images(shipped_mnist, batch):
-    x, y = batch[0][:10], batch[1][:10]
+def test_same_seed_same_images_other_seed_other_images(shipped_mnist, held_out_batch):
+    x, y = held_out_batch[0][:10], held_out_batch[1][:10]
     run = lambda seed: perturb(shipped_mnist, x, y, method="multitargeted", epsilon=EPS, steps=3,
                                step_size=0.03, num_targets=2, seed=seed)
     first = run(5)
@@ -79,8 +73,8 @@ def test_same_seed_same_images_other_seed_other_images(shipped_mnist, batch):
 
 
 @pytest.mark.slow
-def test_lowers_accuracy_below_clean_and_fgsm_on_the_shipped_model(shipped_mnist, batch):
-    x, y = batch
+def test_lowers_accuracy_below_clean_and_fgsm_on_the_shipped_model(shipped_mnist, held_out_batch):
+    x, y = held_out_batch
     accuracy = lambda images: float(np.mean(predict(shipped_mnist, images) == y))
     fgsm = accuracy(perturb(shipped_mnist, x, y, method="fgsm", epsilon=EPS))
     for b in (None, 10):
