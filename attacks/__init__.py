@@ -44,11 +44,11 @@ MultiTargeted (Gowal et al. 2019): ``method="multitargeted"``, PGD steps (``step
 run of ``steps`` per target, the ``num_targets`` (default 9) top wrong classes; an example is
 broken when a run misclassifies it. Budget ``num_targets * steps`` per restart (an upper
 bound: later targets skip broken examples). The Interval Attack (Wang et al. 2019):
-``method="interval"``, as the reference: ``interval_rounds`` (default 3) rounds of (a PGD
+``method="interval"``: ``interval_rounds`` (default 1; the reference's alternation is 3, measured weaker here) rounds of (a PGD
 phase, then ``interval_steps`` (default 1) steps along the gradient of the interval loss on
 sound logit bounds (``attacks.intervals``) with respect to the box centre), then a last PGD
 phase; ``steps`` PGD steps in all (``interval_pgd_steps`` per phase before an interval
-phase, default equal phases; ``AttackConfig.interval_phases``); models with layers without interval rules are refused before any
+phase, default 0 for one round, else equal phases; ``AttackConfig.interval_phases``); models with layers without interval rules are refused before any
 step. ODI (Tashiro et al. 2020): ``start="odi"``, ``odi_steps`` (default 2) sign steps of
 size ``epsilon`` maximising ``w . logits``, ``w ~ U(-1, 1)^C`` per example, before any method;
 counted in ``gradient_passes``.

