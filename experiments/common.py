@@ -25,7 +25,7 @@ from experiments.cells import CellResult, CellSpec, run_cell, seed_from_shipped,
 from experiments.plan import PRESETS
 from mnist_challenge_compat import CompatError, checkpoint_sha256, load_dataset, load_model
 from workflow.cli import fail, interrupted
-from workflow.datasets import protocol, require_data, require_model_dir
+from workflow.datasets import SHIPPED_MODELS, protocol, require_data, require_model_dir
 from workflow.fingerprint import data_sha256
 from workflow.progress import format_duration
 from workflow.signals import Interrupted, raise_on_termination
@@ -112,6 +112,15 @@ class Target:
         return float(np.mean(predict(self.model, self.x) == self.y))
 
 
+def preset_model_dir(dataset: str, preset: str, given: str | None) -> str | None:
+    """The model folder to attack: ``given`` (a flag), else the preset's shipped model for
+    ``dataset`` (``Preset.model_folders``), else None (the dataset's default)."""
+    if given is not None:
+        return given
+    folder = PRESETS[preset].model_folders.get(dataset)
+    return None if folder is None else str(SHIPPED_MODELS / folder)
+
+
 def load_target(dataset: str, n: int) -> Target:
     """The model and the first ``n`` test images of ``dataset`` given the model/data flags.
 
@@ -120,8 +129,8 @@ def load_target(dataset: str, n: int) -> Target:
         flag takes it (checked before anything is loaded).
     """
     prefix = _flag_prefix(dataset)
-    model_dir = str(require_model_dir(dataset, getattr(FLAGS, f"{prefix}_model_dir"),
-                                      flag=f"{prefix}_model_dir"))
+    given = preset_model_dir(dataset, FLAGS.preset, getattr(FLAGS, f"{prefix}_model_dir"))
+    model_dir = str(require_model_dir(dataset, given, flag=f"{prefix}_model_dir"))
     data_dir = getattr(FLAGS, f"{prefix}_data_dir")
     require_data(dataset, data_dir, flag=f"{prefix}_data_dir")
     x_all, y_all = load_dataset(dataset, "test", data_dir)

@@ -175,3 +175,18 @@ def test_default_bounds_leave_the_keys_of_mnist_cells_as_they_were():
     other = dataclasses.replace(cell, bounds=(0.0, 255.0))
     assert other.record()["bounds"] == [0.0, 255.0]
     assert other.key("m", "d") != cell.key("m", "d")
+
+
+def test_the_paper_preset_attacks_fashion_on_the_eps_02_model_and_a_given_model_wins():
+    import json
+    from pathlib import Path
+
+    from experiments.common import preset_model_dir
+    folder = Path(preset_model_dir("fashion_mnist", "paper", None))
+    assert folder.name == "daa_fashion_eps02"
+    # the model the preset names was trained at the preset's eps
+    trained_at = json.loads((folder / "config.json").read_text())["epsilon"]
+    assert trained_at == pytest.approx(plan.PRESETS["paper"].epsilons["fashion_mnist"])
+    assert preset_model_dir("fashion_mnist", "quick", None) is None
+    assert preset_model_dir("mnist", "paper", None) is None
+    assert preset_model_dir("fashion_mnist", "paper", "elsewhere") == "elsewhere"
