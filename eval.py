@@ -31,7 +31,7 @@ from absl import app, flags
 from workflow.cli import fail, interrupted, one_line_flags_parser, quiet_tensorflow
 from workflow.datasets import ARCH_DATASETS, DATASET_NAMES
 from workflow.signals import Interrupted, raise_on_termination, signal_name
-from workflow.strategy import DEFAULT_JOIN_TIMEOUT_S, STRATEGIES, parse_devices
+from workflow.strategy import DEFAULT_JOIN_TIMEOUT_S, STRATEGIES, define_strategy_flags
 
 PROGRAM = "eval.py"
 FLAGS = flags.FLAGS
@@ -109,14 +109,10 @@ flags.DEFINE_string("submitted_by", "qg-attacks", "The leaderboard row's 'Submit
 flags.DEFINE_string("config", None, "A challenge config.json; its keys set flags not given explicitly.")
 flags.DEFINE_bool("plots", True, "Write examples.png (and restarts.png for several restarts or "
                   "runs); needs matplotlib.")
-flags.DEFINE_enum("strategy", "none", list(STRATEGIES),
-                  "tf.distribute strategy: none (one device), mirrored (MirroredStrategy over "
-                  "--devices) or multi_worker (MultiWorkerMirroredStrategy from TF_CONFIG: the "
-                  "same command on every host; the chief writes the outputs). The images are "
-                  "the same as with none.")
-flags.DEFINE_string("devices", None, "--strategy=mirrored: a count N (the first N GPUs; without "
-                    "a GPU the CPU split into N logical devices) or a list such as "
-                    "/gpu:0,/gpu:1; default every GPU, else the CPU.")
+define_strategy_flags(STRATEGIES, "tf.distribute strategy: none (one device), mirrored "
+                      "(MirroredStrategy over --devices) or multi_worker "
+                      "(MultiWorkerMirroredStrategy from TF_CONFIG: the same command on every "
+                      "host; the chief writes the outputs). The images are the same as with none.")
 flags.DEFINE_float("join_timeout", DEFAULT_JOIN_TIMEOUT_S, "--strategy=multi_worker: seconds "
                    "to wait for every worker of TF_CONFIG to join, and for each exchange between "
                    "workers later (a worker that died).")
@@ -143,12 +139,6 @@ flags.register_validator("num_examples", lambda v: v is None or v >= 1, "--num_e
 flags.register_validator("c", lambda v: v is None or v >= 0, "--c must be >= 0")
 flags.register_validator("join_timeout", lambda v: v > 0, "--join_timeout must be > 0 seconds")
 flags.register_validator("plot_examples", lambda v: v >= 1, "--plot_examples must be >= 1")
-flags.register_validator("devices", lambda v: _devices_ok(v),
-                         "--devices must be a count >= 1 or a comma-separated list such as "
-                         "/gpu:0,/gpu:1 (each device once)")
-flags.register_multi_flags_validator(
-    ["strategy", "devices"], lambda f: f["devices"] is None or f["strategy"] == "mirrored",
-    "--devices applies to --strategy=mirrored only")
 flags.register_multi_flags_validator(
     ["loss", "kappa"], lambda f: f["kappa"] is None or f["loss"] == "cw",
     "--kappa applies to --loss=cw only")
@@ -194,12 +184,6 @@ flags.register_multi_flags_validator(
     "--attack=fgsm takes one step of size --epsilon: it has no --steps or --step_size")
 
 
-def _devices_ok(value) -> bool:
-    try:
-        parse_devices(value)
-    except ValueError:
-        return False
-    return True
 
 
 def settings_from_flags():

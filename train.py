@@ -43,7 +43,7 @@ from absl import app, flags  # noqa: E402
 
 from workflow.cli import fail, one_line_flags_parser, quiet_tensorflow  # noqa: E402
 from workflow.signals import StopSignals  # noqa: E402
-from workflow.strategy import parse_devices  # noqa: E402
+from workflow.strategy import define_strategy_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 DATASETS = ("mnist", "fashion_mnist")
@@ -85,21 +85,14 @@ flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate.", lower_bound=0.0
 flags.DEFINE_integer("epsilon_warmup_steps", 0, "Raise the training epsilon linearly over "
                      "this many steps: eps * min(1, (step + 1) / warmup); 0 = off.",
                      lower_bound=0)
-flags.DEFINE_boolean("scale_a_with_warmup", False, "During the epsilon warm-up, scale the PGD "
-                     "step --a by eps_t / epsilon so that the step keeps its ratio to the radius "
-                     "(a fixed --a that is large against a small warm-up radius makes every step "
-                     "jump to the ball's corners, which lets the perturbation carry the label).")
 flags.DEFINE_enum("attack_dtype", "float32", ["float32", "bfloat16"], "Precision of the "
                   "training attack's forward and backward passes (the weight update is always "
                   "float32); bfloat16 roughly doubles the PGD rate on CPUs with AVX512_BF16 and "
                   "changes the examples by bfloat16 rounding only.")
-flags.DEFINE_enum("strategy", "none", ["none", "mirrored"], "tf.distribute strategy: none (one "
-                  "device) or mirrored (MirroredStrategy over --devices: each replica attacks "
-                  "and differentiates its shard of the batch, gradients summed). Not a "
-                  "trajectory setting.")
-flags.DEFINE_string("devices", None, "--strategy=mirrored: a count N (the first N GPUs; without "
-                    "a GPU the CPU split into N logical devices) or a list such as "
-                    "/gpu:0,/gpu:1; default every GPU, else the CPU.")
+define_strategy_flags(("none", "mirrored"), "tf.distribute strategy: none (one device) or "
+                      "mirrored (MirroredStrategy over --devices: each replica attacks and "
+                      "differentiates its shard of the batch, gradients summed). Not a "
+                      "trajectory setting.")
 flags.DEFINE_integer("num_train_examples", None, "Use only the first this many training "
                      "examples (default: all).", lower_bound=1)
 flags.DEFINE_boolean("allow_setting_changes", False, "Resume a checkpoint even though a setting "
@@ -107,12 +100,6 @@ flags.DEFINE_boolean("allow_setting_changes", False, "Resume a checkpoint even t
                      "...) differs from model_dir/config.json; the change is recorded there "
                      "under 'setting_changes'.")
 
-flags.register_validator("devices", lambda v: _devices_ok(v),
-                         "--devices must be a count >= 1 or a comma-separated list such as "
-                         "/gpu:0,/gpu:1 (each device once)")
-flags.register_multi_flags_validator(
-    ["strategy", "devices"], lambda f: f["devices"] is None or f["strategy"] == "mirrored",
-    "--devices applies to --strategy=mirrored only")
 flags.register_validator("learning_rate", lambda lr: lr is not None and 0 < lr < math.inf,
                          message="--learning_rate must be a finite number > 0")
 flags.register_validator("epsilon", lambda eps: eps is not None and eps < math.inf,
@@ -121,18 +108,12 @@ flags.register_multi_flags_validator(
     ["k", "epsilon", "a"], lambda v: v["k"] == 0 or v["epsilon"] == 0 or 0 < v["a"] < math.inf,
     message="--a must be a finite number > 0 for adversarial training (k > 0, epsilon > 0)")
 
-def _devices_ok(value) -> bool:
-    try:
-        parse_devices(value)
-    except ValueError:
-        return False
-    return True
 
 
 # Config keys that --config sets (challenge training keys plus this script's extras, which
 # train.py itself writes into model_dir/config.json so that a run can be repeated from it).
 EXTRA_CONFIG_KEYS = ("dataset", "data_dir", "arch", "learning_rate", "epsilon_warmup_steps",
-                     "num_train_examples", "attack_dtype", "scale_a_with_warmup")
+                     "num_train_examples", "attack_dtype")
 # config.json keys whose change alters the training trajectory (the steps after a resume differ
 # from an uninterrupted run's). Resuming with another value is refused unless
 # --allow_setting_changes. Step counts and reporting intervals (max_num_training_steps,
@@ -141,11 +122,9 @@ DATA_DIGEST_KEY = "train_data_sha256"
 SETTING_CHANGES_KEY = "setting_changes"
 TRAJECTORY_KEYS = ("random_seed", "training_batch_size", "epsilon", "k", "a", "random_start",
                    "loss_func", "dataset", "arch", "learning_rate", "epsilon_warmup_steps",
-                   "num_train_examples", "attack_dtype", "scale_a_with_warmup",
-                   DATA_DIGEST_KEY)
+                   "num_train_examples", "attack_dtype", DATA_DIGEST_KEY)
 # Keys train.py leaves out of config.json when unset, so absence means this value.
-ABSENT_MEANS = {"num_train_examples": None, "attack_dtype": "float32",
-                "scale_a_with_warmup": False}
+ABSENT_MEANS = {"num_train_examples": None, "attack_dtype": "float32"}
 ADAM_EPSILON = 1e-8  # tf.compat.v1.train.AdamOptimizer's default (Keras' default is 1e-7)
 
 
@@ -176,7 +155,6 @@ class Settings:
     epsilon_warmup_steps: int
     num_train_examples: int | None
     attack_dtype: str = "float32"
-    scale_a_with_warmup: bool = False
 
     @property
     def adversarial(self) -> bool:
@@ -282,14 +260,6 @@ def epsilon_at(settings: Settings, step: int) -> float:
     return settings.epsilon * min(1.0, (step + 1) / settings.epsilon_warmup_steps)
 
 
-def step_size_at(settings: Settings, step: int) -> float:
-    """PGD step size at step ``step``: ``a``, or ``a * eps_t / eps`` with
-    ``scale_a_with_warmup``; > 0."""
-    if not settings.scale_a_with_warmup or settings.epsilon <= 0:
-        return settings.a
-    return settings.a * epsilon_at(settings, step) / settings.epsilon
-
-
 # --------------------------------------------------------------------------- compiled pieces
 
 class AdversarialTrainer:
@@ -315,8 +285,6 @@ class AdversarialTrainer:
             self.optimizer.build(model.trainable_variables)
             self.epsilon = tf.Variable(max(settings.epsilon, 1e-12), dtype=tf.float32,
                                        trainable=False, name="train_epsilon")
-            self.step_size = tf.Variable(max(settings.a, 1e-12), dtype=tf.float32,
-                                         trainable=False, name="train_step_size")
             self.runner = self._make_runner() if settings.adversarial else None
         self._update = tf.function(self._update_fn, reduce_retracing=True)
         self._replica_update = tf.function(self._replica_update_fn, reduce_retracing=True)
@@ -344,8 +312,7 @@ class AdversarialTrainer:
         from attacks import make_runner
         cfg = self._attack_config(self.settings.epsilon).resolved()
         return make_runner(self.model, cfg,
-                           rule=dataclasses.replace(cfg.step_rule(), epsilon=self.epsilon,
-                                                    step_size=self.step_size))
+                           rule=dataclasses.replace(cfg.step_rule(), epsilon=self.epsilon))
 
     def adversarial_batch(self, x: "np.ndarray", y: "np.ndarray", step: int) -> "np.ndarray":
         """PGD-k examples ``(B, 784)`` float32 in [0, 1] of the clean batch ``x`` at ``step``
@@ -357,7 +324,6 @@ class AdversarialTrainer:
             return x
         eps = epsilon_at(self.settings, step)
         self.epsilon.assign(eps)
-        self.step_size.assign(step_size_at(self.settings, step))
         if self.settings.random_start:
             x_start = self._attack_config(eps).step_rule().random_perturb(
                 x, step_rng(self.settings.random_seed, step))
@@ -611,7 +577,6 @@ def run_steps(trainer: AdversarialTrainer, settings: Settings, x_train, y_train,
               writer, stop: StopSignals, log: Callable[[str], None]) -> int:
     """Training steps from ``step`` until the end or a stop request; returns the step count
     reached (number of Adam updates done)."""
-    import tensorflow as tf
     n, bs = len(x_train), settings.training_batch_size
     started, interval_start, interval_steps = time.time(), time.time(), 0
     first = step

@@ -140,15 +140,22 @@ def test_a_worker_killed_mid_run_leaves_a_state_both_resume_from_to_the_same_ima
                                   _one_process(tmp_path / "one", args))
 
 
-def test_a_worker_that_never_joins_times_out_in_one_line_and_writes_nothing(tmp_path):
-    out = tmp_path / "out"
-    started = time.monotonic()
-    res = subprocess.run([sys.executable, "eval.py", "--strategy=multi_worker", "--join_timeout=3",
+def _lone_worker_line(out: Path, *flags: str) -> str:
+    """Runs worker 0 of a 2-worker TF_CONFIG alone with ``flags``; asserts exit 1 and returns
+    its one eval.py error line."""
+    res = subprocess.run([sys.executable, "eval.py", "--strategy=multi_worker", *flags,
                           f"--output_dir={out}"], cwd=REPO,
                          env={**ENV, "TF_CONFIG": _tf_config(_free_ports(2), 0)},
                          capture_output=True, text=True, timeout=LIMIT_S)
     assert res.returncode == 1
     [line] = [l for l in res.stderr.splitlines() if l.startswith("eval.py")]
+    return line
+
+
+def test_a_worker_that_never_joins_times_out_in_one_line_and_writes_nothing(tmp_path):
+    out = tmp_path / "out"
+    started = time.monotonic()
+    line = _lone_worker_line(out, "--join_timeout=3")
     assert "the cluster of 2 task(s) did not complete within --join_timeout=3 s (this task: " \
            "worker 0)" in line
     assert time.monotonic() - started < 120
@@ -164,18 +171,13 @@ def test_workers_started_with_other_flags_are_refused_before_anything_is_written
     for i in (0, 1):
         [line] = workers.stderr_lines(i)
         assert "worker 1 was started with other settings than the chief (" in line
-        assert "steps: 4 there, 3 here" in line or "settings.steps" in line
+        assert "steps: 4 there, 3 here" in line
     assert not out.exists()
 
 
 def test_more_replicas_than_groups_is_refused_before_joining(tmp_path):
     out = tmp_path / "out"
-    res = subprocess.run([sys.executable, "eval.py", "--strategy=multi_worker", "--join_timeout=60",
-                          "--num_examples=3", "--batch_size=4", f"--output_dir={out}"], cwd=REPO,
-                         env={**ENV, "TF_CONFIG": _tf_config(_free_ports(2), 0)},
-                         capture_output=True, text=True, timeout=LIMIT_S)
-    assert res.returncode == 1
-    [line] = [l for l in res.stderr.splitlines() if l.startswith("eval.py")]
+    line = _lone_worker_line(out, "--join_timeout=60", "--num_examples=3", "--batch_size=4")
     assert "2 replicas (at least one per worker of TF_CONFIG) but 3 example(s) at batch_size 4 " \
            "make only 1 group(s)" in line
     assert not out.exists()

@@ -24,7 +24,7 @@ import os
 import re
 import subprocess
 import sys
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 STRATEGIES = ("none", "mirrored", "multi_worker")
 _DEVICE = re.compile(r"^(?:/device:|/)?(cpu|gpu):(\d+)$", re.IGNORECASE)
@@ -59,6 +59,30 @@ def parse_devices(text: str | None) -> int | list[tuple[str, int]] | None:
     if len(set(found)) != len(found):
         raise ValueError(f"--devices names a device twice: {text!r}")
     return found
+
+
+def define_strategy_flags(kinds: Sequence[str], strategy_help: str) -> None:
+    """Defines a script's ``--strategy`` (one of ``kinds``, default none) and ``--devices``
+    (:func:`parse_devices`'s forms, for mirrored only), with their validators."""
+    from absl import flags
+
+    def devices_ok(value) -> bool:
+        try:
+            parse_devices(value)
+        except ValueError:
+            return False
+        return True
+
+    flags.DEFINE_enum("strategy", "none", list(kinds), strategy_help)
+    flags.DEFINE_string("devices", None, "--strategy=mirrored: a count N (the first N GPUs; "
+                        "without a GPU the CPU split into N logical devices) or a list such as "
+                        "/gpu:0,/gpu:1; default every GPU, else the CPU.")
+    flags.register_validator("devices", devices_ok,
+                             "--devices must be a count >= 1 or a comma-separated list such as "
+                             "/gpu:0,/gpu:1 (each device once)")
+    flags.register_multi_flags_validator(
+        ["strategy", "devices"], lambda f: f["devices"] is None or f["strategy"] == "mirrored",
+        "--devices applies to --strategy=mirrored only")
 
 
 def parse_tf_config(text: str | None) -> dict[str, Any]:
