@@ -445,6 +445,20 @@ def _plot_paper_points(ax, xs_and_values: list[tuple[float, float, str]], label:
                     ha="right" if text_left else "left")
 
 
+def _steps_rows(outcome: dict, specs: list, steps, points) -> list[list[str]]:
+    """Per step count: the count, the paper's numbers at its own count (``points``; "-" at
+    the others), PGD's (``specs[0]``) average and each other attack's average and paired
+    difference against PGD."""
+    rows = []
+    for k in steps:
+        pgd = outcome[(specs[0], k)]
+        paper_text = (" / ".join(f"{name} {v:.2f}" for name, v in points.numbers.items())
+                      if k == points.steps else "-")
+        rows.append([str(k), paper_text, pct(pgd.mean())]
+                    + [_avg_and_diff(outcome[(c, k)], pgd) for c in specs[1:]])
+    return rows
+
+
 def _avg_and_diff(outcome: np.ndarray, pgd: np.ndarray) -> str:
     """Table cell ``"84.93 (-0.73 [-1.36, -0.11]; p = 0.031, exact sign-flip, 9 discordant)"``."""
     return f"{pct(outcome.mean())} ({paired_difference(outcome, pgd).describe()})"
@@ -564,13 +578,7 @@ def _figure4_renderer(name: str, dataset: str, figure: str):
                xlabel="number of steps", ylabel="average accuracy (%)")
         ax.legend(fontsize=8)
         png = save_figure(fig, out / f"{name}.png")
-        rows = []
-        for s in steps:
-            pgd = outcome[(specs[0], s)]
-            paper_text = (" / ".join(f"{k} {v:.2f}" for k, v in points.numbers.items())
-                          if s == points.steps else "-")
-            rows.append([str(s), paper_text, pct(pgd.mean())]
-                        + [_avg_and_diff(outcome[(c, s)], pgd) for c in specs[1:]])
+        rows = _steps_rows(outcome, specs, steps, points)
         protocol = _protocol_line(target, sizes, points.model, "5 runs",
                                   f"runs: ours {sizes.runs}", points.epsilon)
         other_text = ", ".join(f"{k} {v:.2f}" for k, v in other.numbers.items())
@@ -748,14 +756,8 @@ def _figure5_render(targets, results, sizes, out):
         ax.set(title=f"CIFAR-10 eps {eps:g} (0-255), step {SETUPS['cifar10'].step_size:g}",
                xlabel="number of steps", ylabel="accuracy (%)")
         ax.legend(fontsize=8)
-        rows = []
-        for k in steps:
-            pgd = outcome[(specs[0], k)]
-            paper_text = (" / ".join(f"{name} {v:.2f}" for name, v in points.numbers.items())
-                          if k == points.steps else "-")
-            rows.append([str(k), paper_text, pct(pgd.mean())]
-                        + [_avg_and_diff(outcome[(c, k)], pgd) for c in specs[1:]])
-            comparisons += len(specs) - 1
+        rows = _steps_rows(outcome, specs, steps, points)
+        comparisons += len(steps) * (len(specs) - 1)
         sections.append(f"## eps {eps:g}\n\n"
                         + markdown_table(["steps (one attack per run, scored at each count)",
                                           f"paper (Fig. {figure} text)", "PGD (%)"]
@@ -848,7 +850,7 @@ def _figure2_render(targets, results, sizes, out):
                               "abs(v) > 1 (%)", f"abs(v) > eps/a = {limit:g} (%)", "mean abs(v)",
                               "max abs(v)"], rows)
             + f"\nThe paper's Figure 2 shows the same histograms for its own adversarially trained "
-            f"MNIST model and prints no numbers.\n\n"
+            "MNIST model and prints no numbers.\n\n"
             + _protocol_line(target, sizes, paper.PAPER_MNIST_MODEL, "all test images",
                              "gradients at the clean images", setup.epsilon) + "\n"
             + f"\nComputed while rendering by `{_command('figure2', sizes)}`: "
