@@ -849,7 +849,7 @@ def _figure2_render(targets, results, sizes, out):
             + markdown_table(["representation", "zero (%)", "0 < abs(v) <= 1 (%)",
                               "abs(v) > 1 (%)", f"abs(v) > eps/a = {limit:g} (%)", "mean abs(v)",
                               "max abs(v)"], rows)
-            + f"\nThe paper's Figure 2 shows the same histograms for its own adversarially trained "
+            + "\nThe paper's Figure 2 shows the same histograms for its own adversarially trained "
             "MNIST model and prints no numbers.\n\n"
             + _protocol_line(target, sizes, paper.PAPER_MNIST_MODEL, "all test images",
                              "gradients at the clean images", setup.epsilon) + "\n"
