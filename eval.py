@@ -31,7 +31,7 @@ from absl import app, flags
 from workflow.cli import fail, interrupted, one_line_flags_parser, quiet_tensorflow
 from workflow.datasets import ARCH_DATASETS, DATASET_NAMES
 from workflow.signals import Interrupted, raise_on_termination, signal_name
-from workflow.strategy import DEFAULT_JOIN_TIMEOUT_S, STRATEGIES, define_strategy_flags
+from workflow.strategy import STRATEGIES, define_strategy_flags
 
 PROGRAM = "eval.py"
 FLAGS = flags.FLAGS
@@ -113,9 +113,6 @@ define_strategy_flags(STRATEGIES, "tf.distribute strategy: none (one device), mi
                       "(MirroredStrategy over --devices) or multi_worker "
                       "(MultiWorkerMirroredStrategy from TF_CONFIG: the same command on every "
                       "host; the chief writes the outputs). The images are the same as with none.")
-flags.DEFINE_float("join_timeout", DEFAULT_JOIN_TIMEOUT_S, "--strategy=multi_worker: seconds "
-                   "to wait for every worker of TF_CONFIG to join, and for each exchange between "
-                   "workers later (a worker that died).")
 flags.DEFINE_integer("plot_examples", 8, "Examples shown in examples.png and recorded in results.json.")
 
 flags.register_validator("epsilon", lambda v: v is None or v > 0, "--epsilon must be > 0")
@@ -137,7 +134,6 @@ flags.register_validator("batch_size", lambda v: v >= 1, "--batch_size must be >
 flags.register_validator("steps_per_group", lambda v: v >= 1, "--steps_per_group must be >= 1")
 flags.register_validator("num_examples", lambda v: v is None or v >= 1, "--num_examples must be >= 1")
 flags.register_validator("c", lambda v: v is None or v >= 0, "--c must be >= 0")
-flags.register_validator("join_timeout", lambda v: v > 0, "--join_timeout must be > 0 seconds")
 flags.register_validator("plot_examples", lambda v: v >= 1, "--plot_examples must be >= 1")
 flags.register_multi_flags_validator(
     ["loss", "kappa"], lambda f: f["kappa"] is None or f["loss"] == "cw",

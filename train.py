@@ -43,7 +43,7 @@ from absl import app, flags  # noqa: E402
 
 from workflow.cli import fail, one_line_flags_parser, quiet_tensorflow  # noqa: E402
 from workflow.signals import StopSignals  # noqa: E402
-from workflow.strategy import define_strategy_flags  # noqa: E402
+from workflow.strategy import STRATEGIES, define_strategy_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 DATASETS = ("mnist", "fashion_mnist")
@@ -89,9 +89,11 @@ flags.DEFINE_enum("attack_dtype", "float32", ["float32", "bfloat16"], "Precision
                   "training attack's forward and backward passes (the weight update is always "
                   "float32); bfloat16 roughly doubles the PGD rate on CPUs with AVX512_BF16 and "
                   "changes the examples by bfloat16 rounding only.")
-define_strategy_flags(("none", "mirrored"), "tf.distribute strategy: none (one device) or "
-                      "mirrored (MirroredStrategy over --devices: each replica attacks and "
-                      "differentiates its shard of the batch, gradients summed). Not a "
+define_strategy_flags(STRATEGIES, "tf.distribute strategy: none (one device), mirrored "
+                      "(MirroredStrategy over --devices) or multi_worker "
+                      "(MultiWorkerMirroredStrategy from TF_CONFIG: the same command on every "
+                      "host; the chief writes the checkpoints). Each replica attacks and "
+                      "differentiates its shard of the batch, gradients summed. Not a "
                       "trajectory setting.")
 flags.DEFINE_integer("num_train_examples", None, "Use only the first this many training "
                      "examples (default: all).", lower_bound=1)
@@ -344,7 +346,8 @@ class AdversarialTrainer:
             x_adv[idx] = result
 
         run_schedule(((idx, self.settings.k) for idx in self.shards(len(x))), launch, commit,
-                     self.strategy)
+                     self.strategy, pack=lambda shard: {"x": shard},
+                     unpack=lambda arrays: arrays["x"])
         return x_adv
 
     def _update_fn(self, x, y):
@@ -514,49 +517,155 @@ def train(settings: Settings, log: Callable[[str], None] = print,
 
     A resume whose trajectory settings differ from ``model_dir/config.json`` is refused
     (:class:`UsageError`) before anything is computed, unless ``allow_setting_changes``.
-    ``strategy``: None or a ``MirroredStrategy`` (``workflow.strategy.make_strategy``), whose
-    replicas share each batch.
+    ``strategy``: None, a ``MirroredStrategy`` or a ``MultiWorkerMirroredStrategy``
+    (``workflow.strategy.make_strategy``), whose replicas share each batch. Under the
+    multi-worker strategy every worker first sends its job's fingerprint (:func:`job_print`)
+    to all (:class:`workflow.cluster.ClusterError` where one differs or failed); the chief
+    alone reads and writes ``model_dir`` and sends its latest checkpoint (or its error) to the
+    others, which restore from that copy; all stop at the same step when any is signalled.
     """
-    import tensorflow as tf
-    from mnist_challenge_compat import latest_checkpoint, restore_optimizer
-    from mnist_challenge_compat.checkpoint import read_global_step
+    import attacks
+    from workflow import cluster
+    multi = attacks.is_multi_worker(strategy)
+    if not multi:
+        return _train(settings, log, allow_setting_changes, strategy, None)
+    try:
+        return _train(settings, log, allow_setting_changes, strategy, cluster.gatherer(strategy))
+    except Exception as err:
+        if not cluster.is_lost_contact(err):
+            raise
+        raise UsageError(cluster.lost_contact(err, _saved_text(settings))) from None
+
+
+def job_print(settings: Settings, data_digest: str) -> dict[str, Any]:
+    """What every worker of a multi-worker run must share: :func:`run_config` without the
+    paths, which may differ between hosts (the data enters as its digest)."""
+    return {key: value for key, value in run_config(settings, data_digest).items()
+            if key not in ("model_dir", "data_dir")}
+
+
+def _prepared(settings: Settings, strategy) -> tuple[tuple, dict[str, Any]]:
+    """``((x_train, y_train, digest), job_print)``; refuses more replicas than a batch has
+    examples."""
     from workflow.fingerprint import data_sha256
     x_train, y_train = load_training_data(settings)
-    prefix = latest_checkpoint(settings.model_dir)
-    config = config_for_resume(settings, data_sha256(x_train, y_train),
-                               0 if prefix is None else read_global_step(prefix),
-                               allow_setting_changes)
     if strategy is not None and strategy.num_replicas_in_sync > settings.training_batch_size:
         raise UsageError(f"--strategy has {strategy.num_replicas_in_sync} replicas but a batch "
                          f"of {settings.training_batch_size}: each replica needs an example")
-    model, step = restore_or_build(settings, prefix, strategy)
-    trainer = AdversarialTrainer(model, settings, strategy)
-    if strategy is not None:
-        from workflow.strategy import describe
-        log(f"on {describe(strategy)}")
-    if prefix is not None:
-        restore_optimizer(trainer.optimizer, model, prefix)
-        log(f"resuming from {prefix} at step {step}")
-    write_run_config(settings.model_dir, config)
-    writer = tf.summary.create_file_writer(settings.model_dir)
+    digest = data_sha256(x_train, y_train)
+    return (x_train, y_train, digest), job_print(settings, digest)
+
+
+def _checkpoint_bytes(prefix: str) -> bytes:
+    """A checkpoint's ``.index`` and data files as ``.npz`` bytes (file name -> uint8)."""
+    import glob
+
+    import numpy as np
+
+    from attacks.distribute import pack_arrays
+    files = {}
+    for name in sorted(glob.glob(glob.escape(prefix) + ".*")):
+        if not name.endswith(".meta") and os.path.isfile(name):
+            with open(name, "rb") as f:
+                files[os.path.basename(name)] = np.frombuffer(f.read(), np.uint8)
+    return pack_arrays(files)
+
+
+def _checkpoint_copy(data: bytes, folder: str) -> str:
+    """Writes :func:`_checkpoint_bytes` into ``folder``; returns the copy's prefix."""
+    from attacks.distribute import unpack_arrays
+    prefix = None
+    for name, array in unpack_arrays(data).items():
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(array.tobytes())
+        if name.endswith(".index"):
+            prefix = os.path.join(folder, name[:-len(".index")])
+    if prefix is None:
+        raise UsageError("the chief's checkpoint arrived without its .index file")
+    return prefix
+
+
+def _saved_text(settings: Settings) -> str:
+    """What a multi-worker run that lost a worker has saved (the chief's newest checkpoint)."""
+    from mnist_challenge_compat import latest_checkpoint
+    try:
+        prefix = latest_checkpoint(settings.model_dir)
+    except Exception:  # noqa: BLE001 - only for the message
+        prefix = None
+    if prefix is None:
+        return "no checkpoint is saved here; rerunning the same command on every worker starts over"
+    return (f"{prefix} is the newest checkpoint here: rerun the same command on every worker "
+            f"to resume from the chief's")
+
+
+def _train(settings: Settings, log: Callable[[str], None], allow_setting_changes: bool,
+           strategy, gather) -> int:
+    import tempfile
+
+    import tensorflow as tf
+
+    import attacks
+    from mnist_challenge_compat import CompatError, latest_checkpoint, restore_optimizer
+    from mnist_challenge_compat.checkpoint import read_global_step
+    from workflow import cluster
+    multi, chief = gather is not None, attacks.is_chief(strategy)
+    if multi:
+        x_train, y_train, digest = cluster.agree_on_the_job(
+            gather, lambda: _prepared(settings, strategy))
+    else:
+        x_train, y_train, digest = _prepared(settings, strategy)[0]
+    prefix = config = payload = error = None
+    if chief:
+        try:  # multi-worker: an error of the chief's is sent to the others, then raised
+            prefix = latest_checkpoint(settings.model_dir)
+            config = config_for_resume(settings, digest,
+                                       0 if prefix is None else read_global_step(prefix),
+                                       allow_setting_changes)
+            if multi and prefix is not None:
+                payload = _checkpoint_bytes(prefix)
+        except (CompatError, UsageError, OSError) as err:
+            if not multi:
+                raise
+            error = str(err)
+    with tempfile.TemporaryDirectory() as copy:  # a worker's copy of the chief's checkpoint
+        if multi:
+            received = cluster.from_the_chief(gather, chief, payload, error, raise_as=UsageError)
+            if not chief and received is not None:
+                prefix = _checkpoint_copy(received, copy)
+        model, step = restore_or_build(settings, prefix, strategy)
+        trainer = AdversarialTrainer(model, settings, strategy)
+        if strategy is not None:
+            from workflow.strategy import describe
+            log(f"on {describe(strategy)}")
+        if prefix is not None:
+            restore_optimizer(trainer.optimizer, model, prefix)
+            log(f"resuming from {prefix if chief else 'the chief' + chr(39) + 's checkpoint'} "
+                f"at step {step}")
+    if chief:
+        write_run_config(settings.model_dir, config)
+        writer = tf.summary.create_file_writer(settings.model_dir)
+    else:  # only the chief writes: no folder, no summaries, no checkpoints
+        writer = tf.summary.create_noop_writer()
     stop = StopSignals(raising=False)  # polled: the current step finishes, then a checkpoint
     stop.install()
+    first = step
     try:
-        step = run_steps(trainer, settings, x_train, y_train, step, writer, stop, log)
+        step, stopped = run_steps(trainer, settings, x_train, y_train, step, writer, stop, log,
+                                  gather=gather, chief=chief)
     finally:
         stop.restore()
         writer.close()
-    if prefix is None or step > read_step_of(prefix):
+    if chief and (prefix is None or step > first):
         log(f"saved {save(trainer, settings, step)}")
-    if stop.signum is not None:
-        log(f"stopped by signal {stop.signum} at step {step}")
-        return 128 + stop.signum
+    elif not chief:
+        log(f"worker {attacks.worker_rank(strategy)} of {attacks.worker_count(strategy)}: "
+            f"trained to step {step}; the chief writes the checkpoints")
+    if stopped is not None:
+        rank, signum = stopped
+        log(f"stopped by signal {signum} at step {step}"
+            + (f" (received by worker {rank})" if multi and stop.signum is None else ""))
+        return 128 + signum
     return 0
-
-
-def read_step_of(prefix: str) -> int:
-    """The step of a checkpoint prefix ``.../checkpoint-<step>``."""
-    return int(prefix.rsplit("-", 1)[1])
 
 
 def write_scalars(writer, step: int, values: dict[str, float]) -> None:
@@ -574,13 +683,28 @@ def write_scalars(writer, step: int, values: dict[str, float]) -> None:
 
 
 def run_steps(trainer: AdversarialTrainer, settings: Settings, x_train, y_train, step: int,
-              writer, stop: StopSignals, log: Callable[[str], None]) -> int:
+              writer, stop: StopSignals, log: Callable[[str], None], gather=None,
+              chief: bool = True) -> tuple[int, tuple[int, int] | None]:
     """Training steps from ``step`` until the end or a stop request; returns the step count
-    reached (number of Adam updates done)."""
+    reached (number of Adam updates done) and ``(rank, signum)`` of the stop request (None:
+    ran to the end). ``gather`` (multi-worker, ``workflow.cluster``): the workers agree
+    before each step whether any was signalled; ``chief``: whether this process writes
+    the intermediate checkpoints."""
+    from workflow import cluster
     n, bs = len(x_train), settings.training_batch_size
     started, interval_start, interval_steps = time.time(), time.time(), 0
     first = step
-    while step < settings.max_num_training_steps and not stop.requested:
+
+    def stop_request() -> tuple[int, int] | None:
+        if gather is not None:
+            return cluster.any_stopped(gather, stop.signum)
+        return None if stop.signum is None else (0, stop.signum)
+
+    stopped = None
+    while step < settings.max_num_training_steps:
+        stopped = stop_request()
+        if stopped is not None:
+            break
         idx = batch_indices(step, n, bs, settings.random_seed)
         x, y = x_train[idx], y_train[idx]
         x_adv = trainer.adversarial_batch(x, y, step)
@@ -602,9 +726,10 @@ def run_steps(trainer: AdversarialTrainer, settings: Settings, x_train, y_train,
             interval_start, interval_steps = time.time(), 0
         step += 1
         interval_steps += 1
-        if step % settings.num_checkpoint_steps == 0 and step < settings.max_num_training_steps:
+        if chief and step % settings.num_checkpoint_steps == 0 \
+                and step < settings.max_num_training_steps:
             save(trainer, settings, step)
-    return step
+    return step, stopped
 
 
 def main(argv: list[str]) -> int:
@@ -613,19 +738,30 @@ def main(argv: list[str]) -> int:
         fail("train.py", f"unexpected arguments: {' '.join(argv[1:])}")
     quiet_tensorflow()
     from mnist_challenge_compat import CompatError
-    from workflow.strategy import make_strategy
-    try:
-        # Before anything initialises TensorFlow's devices: it may split the CPU.
-        strategy = make_strategy(FLAGS.strategy, FLAGS.devices, program="train.py")
-    except ValueError as err:
-        fail("train.py", str(err))
+    from workflow.cluster import ClusterError
+    from workflow.strategy import make_strategy, parse_tf_config
     try:
         if FLAGS.config:
             apply_config_file(FLAGS.config)
         settings = settings_from_flags()
+    except (CompatError, UsageError) as err:
+        fail("train.py", err)
+    try:
+        if FLAGS.strategy == "multi_worker":  # before waiting for the other workers
+            workers = parse_tf_config(os.environ.get("TF_CONFIG"))["workers"]
+            if workers > settings.training_batch_size:
+                raise ValueError(f"TF_CONFIG has {workers} workers (at least one replica each) "
+                                 f"but a batch has {settings.training_batch_size} example(s): "
+                                 f"each replica needs an example")
+        # Before anything initialises TensorFlow's devices: it may split the CPU.
+        strategy = make_strategy(FLAGS.strategy, FLAGS.devices, program="train.py",
+                                 join_timeout=FLAGS.join_timeout)
+    except ValueError as err:
+        fail("train.py", str(err))
+    try:
         return train(settings, log=lambda line: print(line, flush=True),
                      allow_setting_changes=FLAGS.allow_setting_changes, strategy=strategy)
-    except (CompatError, UsageError) as err:
+    except (CompatError, UsageError, ClusterError) as err:
         fail("train.py", err)
 
 

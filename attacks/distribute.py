@@ -111,22 +111,36 @@ def is_chief(strategy: tf.distribute.Strategy | None) -> bool:
 def all_gather_bytes(strategy: tf.distribute.Strategy, data: bytes) -> list[bytes]:
     """Every worker's ``data``, in rank order, on every worker (a collective: all must call).
 
-    Two all-reduces over the multi-worker strategy: the lengths, then the payloads packed in
-    int32 words, each worker filling its own span and zeros elsewhere (integer sums with zeros
-    are exact, so the bytes arrive unchanged). On one host it returns ``[data]``.
+    :func:`gather_bytes` over the multi-worker strategy's all-reduce; on one host it returns
+    ``[data]``.
     """
     count, rank = worker_count(strategy), worker_rank(strategy)
     if count == 1:
         return [data]
+    return gather_bytes(data, rank, count, lambda values: _sum_over_workers(strategy, values))
+
+
+def gather_bytes(data: bytes, rank: int, count: int,
+                 sum_over_workers: Callable[[np.ndarray], np.ndarray]) -> list[bytes]:
+    """Every worker's ``data`` from two sums over the ``count`` workers (this one is ``rank``).
+
+    ``sum_over_workers``: int32 ``(K,)`` -> the element-wise sum of every worker's array of
+    the same ``K`` (an all-reduce). First the lengths (each worker fills its own slot), then
+    the payloads packed in little-endian int32 words, each worker filling its own span and
+    zeros elsewhere: integer sums with zeros are exact, so the bytes arrive unchanged. Where
+    every worker sends nothing the second sum is skipped (TensorFlow's collective all-reduce
+    of an empty tensor crashes the process).
+    """
     lengths = np.zeros(count, np.int32)
     lengths[rank] = len(data)
-    lengths = _sum_over_workers(strategy, lengths)
+    lengths = np.asarray(sum_over_workers(lengths), np.int64)
     words = -(-lengths // 4)
     starts = np.concatenate([[0], np.cumsum(words)])
     payload = np.zeros(int(starts[-1]), np.int32)
     padded = data + b"\0" * (int(words[rank]) * 4 - len(data))
     payload[starts[rank]:starts[rank + 1]] = np.frombuffer(padded, "<i4")
-    payload = _sum_over_workers(strategy, payload)
+    if payload.size:  # every worker knows the lengths; an all-reduce of nothing crashes
+        payload = np.asarray(sum_over_workers(payload), np.int32)
     raw = payload.astype("<i4").tobytes()
     return [raw[4 * int(starts[i]):4 * int(starts[i]) + int(lengths[i])] for i in range(count)]
 

@@ -37,6 +37,7 @@ from mnist_challenge_compat import (CompatError, check_submission, checkpoint_sh
                                     read_challenge_config, save_array_atomic, save_state,
                                     write_leaderboard)
 from mnist_challenge_compat.atomic import remove_stale_temporaries, write_file_atomic
+from workflow import cluster
 from workflow.datasets import ARCH_DATASETS, PROTOCOLS, protocol, require_data, require_model_dir
 from workflow.lock import LOCK_FILE, FolderLock
 from workflow.plots import model_examples, plot_outputs
@@ -178,30 +179,26 @@ def run_evaluation(settings: EvalSettings, log: Callable[[str], None] = print,
         except Interrupted as stop:
             raise stop.with_message(stage.explain(stop.signum)) from None
         except Exception as err:
-            if not attacks.is_multi_worker(strategy) or not _is_op_error(err):
+            if not attacks.is_multi_worker(strategy) or not cluster.is_lost_contact(err):
                 raise
             raise CompatError(stage.lost_worker(err)) from None
 
 
 def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage,
          strategy=None) -> dict[str, Any]:
-    model_dir = _model_dir(settings)
-    require_data(settings.dataset, settings.data_dir)
-    model_config, model_config_path = _read_model_config(model_dir)
-    _check_config_dataset(settings, model_dir, model_config)
-    settings, sources = _with_attack_defaults(settings, model_config, model_config_path)
-    if settings.attack == STRONGEST:
-        if strategy is not None:
-            raise ValueError("attack=strongest runs on one device: it takes no strategy")
+    if attacks.is_multi_worker(strategy):
+        # Every worker runs the same job, checked first; a worker whose prologue fails
+        # sends its error instead, and all stop at once.
+        prepared = cluster.agree_on_the_job(
+            cluster.gatherer(strategy), lambda: _prologue_and_fingerprint(settings, strategy),
+            json_default=_json_default)
+    else:
+        prepared = _prologue(settings, strategy)
+    if prepared[0] == STRONGEST:
+        _, settings, sources, model_dir, model_config = prepared
         return _run_strongest(settings, sources, model_dir, model_config, log, stage)
-    if settings.budget is not None:
-        raise ValueError("budget applies to attack=strongest only")
-    config = settings.attack_config().resolved()
+    _, settings, sources, model_dir, model_config, config = prepared
     out = Path(settings.output_dir)
-    if settings.num_examples is not None:  # refused before the folder is created
-        attacks.check_groups(strategy, settings.num_examples, config.batch_size)
-    if attacks.is_multi_worker(strategy):  # every worker runs the same job, checked first
-        _agree_on_the_job(strategy, settings, config, model_dir)
     with _job(settings, model_dir, model_config, _attack_label(config, settings, model_dir, 1, 1),
               strategy) as (model, x_all, x, y, state_bytes):
         n, multi, chief = len(x), attacks.is_multi_worker(strategy), attacks.is_chief(strategy)
@@ -258,57 +255,52 @@ def _run(settings: EvalSettings, log: Callable[[str], None], stage: _Stage,
                               log)
 
 
-def _agree_on_the_job(strategy, settings: EvalSettings, config: AttackConfig,
-                      model_dir: Path) -> None:
-    """Refuses, on every worker and before anything is written, workers started with other
-    settings, weights or data: each sends its job's fingerprint (:func:`_fingerprint`, which
-    leaves out paths that may differ between hosts) to all the others.
+def _prologue(settings: EvalSettings, strategy=None) -> tuple:
+    """The checks before a job's prologue (:func:`_job`): the model folder, the data, the
+    model's config and the attack's defaults from it. Returns ``(STRONGEST, settings,
+    sources, model_dir, model_config)`` or ``("attack", settings, sources, model_dir,
+    model_config, config)`` (``config`` resolved)."""
+    model_dir = _model_dir(settings)
+    require_data(settings.dataset, settings.data_dir)
+    model_config, model_config_path = _read_model_config(model_dir)
+    _check_config_dataset(settings, model_dir, model_config)
+    settings, sources = _with_attack_defaults(settings, model_config, model_config_path)
+    if settings.attack == STRONGEST:
+        if strategy is not None:
+            raise ValueError("attack=strongest runs on one device: it takes no strategy")
+        return STRONGEST, settings, sources, model_dir, model_config
+    if settings.budget is not None:
+        raise ValueError("budget applies to attack=strongest only")
+    config = settings.attack_config().resolved()
+    if settings.num_examples is not None:  # refused before the folder is created
+        attacks.check_groups(strategy, settings.num_examples, config.batch_size)
+    return "attack", settings, sources, model_dir, model_config, config
 
-    Raises:
-      ValueError: one line naming the first worker that differs and what differs.
-    """
+
+def _prologue_and_fingerprint(settings: EvalSettings, strategy) -> tuple[tuple, dict]:
+    """:func:`_prologue` and the job's fingerprint (:func:`_fingerprint`, which leaves out
+    paths that may differ between hosts), for ``cluster.agree_on_the_job``."""
+    prepared = _prologue(settings, strategy)
+    _, settings, _, model_dir, _, config = prepared
     x_all, y_all = load_dataset(settings.dataset, "test", settings.data_dir)
     n = _num_examples(settings.num_examples, len(x_all))
     # The dtype as resolved here: workers whose "auto" resolves differently compute
     # different images.
     dtype = compute_dtype_resolved(load_model(model_dir, arch=settings.arch),
                                    config.compute_dtype, config.batch_size)
-    mine = json.loads(json.dumps(_fingerprint(settings, config, checkpoint_sha256(model_dir),
-                                              x_all[:n], y_all[:n], dtype),
-                                 default=_json_default))
-    found = [json.loads(data) for data in attacks.all_gather_bytes(
-        strategy, json.dumps(mine, sort_keys=True).encode())]
-    for rank, other in enumerate(found[1:], start=1):
-        differs = _differences(found[0], other)
-        if differs:
-            raise ValueError(f"--strategy=multi_worker: worker {rank} was started with other "
-                             f"settings than the chief ({'; '.join(differs)}); run the same "
-                             f"command on every worker")
+    return prepared, _fingerprint(settings, config, checkpoint_sha256(model_dir), x_all[:n],
+                                  y_all[:n], dtype)
 
 
 def _state_from_the_chief(strategy, path: Path, chief_error: str | None) -> bytes | None:
     """The chief's state file sent to every worker (None: no state yet), so that all resume
     from the same restart; an error of the chief's (its folder in use, not writable) is raised
     on every worker. One exchange: every worker must call it."""
-    if attacks.is_chief(strategy):
-        if chief_error is not None:
-            message = b"E" + chief_error.encode()
-        elif path.exists():
-            message = b"S" + path.read_bytes()
-        else:
-            message = b"N"
-    else:
-        message = b""
-    received = attacks.all_gather_bytes(strategy, message)[0]
-    if received[:1] == b"E":
-        raise CompatError(received[1:].decode() + ("" if attacks.is_chief(strategy)
-                                                   else " (on the chief)"))
-    return received[1:] if received[:1] == b"S" else None
-
-
-def _is_op_error(err: Exception) -> bool:
-    import tensorflow as tf
-    return isinstance(err, tf.errors.OpError)
+    chief = attacks.is_chief(strategy)
+    return cluster.from_the_chief(
+        cluster.gatherer(strategy), chief,
+        payload=path.read_bytes() if chief and chief_error is None and path.exists() else None,
+        error=chief_error, raise_as=CompatError)
 
 
 @contextlib.contextmanager
@@ -380,14 +372,12 @@ class _Stage:
 
     def lost_worker(self, err: Exception) -> str:
         """A multi-worker exchange failed (a worker died or stopped answering)."""
-        first = (str(err).strip().splitlines() or [""])[0]
-        cause = f"{type(err).__name__}: {first[:200]}"
         if self.state_file is None or self.done == 0:
             saved = "no restart was saved, rerunning starts over"
         else:
             saved = (f"{self.done} of {self.total} {self.unit}(s) are saved in {self.state_file} "
                      f"on the chief: rerun the same command on every worker to resume")
-        return f"--strategy=multi_worker: lost contact with another worker ({cause}); {saved}"
+        return cluster.lost_contact(err, saved)
 
     def explain(self, signum: int) -> str:
         name = signal_name(signum)
@@ -724,7 +714,7 @@ def _load_or_new_state(path: Path, fingerprint: dict, n: int, multi_worker: bool
     stored = meta.get("fingerprint")
     stored_dtype = (stored.get("attack_config") or {}).get("compute_dtype") \
         if isinstance(stored, dict) else None
-    differs = _differences(expected, _with_resolved_dtype(stored, stored_dtype))
+    differs = cluster.differences(expected, _with_resolved_dtype(stored, stored_dtype))
     if differs:
         raise CompatError(f"{path}: this output directory holds a run with other settings "
                           f"({'; '.join(differs)}); use another --output_dir or delete {path.name}")
@@ -734,26 +724,6 @@ def _load_or_new_state(path: Path, fingerprint: dict, n: int, multi_worker: bool
         raise CompatError(f"{path}: inconsistent state file ({err}); delete it to start "
                           f"over") from None
     return state, float(meta.get("elapsed_s", 0.0))
-
-
-def _differences(expected: Any, stored: Any, where: str = "", limit: int = 4) -> list[str]:
-    """What differs between this job's fingerprint and a stored one, as short phrases."""
-    if isinstance(expected, dict) and isinstance(stored, dict):
-        found = []
-        for key in sorted(set(expected) | set(stored)):
-            name = f"{where}.{key}" if where else key
-            if key not in stored:
-                found.append(f"{name} not recorded")
-            elif key not in expected:
-                found.append(f"{name} unknown here")
-            else:
-                found += _differences(expected[key], stored[key], name, limit)
-        return found[:limit] + ([f"{len(found) - limit} more"] if len(found) > limit else [])
-    if expected == stored:
-        return []
-    if isinstance(expected, (dict, list)) or "sha256" in where or isinstance(stored, (dict, list)):
-        return [f"{where or 'fingerprint'} differs"]
-    return [f"{where}: {stored} there, {expected} here"]
 
 
 def _restarts_done(state: RunsState, restarts: int) -> int:
@@ -909,7 +879,7 @@ def _run_strongest(settings: EvalSettings, sources: dict[str, str], model_dir: P
         resume, elapsed_before = None, 0.0
         if state_file.exists():
             arrays, meta = load_state(state_file)
-            differs = _differences(json.loads(json.dumps(fingerprint)), _with_resolved_dtype(
+            differs = cluster.differences(json.loads(json.dumps(fingerprint)), _with_resolved_dtype(
                 meta.get("fingerprint"), settings.compute_dtype))
             if differs:
                 raise CompatError(f"{state_file}: this output directory holds a run with other "

@@ -63,7 +63,8 @@ def parse_devices(text: str | None) -> int | list[tuple[str, int]] | None:
 
 def define_strategy_flags(kinds: Sequence[str], strategy_help: str) -> None:
     """Defines a script's ``--strategy`` (one of ``kinds``, default none) and ``--devices``
-    (:func:`parse_devices`'s forms, for mirrored only), with their validators."""
+    (:func:`parse_devices`'s forms, for mirrored only), and with ``multi_worker`` among
+    ``kinds`` its ``--join_timeout``, with their validators."""
     from absl import flags
 
     def devices_ok(value) -> bool:
@@ -83,6 +84,12 @@ def define_strategy_flags(kinds: Sequence[str], strategy_help: str) -> None:
     flags.register_multi_flags_validator(
         ["strategy", "devices"], lambda f: f["devices"] is None or f["strategy"] == "mirrored",
         "--devices applies to --strategy=mirrored only")
+    if "multi_worker" in kinds:
+        flags.DEFINE_float("join_timeout", DEFAULT_JOIN_TIMEOUT_S, "--strategy=multi_worker: "
+                           "seconds to wait for every worker of TF_CONFIG to join, and for each "
+                           "exchange between workers later (a worker that died).")
+        flags.register_validator("join_timeout", lambda v: v > 0,
+                                 "--join_timeout must be > 0 seconds")
 
 
 def parse_tf_config(text: str | None) -> dict[str, Any]:
