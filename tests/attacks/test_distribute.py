@@ -10,8 +10,10 @@ import tensorflow as tf
 
 from attacks import AttackConfig, attack, perturb
 from attacks.api import group_schedule
-from attacks.distribute import check_groups, check_strategy, waves
+from attacks.distribute import (check_groups, check_strategy, pack_arrays, unpack_arrays,
+                                waves)
 from tests.conftest import REPO_ROOT
+from tests.simulated_workers import SimulatedWorkers
 
 
 def _blob_schedule(n: int, batch: int, steps: int, per_group: int, seed: int):
@@ -125,3 +127,33 @@ def test_logical_cpu_replicas_give_the_single_device_images_bit_for_bit(n_device
     assert devices == expected
     assert found["refusal"].startswith(f"strategy has {n_devices} replicas but "
                                        f"{4 * (n_devices - 1)} example(s) at batch_size 4")
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_gathered_bytes_arrive_unchanged_in_rank_order_on_every_worker(count):
+    # Lengths that are and are not multiples of the int32 word, an empty message, and bytes
+    # whose words are negative int32 values (0xff...): sums with zeros must leave them exact.
+    rng = np.random.default_rng(3)
+    messages = [bytes([0xff] * 7), b"", rng.integers(0, 256, 4001, dtype=np.uint8).tobytes()]
+    messages = messages[:count]
+    workers = SimulatedWorkers(count)
+    found = workers.run(lambda rank, gather: gather(messages[rank]))
+    assert found == [messages] * count
+    assert workers.reductions == 2  # the lengths, then the payload
+
+
+def test_an_exchange_where_every_worker_sends_nothing_runs_no_empty_all_reduce():
+    workers = SimulatedWorkers(2)
+    assert workers.run(lambda rank, gather: gather(b"")) == [[b"", b""]] * 2
+    assert workers.sizes == [2]  # only the lengths: TensorFlow crashes on an empty reduce
+
+
+def test_packed_arrays_round_trip_without_pickle():
+    arrays = {"0/x": np.arange(6, dtype=np.float32).reshape(2, 3), "1/flag": np.array([True])}
+    back = unpack_arrays(pack_arrays(arrays))
+    assert sorted(back) == sorted(arrays)
+    for key, value in arrays.items():
+        assert back[key].dtype == value.dtype
+        np.testing.assert_array_equal(back[key], value)
+    with pytest.raises(ValueError):  # pickled objects are refused on arrival
+        unpack_arrays(pack_arrays({"objects": np.array([{}], dtype=object)}))
