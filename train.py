@@ -25,7 +25,11 @@ examples of its shard from the random start drawn for the whole batch, computes 
 cross-entropy of its shard, and the gradients are summed across replicas (Keras' optimizer
 all-reduce) before the one Adam update: the update of one device up to float summation order.
 ``--strategy`` is not a trajectory setting (it changes no result beyond that order): a run may
-be resumed under another strategy.
+be resumed under another strategy. ``--strategy=multi_worker`` does the same over the hosts of
+``TF_CONFIG`` (a ``MultiWorkerMirroredStrategy``, every host running the same command): the
+workers first agree on the job (``workflow.cluster``: the settings, paths aside, and the
+training data's sha256), the chief alone reads and writes ``model_dir`` and sends its newest
+checkpoint to the others, and all stop at the same step on a signal.
 """
 from __future__ import annotations
 

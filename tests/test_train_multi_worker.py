@@ -73,7 +73,10 @@ def test_a_worker_killed_mid_run_stops_the_chief_and_both_resume_from_its_checkp
     assert f"resuming from the chief's checkpoint at step {saved}" in again.stdout(1)
     ours = latest_checkpoint(run)
     assert read_global_step(ours) == 8
-    assert_same_up_to_summation_order(ours, _one_process(mnist_dir, tmp_path / "one", 8))
+    # 8 steps: the coordinates whose Adam step flipped have moved further apart (measured:
+    # the first conv kernel 1.7e-5 of its change in norm), so the bound is rel 1e-4 here.
+    assert_same_up_to_summation_order(ours, _one_process(mnist_dir, tmp_path / "one", 8),
+                                      rtol=1e-4)
 
 
 def _lone_worker_line(model_dir, environ: dict, *flags: str) -> str:
