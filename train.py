@@ -566,7 +566,7 @@ def _checkpoint_bytes(prefix: str) -> bytes:
 
     import numpy as np
 
-    from attacks.distribute import pack_arrays
+    from attacks import pack_arrays
     files = {}
     for name in sorted(glob.glob(glob.escape(prefix) + ".*")):
         if not name.endswith(".meta") and os.path.isfile(name):
@@ -577,7 +577,7 @@ def _checkpoint_bytes(prefix: str) -> bytes:
 
 def _checkpoint_copy(data: bytes, folder: str) -> str:
     """Writes :func:`_checkpoint_bytes` into ``folder``; returns the copy's prefix."""
-    from attacks.distribute import unpack_arrays
+    from attacks import unpack_arrays
     prefix = None
     for name, array in unpack_arrays(data).items():
         with open(os.path.join(folder, name), "wb") as f:

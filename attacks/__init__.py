@@ -28,7 +28,8 @@ formats. The public seam an attack is made of (shapes ``(M, *S)`` float32 images
 - devices: ``strategy=`` (a ``tf.distribute.Strategy``) on ``perturb`` / ``attack`` /
   ``attack_runs`` deals whole groups to its replicas (:func:`run_schedule`), same images; a
   ``MultiWorkerMirroredStrategy`` too (every worker calls the same attack; results are
-  exchanged with :func:`all_gather_bytes`; :func:`is_chief` says which worker writes).
+  exchanged with :func:`all_gather_bytes`, named arrays as bytes with :func:`pack_arrays` /
+  :func:`unpack_arrays`; :func:`is_chief` says which worker writes).
 
 ``AttackConfig`` names the compositions the paper uses; ``perturb`` / ``attack`` run them.
 APGD (Croce & Hein 2020): ``perturb(model, x, y, method="apgd", epsilon=0.3, steps=100,
@@ -64,7 +65,8 @@ from attacks.api import (RestartState, Runners, attack, attack_model, make_runne
 from attacks.calibration import resolve_compute_dtype
 from attacks.config import APGD_METHODS, KEEP, METHODS, NORMS, STARTS, AttackConfig
 from attacks.distribute import (all_gather_bytes, check_groups, check_strategy, is_chief,
-                                is_multi_worker, run_schedule, worker_count, worker_rank)
+                                is_multi_worker, pack_arrays, run_schedule, unpack_arrays,
+                                worker_count, worker_rank)
 from attacks.directions import DirectionFn, blob_direction, blob_direction_fn, gradient_direction
 from attacks.ensemble import (DEFAULT_BUDGET, DEFAULT_MEMBERS, EnsembleState, Member,
                               MemberResult, member_steps, strongest)
@@ -80,7 +82,7 @@ __all__ = ["DEFAULT_BUDGET", "DEFAULT_MEMBERS", "EnsembleState", "Member",
            "Loss", "METHODS", "NORMS", "Objective", "RestartState", "Runners", "RunsState",
            "STARTS", "StepRule", "StepRunner",
            "UnitFn", "attack", "attack_model", "attack_runs", "blob_direction",
-           "all_gather_bytes", "blob_direction_fn", "check_groups", "check_strategy", "checkpoints", "is_chief", "is_multi_worker",
+           "all_gather_bytes", "blob_direction_fn", "check_groups", "check_strategy", "checkpoints", "is_chief", "is_multi_worker", "pack_arrays", "unpack_arrays",
            "gradient_direction", "make_loss", "make_runner", "make_runners",
            "model_in_dtype", "model_input_shape", "per_example_loss", "perturb", "predict", "quantize",
            "quantized_unit", "random_targets", "raw_unit", "resolve_compute_dtype", "resolve_xla", "run_restart", "run_schedule", "worker_count", "worker_rank",
