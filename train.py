@@ -538,7 +538,8 @@ def train(settings: Settings, log: Callable[[str], None] = print,
     except Exception as err:
         if not cluster.is_lost_contact(err):
             raise
-        raise UsageError(cluster.lost_contact(err, _saved_text(settings))) from None
+        raise UsageError(cluster.lost_contact(
+            err, _saved_text(settings, attacks.is_chief(strategy)))) from None
 
 
 def job_print(settings: Settings, data_digest: str) -> dict[str, Any]:
@@ -589,16 +590,19 @@ def _checkpoint_copy(data: bytes, folder: str) -> str:
     return prefix
 
 
-def _saved_text(settings: Settings) -> str:
+def _saved_text(settings: Settings, chief: bool) -> str:
     """What a multi-worker run that lost a worker has saved (the chief's newest checkpoint)."""
     from mnist_challenge_compat import latest_checkpoint
+    if not chief:
+        return ("the chief's --model_dir holds its newest checkpoint: rerun the same command on "
+                "every worker to resume from it")
     try:
         prefix = latest_checkpoint(settings.model_dir)
     except Exception:  # noqa: BLE001 - only for the message
         prefix = None
     if prefix is None:
-        return "no checkpoint is saved here; rerunning the same command on every worker starts over"
-    return (f"{prefix} is the newest checkpoint here: rerun the same command on every worker "
+        return "no checkpoint is saved yet; rerunning the same command on every worker starts over"
+    return (f"{prefix} is the newest checkpoint: rerun the same command on every worker "
             f"to resume from the chief's")
 
 
