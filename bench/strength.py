@@ -314,6 +314,13 @@ def load_text(results: dict) -> str:
     return f", 1-min load average {min(loads):.1f}-{max(loads):.1f} while the cells ran"
 
 
+def bf16_text(machine: dict) -> str:
+    """``"avx512_bf16 yes, "`` / ``"avx512_bf16 no, "`` from the machine record, "" without it."""
+    if "avx512_bf16" not in machine:
+        return ""
+    return f"avx512_bf16 {'yes' if machine['avx512_bf16'] else 'no'}, "
+
+
 def header(results: dict) -> str:
     s, m = results["settings"], results["machine"]
     dtype = s.get("dtype", "float32")
@@ -321,7 +328,7 @@ def header(results: dict) -> str:
             f"({s['n']}, held out), model `{s['model_dir']}`, eps {s['epsilon']:g}, one run, "
             f"seed {s['seed']}; clean accuracy {100 * results['clean_accuracy']:.1f}%. Our "
             f"attacks compute in {dtype}, the peers (ART) in {s.get('peer_dtype', 'float32')}. "
-            f"{results['date']}, {m['cpu']} ({m['cores']} cores, shared with other work"
+            f"{results['date']}, {m['cpu']} ({bf16_text(m)}{m['cores']} cores, shared with other work"
             f"{load_text(results)}), TensorFlow "
             f"{m['tensorflow']}, commit {results['commit']}"
             + (f" (cells measured at {', '.join(results['commits'])})"

@@ -39,7 +39,9 @@ def test_the_table_has_one_row_per_attack_and_one_column_per_budget(results):
     assert "| PGD | sign |  | 90.0 | 85.0 |" in text
     assert "| strongest | mixed |  | 80.0 (7.2) | 84.0 |" in text  # passes below budget shown
     assert "| ART APGD-CE + APGD-T | sign | n/a |  |  |" in text
-    assert "Test CPU 9000" in text and "abc1234" in text and "2026-01-02" in text
+    assert "Test CPU 9000 (2 cores" in text and "abc1234" in text and "2026-01-02" in text
+    results["machine"]["avx512_bf16"] = True
+    assert "Test CPU 9000 (avx512_bf16 yes, 2 cores" in render_table(results)
     assert "MNIST test images 1000-1003 (4, held out)" in text
     assert "- budget 10: apgd_ce_q10 10 steps 4/1" in text
 
