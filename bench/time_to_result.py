@@ -3,6 +3,7 @@ restarts that skip the examples already broken (and, with keep=best, compaction)
 
     python -m bench.time_to_result                       # 200 images x 20 steps x 4 restarts
     python -m bench.time_to_result --n 1000 --steps 200 --restarts 10   # the full protocol
+    python -m bench.time_to_result --compute_dtype auto   # in the dtype the calibration picks
 
 One attack is ``attacks.attack(model, x, y, config, restarts=R, seed=0)`` on the shipped MNIST
 model (PGD, eps 0.3, step 0.01, random start, batch 200), timed end to end (all restarts,
@@ -26,6 +27,7 @@ import time
 import numpy as np
 
 import attacks
+from attacks.calibration import resolve_compute_dtype
 from bench.throughput import machine
 from experiments.report import write_json
 from mnist_challenge_compat import load_dataset, load_model
@@ -43,6 +45,8 @@ def parse_args(argv=None):
     p.add_argument("--step_size", type=float, default=0.01)
     p.add_argument("--batch_size", type=int, default=200)
     p.add_argument("--keeps", default="final,best")
+    p.add_argument("--compute_dtype", default="float32", choices=("float32", "bfloat16", "auto"),
+                   help="the attacks' compute dtype (auto: what the calibration picks here)")
     p.add_argument("--out", default="bench/results_time_to_result.json")
     a = p.parse_args(argv)
     for name in ("n", "steps", "restarts", "repeats", "batch_size"):
@@ -58,12 +62,13 @@ def main(argv=None) -> dict:
     model = load_model(a.model_dir)
     x, y = load_dataset("mnist", "test", a.data_dir)
     x, y = x[:a.n], y[:a.n]
+    resolved = resolve_compute_dtype(model, a.compute_dtype, a.batch_size)
     settings = [(keep, skip) for keep in a.keeps.split(",") for skip in (False, True)]
 
     def config(keep, skip, steps=a.steps):
         return attacks.AttackConfig(method="pgd", epsilon=a.epsilon, steps=steps,
                                     step_size=a.step_size, batch_size=a.batch_size, keep=keep,
-                                    skip_broken=skip)
+                                    skip_broken=skip, compute_dtype=resolved)
 
     # Warm-up: one batch, one restart, enough steps to trace every chunk length the timed
     # runs use (full chunks and the remainder; a shrinking batch does not retrace).
@@ -114,7 +119,8 @@ def main(argv=None) -> dict:
               "setup": {"model_dir": a.model_dir, "n": a.n, "steps": a.steps,
                         "restarts": a.restarts, "repeats": a.repeats, "epsilon": a.epsilon,
                         "step_size": a.step_size, "batch_size": a.batch_size, "method": "pgd",
-                        "seed": 0},
+                        "seed": 0, "compute_dtype": a.compute_dtype,
+                        "compute_dtype_resolved": resolved},
               "rows": rows, "comparisons": comparisons}
     write_json(a.out, result)
     print(f"CPU: {result['machine']['cpu']}; wrote {a.out}")

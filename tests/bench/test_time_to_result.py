@@ -14,6 +14,8 @@ def test_a_small_run_records_the_cpu_and_identical_merged_results(tmp_path):
                    "--batch_size", "12", "--out", str(out)])
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
     assert result["machine"]["cpu"]
+    assert (result["setup"]["compute_dtype"], result["setup"]["compute_dtype_resolved"]) == (
+        "float32", "float32")
     assert [(r["keep"], r["skip_broken"]) for r in result["rows"]] == [
         ("final", False), ("final", True), ("best", False), ("best", True)]
     for row in result["rows"]:
