@@ -54,8 +54,8 @@ step. ODI (Tashiro et al. 2020): ``start="odi"``, ``odi_steps`` (default 2) sign
 size ``epsilon`` maximising ``w . logits``, ``w ~ U(-1, 1)^C`` per example, before any method;
 counted in ``gradient_passes``.
 
-``strongest(model, x, y, epsilon, budget=100)`` (``attacks.ensemble``): the members of
-``DEFAULT_MEMBERS`` in order, each on the examples no earlier one broke, under one budget of
+``strongest(model, x, y, epsilon, budget=100)`` (``attacks.ensemble``): the members
+``default_members(budget)`` (``DEFAULT_PLAN``, chosen per budget) in order, each on the examples no earlier one broke, under one budget of
 forward+backward passes per example; per member the examples it attacked and broke and the
 passes it spent.
 """
@@ -68,8 +68,8 @@ from attacks.distribute import (all_gather_bytes, check_groups, check_strategy, 
                                 is_multi_worker, pack_arrays, run_schedule, unpack_arrays,
                                 worker_count, worker_rank)
 from attacks.directions import DirectionFn, blob_direction, blob_direction_fn, gradient_direction
-from attacks.ensemble import (DEFAULT_BUDGET, DEFAULT_MEMBERS, EnsembleState, Member,
-                              MemberResult, member_steps, strongest)
+from attacks.ensemble import (DEFAULT_BUDGET, DEFAULT_PLAN, EnsembleState, Member,
+                              MemberResult, default_members, member_steps, strongest)
 from attacks.engine import BestIterate, Objective, StepRunner, resolve_xla
 from attacks.losses import LOSSES, Loss, make_loss, per_example_loss
 from attacks.precision import COMPUTE_DTYPES, model_in_dtype
@@ -77,8 +77,8 @@ from attacks.quantize import quantize
 from attacks.runs import RunsState, attack_runs
 from attacks.steps import L2Step, LinfStep, StepRule, UnitFn, quantized_unit, raw_unit, sign_unit
 
-__all__ = ["DEFAULT_BUDGET", "DEFAULT_MEMBERS", "EnsembleState", "Member",
-           "MemberResult", "member_steps", "strongest", "APGDStep", "APGD_METHODS", "AttackConfig", "COMPUTE_DTYPES", "BestIterate", "DirectionFn", "KEEP", "L2Step", "LOSSES", "LinfStep",
+__all__ = ["DEFAULT_BUDGET", "DEFAULT_PLAN", "EnsembleState", "Member",
+           "MemberResult", "default_members", "member_steps", "strongest", "APGDStep", "APGD_METHODS", "AttackConfig", "COMPUTE_DTYPES", "BestIterate", "DirectionFn", "KEEP", "L2Step", "LOSSES", "LinfStep",
            "Loss", "METHODS", "NORMS", "Objective", "RestartState", "Runners", "RunsState",
            "STARTS", "StepRule", "StepRunner",
            "UnitFn", "attack", "attack_model", "attack_runs", "blob_direction",

@@ -61,6 +61,9 @@ ATTACKS: dict[str, dict[str, Any]] = {
     "ART APGD-CE + APGD-T": {"family": "peer", "unit": "sign", "settings": None},
 }
 PEERS = ("ART APGD-CE", "ART APGD-DLR", "ART APGD-CE + APGD-T")
+# Rows of the paired test (strongest against the best peer): their cells must hold the
+# per-image outcomes, so a saved cell without them (from before they were kept) is rerun.
+PAIRED = ("strongest", *PEERS)
 PGD_STEP_FACTOR = 2.5
 AA_TARGETS = 9
 # Per dataset: the shipped model and its eps (daa_fashion's training eps, its config.json).
@@ -146,6 +149,7 @@ def run_peer(model, x, y, name: str, budget: int, epsilon: float, batch_size: in
     classifier = make_art_classifier(model)
 
     def apgd(x_in, labels, loss, steps, targeted):
+        np.random.seed(0)  # ART's random starts draw from numpy's global generator
         att = AutoProjectedGradientDescent(
             classifier, norm=np.inf, eps=epsilon, eps_step=2 * epsilon, max_iter=steps,
             targeted=targeted, nb_random_init=1, batch_size=batch_size, loss_type=loss,
@@ -181,9 +185,21 @@ def cell_key(name: str, budget: int) -> str:
     return f"{name}@{budget}"
 
 
-def members_record() -> list[dict]:
-    from attacks.ensemble import DEFAULT_MEMBERS
-    return [m.record() for m in DEFAULT_MEMBERS]
+def members_record(budget: int) -> list[dict]:
+    """The members ``strongest`` runs at ``budget`` (``attacks.ensemble.default_members``)."""
+    from attacks.ensemble import default_members
+    return [m.record() for m in default_members(budget)]
+
+
+def pack_outcomes(correct: np.ndarray) -> str:
+    """``(N,)`` bool "still classified correctly" -> hex of its bits (``np.packbits``), so a
+    cell keeps its per-image outcomes for the paired test."""
+    return np.packbits(np.asarray(correct, dtype=bool)).tobytes().hex()
+
+
+def unpack_outcomes(text: str, n: int) -> np.ndarray:
+    """Inverse of :func:`pack_outcomes`: ``(n,)`` bool."""
+    return np.unpackbits(np.frombuffer(bytes.fromhex(text), dtype=np.uint8))[:n].astype(bool)
 
 
 def load_results(path: Path, settings: dict) -> dict:
@@ -228,7 +244,9 @@ def main(argv=None):
         for name in args.attack_list:
             key = cell_key(name, budget)
             cell = results["cells"].get(key)
-            if cell is not None and (name != "strongest" or cell.get("ensemble") == members_record()):
+            if cell is not None and (name != "strongest"
+                                     or cell.get("ensemble") == members_record(budget)) \
+                    and (name not in PAIRED or "correct" in cell):
                 continue
             began = time.perf_counter()
             try:
@@ -250,16 +268,19 @@ def main(argv=None):
             dist = float(np.abs(x_adv - x).max())
             if dist > args.epsilon * (1 + 1e-5) + 1e-6 or x_adv.min() < 0 or x_adv.max() > 1:
                 raise SystemExit(f"{key}: images leave the eps-ball or [0, 1] (L-inf {dist:g})")
-            acc = float(np.mean(predict(model, x_adv) == y))
+            correct = predict(model, x_adv) == y
+            acc = float(np.mean(correct))
             cell = {"attack": name, "budget": budget, "accuracy": acc, "seconds": seconds,
                     "load_average": os.getloadavg()[0],
-                    "family": ATTACKS[name]["family"], "unit": ATTACKS[name]["unit"], **run}
+                    "family": ATTACKS[name]["family"], "unit": ATTACKS[name]["unit"],
+                    "correct": pack_outcomes(correct), **run}
             if name == "strongest":
-                cell["ensemble"] = members_record()
+                cell["ensemble"] = members_record(budget)
             results["cells"][key] = cell
             write_json(out, results)
             print(f"{key}: {100 * acc:.1f}% ({run['passes_per_example']:.1f} passes/example, "
                   f"{seconds:.0f} s)", flush=True)
+    results["paired"] = paired_tests(results)
     write_json(out, results)
     others = [json.loads(a.read_text()) for a in args.also_list]
     write_text(args.md, "\n".join(render_table(r, level=1 if i == 0 else 2)
@@ -293,6 +314,13 @@ def load_text(results: dict) -> str:
     return f", 1-min load average {min(loads):.1f}-{max(loads):.1f} while the cells ran"
 
 
+def bf16_text(machine: dict) -> str:
+    """``"avx512_bf16 yes, "`` / ``"avx512_bf16 no, "`` from the machine record, "" without it."""
+    if "avx512_bf16" not in machine:
+        return ""
+    return f"avx512_bf16 {'yes' if machine['avx512_bf16'] else 'no'}, "
+
+
 def header(results: dict) -> str:
     s, m = results["settings"], results["machine"]
     dtype = s.get("dtype", "float32")
@@ -300,7 +328,7 @@ def header(results: dict) -> str:
             f"({s['n']}, held out), model `{s['model_dir']}`, eps {s['epsilon']:g}, one run, "
             f"seed {s['seed']}; clean accuracy {100 * results['clean_accuracy']:.1f}%. Our "
             f"attacks compute in {dtype}, the peers (ART) in {s.get('peer_dtype', 'float32')}. "
-            f"{results['date']}, {m['cpu']} ({m['cores']} cores, shared with other work"
+            f"{results['date']}, {m['cpu']} ({bf16_text(m)}{m['cores']} cores, shared with other work"
             f"{load_text(results)}), TensorFlow "
             f"{m['tensorflow']}, commit {results['commit']}"
             + (f" (cells measured at {', '.join(results['commits'])})"
@@ -337,6 +365,52 @@ def strongest_vs_peers(results: dict) -> list[str]:
             lines.append(f"budget {budget}: strongest {100 * ours['accuracy']:.1f}% is not below "
                          f"{p['attack']} {100 * p['accuracy']:.1f}%")
     return lines
+
+
+def paired_tests(results: dict) -> list[dict]:
+    """Per budget with a ``strongest`` cell: the exact McNemar test (``experiments.stats.
+    paired_difference`` on one run each) of ``strongest`` against the best peer there (the
+    lowest accuracy among the measured peers), from the cells' per-image outcomes.
+
+    Each record: ``budget``, ``peer``, both accuracies, and either ``difference`` (strongest
+    minus peer, accuracy units), its exact conditional 95% interval ``low``/``high``, ``p``,
+    ``discordant``, ``resolved`` (p < 0.05), or ``missing`` (a cell without outcomes)."""
+    from experiments.stats import paired_difference
+    by = {(c["attack"], c["budget"]): c for c in _cells(results)}
+    n = results["settings"]["n"]
+    records = []
+    for budget in sorted({b for _, b in by}):
+        ours = by.get(("strongest", budget))
+        peers = [by[(p, budget)] for p in PEERS if (p, budget) in by]
+        if ours is None or not peers:
+            continue
+        best = min(peers, key=lambda c: c["accuracy"])
+        rec = {"budget": budget, "peer": best["attack"], "strongest": ours["accuracy"],
+               "peer_accuracy": best["accuracy"]}
+        missing = [c["attack"] for c in (ours, best) if "correct" not in c]
+        if missing:
+            rec["missing"] = f"no per-image outcomes for {', '.join(missing)}"
+        else:
+            d = paired_difference(unpack_outcomes(ours["correct"], n)[None],
+                                  unpack_outcomes(best["correct"], n)[None])
+            rec.update(difference=d.mean, low=d.low, high=d.high, p=d.p,
+                       discordant=d.discordant, resolved=d.resolved, test=d.test)
+        records.append(rec)
+    return records
+
+
+def paired_text(rec: dict) -> str:
+    """One line of :func:`paired_tests`' record."""
+    head = (f"budget {rec['budget']}: strongest {100 * rec['strongest']:.1f}% vs "
+            f"{rec['peer']} {100 * rec['peer_accuracy']:.1f}%")
+    if "missing" in rec:
+        return f"{head}: not tested ({rec['missing']})"
+    from experiments.stats import format_p
+    verdict = ("resolved" if rec["resolved"] else "not resolved") + " at the 5% level"
+    return (f"{head}: difference {100 * rec['difference']:+.1f} points, 95% interval "
+            f"[{100 * rec['low']:+.1f}, {100 * rec['high']:+.1f}] (exact conditional), "
+            f"{rec['test']} p = {format_p(rec['p'])}, {rec['discordant']} discordant images: "
+            f"{verdict}")
 
 
 def render_table(results: dict, level: int = 1) -> str:
@@ -389,6 +463,11 @@ def render_table(results: dict, level: int = 1) -> str:
         notbelow = strongest_vs_peers(results)
         lines.append("`strongest` below every peer at each budget: " +
                      ("yes." if not notbelow else "not everywhere: " + "; ".join(notbelow) + "."))
+    tests = paired_tests(results)
+    if tests:
+        lines += ["", "`strongest` against the best peer at each budget (paired, the same "
+                  "images, one run each):"]
+        lines += [f"- {paired_text(r)}" for r in tests]
     return "\n".join(lines) + "\n"
 
 

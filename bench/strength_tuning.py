@@ -1,21 +1,25 @@
-"""Chooses the members of ``strongest`` (``attacks.ensemble.DEFAULT_MEMBERS``) by measurement
+"""Chooses the members of ``strongest`` (``attacks.ensemble.DEFAULT_PLAN``) by measurement
 on the tuning split: MNIST test images ``start .. start + n - 1`` within 0-999 (the reported
 figures, ``bench.strength``, use images from 1000 on).
 
-    python -m bench.strength_tuning                   # images 0-499, budgets 10, 30, 100
+    python -m bench.strength_tuning                   # images 0-999, budgets 10, 30, 100
+    python -m bench.strength_tuning --budgets 100 --candidates "apgd_ce b=10,..."  # a subset
     python -m bench.strength_tuning --n 20 --budgets 10 --out /tmp/t.json   # smoke run
 
-Every candidate ensemble runs once (seed 0) at each budget (the budgets ``bench.strength``
-reports), float32. The chosen one has the lowest accuracy summed over the budgets (one
-``DEFAULT_MEMBERS`` serves every budget), ties going to fewer passes spent. Results are
-saved after each (candidate, budget) to ``--out``; a rerun skips the cells already measured
-with the same settings and members, so an interrupted run resumes.
+Every candidate ensemble runs once (seed 0) at each budget asked for (the budgets
+``bench.strength`` reports), float32. The choice is per budget (the ensemble picks its
+members by the budget it is given): at each budget the candidate with the lowest accuracy
+among those measured there, ties going to fewer passes spent, then to the earlier candidate
+in ``CANDIDATES``. Results are saved after each (candidate, budget) to ``--out``; a rerun
+skips the cells already measured with the same settings and members, so an interrupted run
+resumes, and a run with other ``--budgets`` or ``--candidates`` adds to the same file.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
 import json
+import os
 import time
 from pathlib import Path
 
@@ -53,6 +57,9 @@ CANDIDATES: dict[str, tuple[Member, ...]] = {
     "pqgd b=10 0.3 + apgd_ce b=10 0.7": (
         Member("pqgd_q10", 0.3, {"method": "pqgd", "b": 10.0}, step_factor=2.5),
         _share(CE_Q, 0.7)),
+    "apgd_ce b=10 0.8 + apgd_t(2 targets) b=10 0.2": (
+        _share(CE_Q, 0.8), Member("apgd_t2_q10", 0.2, {"method": "apgd_t", "loss": "dlr",
+                                                       "b": 10.0, "num_targets": 2})),
 }
 
 
@@ -60,7 +67,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model_dir", default="models/pretrained/madry_mnist")
     p.add_argument("--start", type=int, default=0, help="first tuning image")
-    p.add_argument("--n", type=int, default=500, help="tuning images: start .. start + n - 1")
+    p.add_argument("--n", type=int, default=1000, help="tuning images: start .. start + n - 1")
     p.add_argument("--epsilon", type=float, default=0.3)
     p.add_argument("--budgets", default="10,30,100", help="passes per example, comma-separated")
     p.add_argument("--candidates", default=",".join(CANDIDATES),
@@ -83,16 +90,17 @@ def parse_args(argv=None):
     return args
 
 
-def choose(candidates: dict, budgets: list[int]) -> str | None:
-    """The candidate with the lowest accuracy summed over ``budgets`` (ties: fewer passes),
-    among those measured at every budget; None when none is."""
-    complete = {name: c for name, c in candidates.items()
-                if all(str(b) in c["budgets"] for b in budgets)}
-    if not complete:
+def choose(candidates: dict, budget: int) -> str | None:
+    """The candidate with the lowest accuracy at ``budget`` among those measured there (ties:
+    fewer mean passes per example, then the earlier candidate); None when none is."""
+    order = {name: i for i, name in enumerate(CANDIDATES)}
+    measured = sorted((name for name, c in candidates.items() if str(budget) in c["budgets"]),
+                      key=lambda n: order.get(n, len(order)))
+    if not measured:
         return None
-    return min(complete, key=lambda n: (
-        round(sum(complete[n]["budgets"][str(b)]["accuracy"] for b in budgets), 9),
-        sum(complete[n]["budgets"][str(b)]["passes_per_example"] for b in budgets)))
+    return min(measured, key=lambda n: (
+        round(candidates[n]["budgets"][str(budget)]["accuracy"], 9),
+        round(candidates[n]["budgets"][str(budget)]["passes_per_example"], 9)))
 
 
 def main(argv=None):
@@ -115,8 +123,7 @@ def main(argv=None):
     if results.get("settings") != settings:
         results = {"settings": settings, "candidates": {}}
     results.update(clean_accuracy=float(np.mean(predict(model, x) == y)), machine=machine(),
-                   commit=_commit(), date=datetime.date.today().isoformat(),
-                   budgets=args.budget_list)
+                   commit=_commit(), date=datetime.date.today().isoformat())
     for budget in args.budget_list:
         for name in args.candidate_list:
             members = CANDIDATES[name]
@@ -130,14 +137,16 @@ def main(argv=None):
             state = strongest(model, x, y, args.epsilon, budget=budget, members=members,
                               seed=0, batch_size=args.batch_size)
             entry["budgets"][str(budget)] = {**state.summary(),
-                                             "seconds": time.perf_counter() - began}
+                                             "seconds": time.perf_counter() - began,
+                                             "load_average": os.getloadavg()[0]}
             write_json(out, results)
             print(f"{name} @ {budget}: {100 * state.accuracy:.1f}% "
                   f"({state.passes_per_example:.1f} passes/example, "
                   f"{time.perf_counter() - began:.0f} s)", flush=True)
-    results["chosen"] = choose(results["candidates"], args.budget_list)
+    budgets = sorted({int(b) for c in results["candidates"].values() for b in c["budgets"]})
+    results["chosen"] = {str(b): choose(results["candidates"], b) for b in budgets}
     write_json(out, results)
-    print(f"chosen: {results['chosen']}", flush=True)
+    print(f"chosen per budget: {results['chosen']}", flush=True)
 
 
 if __name__ == "__main__":

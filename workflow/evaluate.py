@@ -72,7 +72,8 @@ class EvalSettings:
     ``loss`` None is the method's default (logit_margin for multitargeted, else xent);
     ``start``/``odi_steps`` and the ``interval_*`` fields are AttackConfig's.
     ``attack="strongest"`` runs the ensemble of :mod:`attacks.ensemble` under ``budget``
-    forward+backward passes per example (default ``DEFAULT_BUDGET``); it takes none of the
+    forward+backward passes per example (default ``DEFAULT_BUDGET``), with the members its
+    ``default_members`` gives for that budget; it takes none of the
     single-attack settings (steps, step size, b, loss, targets, start, restarts, runs).
     ``target`` (none | next | random) makes the attack targeted; its run and restart
     accuracies then count the images that did not reach their target, while
@@ -842,8 +843,8 @@ def _check_strongest_settings(settings: EvalSettings) -> None:
 
 
 def _strongest_label(budget: int, epsilon: float, model_dir: Path, n: int, available: int) -> str:
-    from attacks import DEFAULT_MEMBERS
-    names = " + ".join(m.name for m in DEFAULT_MEMBERS)
+    from attacks import default_members
+    names = " + ".join(m.name for m in default_members(budget))
     return (f"strongest ({names}), budget {budget} passes, eps {epsilon:g}, {n:,} of "
             f"{available:,} test images, model {_model_label(model_dir)}")
 
@@ -851,15 +852,16 @@ def _strongest_label(budget: int, epsilon: float, model_dir: Path, n: int, avail
 def _run_strongest(settings: EvalSettings, sources: dict[str, str], model_dir: Path,
                    model_config: dict, log: Callable[[str], None], stage: _Stage) -> dict[str, Any]:
     """``attack=strongest``: the ensemble, saved and resumable after every member."""
-    from attacks import (DEFAULT_BUDGET, DEFAULT_MEMBERS, EnsembleState, MemberResult,
+    from attacks import (DEFAULT_BUDGET, EnsembleState, MemberResult, default_members,
                          member_steps, strongest)
     _check_strongest_settings(settings)
     budget = DEFAULT_BUDGET if settings.budget is None else settings.budget
     settings = dataclasses.replace(settings, budget=budget)
-    steps = member_steps(DEFAULT_MEMBERS, budget, settings.epsilon)  # refuses a small budget
+    members = default_members(budget)  # chosen per budget (attacks.ensemble.DEFAULT_PLAN)
+    steps = member_steps(members, budget, settings.epsilon)  # refuses a small budget
     configs = [dataclasses.asdict(m.config(settings.epsilon, s, batch_size=settings.batch_size,
                                            compute_dtype=settings.compute_dtype, xla=settings.xla))
-               for m, s in zip(DEFAULT_MEMBERS, steps)]
+               for m, s in zip(members, steps)]
     out, attack_file = Path(settings.output_dir), _attack_file(settings)
     with _job(settings, model_dir, model_config,
               _strongest_label(budget, settings.epsilon, model_dir, 1, 1)) as (model, x_all, x, y, _):
@@ -868,7 +870,7 @@ def _run_strongest(settings: EvalSettings, sources: dict[str, str], model_dir: P
         keep = {k: v for k, v in dataclasses.asdict(settings).items()
                 if k not in ("output_dir", "attack_path", "submitted_by", "model_dir", "data_dir",
                              "xla", "plots", "plot_examples")}
-        fingerprint = {"settings": keep, "members": [m.record() for m in DEFAULT_MEMBERS],
+        fingerprint = {"settings": keep, "members": [m.record() for m in members],
                        "member_configs": json.loads(json.dumps(configs, default=_json_default)),
                        "xla": resolve_xla(settings.xla),
                        "compute_dtype_resolved": compute_dtype_resolved(
@@ -897,11 +899,11 @@ def _run_strongest(settings: EvalSettings, sources: dict[str, str], model_dir: P
             elapsed_before = float(meta.get("elapsed_s", 0.0))
         stage.unit = "member"
         done = 0 if resume is None else resume.completed
-        stage.attacking(state_file, done, len(DEFAULT_MEMBERS))
+        stage.attacking(state_file, done, len(members))
         clean_accuracy = float(np.mean(predict(model, x, settings.batch_size) == y))
         log(f"model {model_dir} ({model.name}), {_scope_text(settings.epsilon, n, len(x_all), settings.dataset)}, "
             f"clean accuracy {100 * clean_accuracy:.2f}%; strongest, budget {budget} passes per "
-            f"example: " + ", ".join(f"{m.name} {s} steps" for m, s in zip(DEFAULT_MEMBERS, steps))
+            f"example: " + ", ".join(f"{m.name} {s} steps" for m, s in zip(members, steps))
             + f"; {_sources_text({'epsilon': sources['epsilon']})}"
             + (f"; resuming after {done} member(s)" if done else ""))
         started = time.perf_counter()
@@ -911,7 +913,7 @@ def _run_strongest(settings: EvalSettings, sources: dict[str, str], model_dir: P
             now = time.perf_counter()
             if now - last_line[0] >= 10.0:
                 last_line[0] = now
-                log(f"member {k + 1}/{len(DEFAULT_MEMBERS)} {DEFAULT_MEMBERS[k].name} in "
+                log(f"member {k + 1}/{len(members)} {members[k].name} in "
                     f"progress: {spent:,} passes")
 
         def save(current: EnsembleState) -> None:
@@ -922,11 +924,12 @@ def _run_strongest(settings: EvalSettings, sources: dict[str, str], model_dir: P
             stage.saved(current.completed)
             m = current.members[-1]
             last_line[0] = time.perf_counter()
-            log(f"member {current.completed}/{len(DEFAULT_MEMBERS)} {m.name} done: broke "
+            log(f"member {current.completed}/{len(members)} {m.name} done: broke "
                 f"{m.broke} of {m.attacked} attacked ({m.passes / max(1, m.attacked):.0f} passes "
                 f"each), accuracy {100 * current.accuracy:.2f}%")
 
-        state = strongest(model, x, y, settings.epsilon, budget=budget, seed=settings.seed,
+        state = strongest(model, x, y, settings.epsilon, budget=budget, members=members,
+                          seed=settings.seed,
                           batch_size=settings.batch_size, compute_dtype=settings.compute_dtype,
                           xla=settings.xla, resume=resume, on_member=save, on_progress=progress)
         stage.writing()
@@ -942,7 +945,7 @@ def _run_strongest(settings: EvalSettings, sources: dict[str, str], model_dir: P
             "attack_config": {"method": STRONGEST, "epsilon": settings.epsilon,
                               "bounds": (0.0, 1.0), "budget": budget},
             "ensemble": {**state.summary(), "member_configs": configs,
-                         "member_specs": [m.record() for m in DEFAULT_MEMBERS]},
+                         "member_specs": [m.record() for m in members]},
             "model": {"path": str(Path(model_dir).resolve()), "name": model.name,
                       "checkpoint_sha256": checkpoint_files},
             "data": {"dataset": settings.dataset, "split": "test", "num_examples": n,

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 from attacks import AttackConfig, attack, predict
-from attacks.ensemble import DEFAULT_MEMBERS, Member, member_steps, strongest
+from attacks import ensemble
+from attacks.ensemble import (DEFAULT_PLAN, Member, default_members, member_steps,
+                              strongest)
 
 EPS = 0.01
 PGD = Member("pgd", 1 / 3, {"method": "pgd"}, step_factor=2.5)
@@ -125,9 +127,36 @@ def test_a_run_resumed_after_a_finished_member_ends_as_an_uninterrupted_one(tiny
     assert resumed.summary() == full.summary()
 
 
-def test_the_default_ensemble_fits_its_default_budget():
-    from attacks.ensemble import DEFAULT_BUDGET
-    steps = member_steps(DEFAULT_MEMBERS, DEFAULT_BUDGET, 0.3)
-    assert all(s >= 1 for s in steps)
-    for m in DEFAULT_MEMBERS:
-        assert isinstance(m.config(0.3, 10), AttackConfig)
+def test_every_default_ensemble_fits_the_budget_it_was_tuned_at():
+    for tuned, members in DEFAULT_PLAN:
+        steps = member_steps(members, tuned, 0.3)
+        assert all(s >= 1 for s in steps), tuned
+        for m in members:
+            assert isinstance(m.config(0.3, 10), AttackConfig)
+
+
+def test_default_members_take_the_entry_of_the_largest_tuned_budget_at_or_below():
+    tuned = [b for b, _ in DEFAULT_PLAN]
+    assert tuned == sorted(set(tuned))
+    for i, (b, members) in enumerate(DEFAULT_PLAN):
+        assert default_members(b) == members
+        upper = DEFAULT_PLAN[i + 1][0] if i + 1 < len(DEFAULT_PLAN) else 10 * b
+        assert default_members(upper - 1) == members
+    assert default_members(1) == DEFAULT_PLAN[0][1]  # below the smallest: the first entry
+    for bad in (0, -3, 2.5, True, "10"):
+        with pytest.raises(ValueError, match=r"^budget must be an integer >= 1"):
+            default_members(bad)
+
+
+def test_strongest_without_members_runs_the_plan_entry_for_its_budget(tiny_model, data,
+                                                                     monkeypatch):
+    x, y = data
+    one = Member("pgd_all", 1.0, {"method": "pgd"}, step_factor=2.5)
+    monkeypatch.setattr(ensemble, "DEFAULT_PLAN", ((4, (one,)), (12, MEMBERS)))
+    small = strongest(tiny_model, x, y, EPS, budget=6, seed=3, batch_size=1)
+    assert [(m.name, m.steps) for m in small.members] == [("pgd_all", 6)]
+    large = strongest(tiny_model, x, y, EPS, budget=BUDGET, seed=3, batch_size=1)
+    explicit = run(tiny_model, x, y)  # the same members given explicitly
+    assert [m.name for m in large.members] == [m.name for m in MEMBERS]
+    np.testing.assert_array_equal(large.x_adv, explicit.x_adv)
+    assert large.summary() == explicit.summary()
