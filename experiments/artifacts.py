@@ -345,6 +345,7 @@ def _table_artifact(name: str, title: str) -> Artifact:
                             "diff_vs_sign_counterpart": None, "primary": False, "power": None})
         paper_only = [label for label in table.numbers if label not in labels
                       and label not in baselines]
+        read = [*specs, *baselines.values()]  # every cell the rows come from
         rows += [_paper_only_row(label, name, table, len(header)) for label in paper_only]
         restart_text = ("no restarts" if sizes.restarts == 1 else
                         f"{sizes.restarts} random restarts merged per example")
@@ -369,7 +370,7 @@ def _table_artifact(name: str, title: str) -> Artifact:
                 + text_power
                 + f"{_same_runs_note(name, sizes, within)}\n\n"
                 + f"{_noise_note(n, sizes.runs)}\n"
-                + _footer(_command(name, sizes), results, specs))
+                + _footer(_command(name, sizes), results, read))
         data = {"artifact": name, "title": title, "steps": steps, "runs": sizes.runs,
                 "restarts": sizes.restarts, "seed": sizes.seed, "preset": sizes.preset,
                 "epsilon": sizes.epsilon(dataset), "model": _model_json(target), "rows": records,
@@ -380,7 +381,7 @@ def _table_artifact(name: str, title: str) -> Artifact:
                 "protocol_differences": protocol,
                 "comparisons": {"total": comparisons, "primary": len(holm_p)},
                 "shared_cells_with": plan.shared_with(name, sizes)}
-        return _write_outputs(out, name, text, data, compute_provenance(results, specs))
+        return _write_outputs(out, name, text, data, compute_provenance(results, read))
 
     return Artifact(name, title, render)
 

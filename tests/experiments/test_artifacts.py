@@ -1,4 +1,5 @@
 """Rendering helpers of the artifacts, and where a report says its numbers were computed."""
+import dataclasses
 import json
 
 import numpy as np
@@ -261,6 +262,24 @@ def test_table3_shows_stored_baseline_cells_as_rows_and_marks_missing_ones_pendi
     assert diff["p"] == pytest.approx(2 / 2 ** 3)
     assert diff["low"] == pytest.approx(-3 / n)
     assert diff["high"] == pytest.approx(3 / n * (2 * (1 - 0.025 ** (1 / 3)) - 1), rel=1e-6)
+
+
+def test_table3_counts_the_compute_of_its_baseline_cells(tmp_path):
+    n = 10
+    sizes = plan.sizes_for("table3", num_examples=n, table3_baselines=True)
+    target = Target("mnist", None, "elsewhere", np.zeros(n), None, "m", {}, "d")
+    target.__dict__["clean_accuracy"] = 1.0
+    results = _synthetic_results("table3", sizes, lambda label: np.ones((5, n), bool))
+    where = {"machine": "Baseline CPU", "tensorflow": "9.9"}
+    surrogate = plan.table3_baseline_specs(sizes)["Surrogate"]
+    results[surrogate] = dataclasses.replace(results[surrogate], provenance=[
+        {**where, "first_date": "2026-12-04", "last_date": "2026-12-05", "seconds": 600.0}])
+    ARTIFACTS["table3"].render({"mnist": target}, results, sizes, tmp_path)
+    assert ("10.0 min on Baseline CPU, TensorFlow 9.9, 2026-12-04 to 2026-12-05"
+            in (tmp_path / "table3.md").read_text())
+    compute = json.loads((tmp_path / "table3.json").read_text())["compute"]
+    assert [{**where, "first_date": "2026-12-04", "last_date": "2026-12-05",
+             "seconds": 600.0}] == compute
 
 
 def test_table3_baselines_are_read_only_if_stored_unless_asked_for():
