@@ -6,7 +6,6 @@ resumes from, a lone worker must time out with its message, and workers with oth
 must be refused before anything is written.
 """
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -15,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.worker_processes import ENV, LIMIT_S, REPO, Workers, free_ports, run_workers, tf_config
+from tests.worker_processes import (ENV, LIMIT_S, REPO, free_ports, kill_second_worker_after,
+                                    run_workers, tf_config)
 
 # 12 images in groups of 4 over 2 workers: whole waves of 2 groups and a lone last group.
 TINY = ["--num_examples=12", "--batch_size=4", "--noplots"]
@@ -53,14 +53,8 @@ def test_two_workers_write_the_attack_of_one_process_and_only_the_chief_writes(t
 def test_a_worker_killed_mid_run_leaves_a_state_both_resume_from_to_the_same_images(tmp_path):
     args = [*TINY, "--attack=pgd", "--steps=20", "--restarts=3", "--join_timeout=20"]
     out = tmp_path / "multi"
-    workers = Workers(tmp_path / "logs", [[*args, f"--output_dir={out}"]] * 2)
-    try:
-        workers.wait_for(0, "restart 1/3 done")
-        workers.procs[1].send_signal(signal.SIGKILL)
-        chief = workers.procs[0].wait(timeout=LIMIT_S)
-    finally:
-        workers.stop()
-    [line] = workers.stderr_lines(0)
+    chief, line = kill_second_worker_after(tmp_path / "logs", [[*args, f"--output_dir={out}"]] * 2,
+                                           "restart 1/3 done")
     if chief == 0:  # the chief had finished its last exchange before the kill
         pytest.skip("the run ended before the worker was killed; nothing to resume")
     assert chief == 1 and "lost contact with another worker" in line, line

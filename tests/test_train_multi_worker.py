@@ -7,7 +7,6 @@ the shards' gradients are summed across the workers); a worker killed mid-run mu
 the chief's checkpoint, from which both resume; bad clusters and workers that differ are
 refused in one line before anything is written.
 """
-import signal
 import subprocess
 import sys
 import time
@@ -17,8 +16,8 @@ import pytest
 from mnist_challenge_compat import latest_checkpoint
 from mnist_challenge_compat.checkpoint import read_global_step
 from tests.test_train import assert_same_up_to_summation_order, run_train, train_args
-from tests.worker_processes import (ENV, LIMIT_S, REPO, Workers, free_ports, run_workers,
-                                    tf_config)
+from tests.worker_processes import (ENV, LIMIT_S, REPO, free_ports, kill_second_worker_after,
+                                    run_workers, tf_config)
 
 
 def _one_process(mnist_dir, model_dir, steps: int) -> str:
@@ -53,16 +52,10 @@ def test_a_worker_killed_mid_run_stops_the_chief_and_both_resume_from_its_checkp
     run = tmp_path / "run"
     args = train_args(mnist_dir, run, max_num_training_steps=8, num_checkpoint_steps=2,
                       num_output_steps=1) + ["--join_timeout=20"]
-    workers = Workers(tmp_path / "logs", [args, args], script="train.py")
-    try:
-        workers.wait_for(0, "step 3/8")
-        workers.procs[1].send_signal(signal.SIGKILL)
-        chief = workers.procs[0].wait(timeout=LIMIT_S)
-    finally:
-        workers.stop()
+    chief, line = kill_second_worker_after(tmp_path / "logs", [args, args], "step 3/8",
+                                           script="train.py")
     if chief == 0:  # the chief had finished its last exchange before the kill
         pytest.skip("the run ended before the worker was killed; nothing to resume")
-    [line] = workers.stderr_lines(0)
     assert chief == 1 and "lost contact with another worker" in line, line
     assert "rerun the same command on every worker to resume from the chief's" in line
     saved = read_global_step(latest_checkpoint(run))

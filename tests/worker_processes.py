@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -86,3 +87,19 @@ def run_workers(folder: Path, args: list[list[str]], script: str = "eval.py",
         return workers.wait(timeout), workers
     finally:
         workers.stop()
+
+
+def kill_second_worker_after(folder: Path, args: list[list[str]], marker: str,
+                             script: str = "eval.py") -> tuple[int, str | None]:
+    """Starts two workers, kills worker 1 once the chief's stdout holds ``marker``, and
+    returns the chief's exit code and its one error line (None when it had none)."""
+    workers = Workers(folder, args, script)
+    try:
+        workers.wait_for(0, marker)
+        workers.procs[1].send_signal(signal.SIGKILL)
+        chief = workers.procs[0].wait(timeout=LIMIT_S)
+    finally:
+        workers.stop()
+    lines = workers.stderr_lines(0)
+    assert len(lines) <= 1, lines
+    return chief, (lines[0] if lines else None)
