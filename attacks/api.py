@@ -516,23 +516,20 @@ def make_runners(model: keras.Model, config: AttackConfig, *, targeted: bool = F
     cfg = config.resolved()
     main = make_runner(model, cfg, targeted=targeted)
     interval = odi = None
-    loss, xla = cfg.make_loss(targeted), resolve_xla(cfg.xla)
+    loss = cfg.make_loss(targeted)
     if cfg.method == "interval":
         objective = interval_objective(model, cfg.interval_widths(), cfg.interval_loss,
                                        *cfg.bounds)
-        interval = StepRunner(attack_model(model, cfg.compute_dtype, cfg.batch_size), loss,
-                              cfg.interval_rule(),
-                              gradient_direction(), xla=xla, objective=objective)
+        interval = _step_runner(model, cfg, loss, cfg.interval_rule(), gradient_direction(),
+                                objective=objective)
     if cfg.start == "odi":
         classes = num_classes if num_classes is not None else _output_classes(model)
         if classes is None:
             raise ValueError("start='odi' needs the number of classes (the model's output "
                              "size is unknown): pass num_classes")
         # The untargeted form: ODI's steps track no success, so they take no targets.
-        runner = StepRunner(attack_model(model, cfg.compute_dtype, cfg.batch_size),
-                            cfg.make_loss(False),
-                            cfg.odi_rule(),
-                            gradient_direction(), xla=xla, objective=odi_objective)
+        runner = _step_runner(model, cfg, cfg.make_loss(False), cfg.odi_rule(),
+                              gradient_direction(), objective=odi_objective)
         odi = ODIStart(runner, int(classes), cfg.odi_steps, cfg.batch_size)
     return Runners(main, interval, odi)
 
@@ -545,10 +542,19 @@ def make_runner(model: keras.Model, config: AttackConfig, *, targeted: bool = Fa
     rule (e.g. one whose epsilon is a ``tf.Variable`` changed between calls).
     """
     cfg = config.resolved()
-    return StepRunner(attack_model(model, cfg.compute_dtype, cfg.batch_size),
-                      cfg.make_loss(targeted),
-                      cfg.step_rule() if rule is None else rule, cfg.direction(),
-                      xla=resolve_xla(cfg.xla))
+    return _step_runner(model, cfg, cfg.make_loss(targeted),
+                        cfg.step_rule() if rule is None else rule, cfg.direction())
+
+
+def _step_runner(model: keras.Model, cfg: AttackConfig, loss, rule: StepRule, direction,
+                 objective=None) -> StepRunner:
+    """A :class:`StepRunner` on :func:`attack_model`'s copy of ``model``; in bfloat16, the
+    success of ``keep="best"`` iterates is confirmed by ``model`` itself (float32), the model
+    the result is judged on."""
+    dtype = resolve_compute_dtype(model, cfg.compute_dtype, cfg.batch_size)
+    return StepRunner(model_for_dtype(model, dtype), loss, rule, direction,
+                      xla=resolve_xla(cfg.xla), objective=objective,
+                      success_model=None if dtype == "float32" else model)
 
 
 def _shape_matches(shape: tuple, expected: tuple) -> bool:

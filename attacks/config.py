@@ -85,7 +85,8 @@ class AttackConfig:
       keep: "final" (the last iterate: the paper's and the challenge scripts' protocol;
         APGD: its best-loss point) or "best" (per example, the first iterate at which the
         attack succeeds, when one does, else what "final" gives; the success is read from
-        the logits of the attacked model in ``compute_dtype``; for apgd_t success within a
+        the logits of the attacked model in ``compute_dtype``, and in bfloat16 confirmed
+        by the float32 model the result is judged on; for apgd_t success within a
         target's run means reaching that target, across targets being misclassified).
       start: "random" (a uniform point of the ball), "clean" (the clean images) or "odi"
         (``attacks.odi``: ``odi_steps`` sign steps of size ``epsilon`` maximising ``w .

@@ -127,12 +127,20 @@ class StepRunner:
       objective: what is differentiated instead of ``loss(model(x), y, t)`` (module
         docstring); ``loss`` then only says whether success means reaching ``t``
         (``keep="best"``). Not with a stateful rule.
+      success_model: the model whose prediction decides success for ``keep="best"``,
+        ``(M, *S)`` float32 -> ``(M, C)`` logits; None: ``model``'s own logits. Pass the
+        float32 model when ``model`` is its reduced-precision copy: an iterate that only the
+        bfloat16 logits call misclassified is then not kept (bfloat16 rounding flips the
+        prediction of iterates near the boundary, and the result is judged in float32).
+        Only the iterates that ``model`` calls a new success are re-checked, one extra
+        forward pass of those rows.
     """
 
     def __init__(self, model: keras.Model, loss: str | Callable | Loss, rule: StepRule,
                  direction: DirectionFn, xla: bool = False, chunk: int = DEFAULT_CHUNK,
-                 objective: Objective | None = None):
+                 objective: Objective | None = None, success_model: keras.Model | None = None):
         self._model = model
+        self._success_model = success_model
         self._loss = make_loss(loss)
         self._rule = rule
         self._direction = direction
@@ -159,7 +167,8 @@ class StepRunner:
         key = (type(self._rule), self._loss.targeted, _fn_key(self._loss.fn), self._rule.epsilon,
                self._rule.step_size, self._rule.bounds, _fn_key(self._rule.unit),
                _fn_key(self._direction), self._xla, self._chunk,
-               getattr(self._rule, "settings_key", ()), _fn_key(self._objective))
+               getattr(self._rule, "settings_key", ()), _fn_key(self._objective),
+               None if self._success_model is None else id(self._success_model))
         try:
             hash(key)
             per_model = _SHARED.setdefault(model, {})
@@ -184,6 +193,25 @@ class StepRunner:
             raise ValueError(f"aux must have shape ({m}, K), got {value.shape}")
         return (tf.convert_to_tensor(value),)
 
+    def _confirmer(self) -> Callable | None:
+        """``(x (M, *S), rows (M,) bool) -> float32 logits (M, C)`` of ``success_model``,
+        valid where ``rows`` (None without a success model). Without XLA only those rows go
+        through the model; XLA needs static shapes, so there the whole batch does."""
+        if self._success_model is None:
+            return None
+        success_ref = weakref.ref(self._success_model)
+        xla = self._xla
+
+        def confirm(x, rows):
+            model = success_ref()
+            if xla:
+                return tf.cast(model(x, training=False), tf.float32)
+            idx = tf.where(rows)
+            logits = tf.cast(model(tf.gather_nd(x, idx), training=False), tf.float32)
+            return tf.scatter_nd(idx, logits, tf.stack([tf.shape(x, tf.int64)[0],
+                                                        tf.shape(logits, tf.int64)[1]]))
+        return confirm
+
     def _compiled_steps(self, n: int, image_shape: tuple, track: bool):
         """``n`` steps unrolled; with ``track``, also the first successful iterate (the
         success of iterate ``k`` is read from the logits of step ``k``'s own forward pass;
@@ -195,6 +223,7 @@ class StepRunner:
             model_ref = weakref.ref(self._model)
             loss, rule, direction = self._loss, self._rule, self._direction
             objective = self._objective
+            confirm = self._confirmer()
 
             def steps(x, x_nat, y, t, *rest):
                 model = model_ref()
@@ -203,13 +232,14 @@ class StepRunner:
                     x_next, logits = _one_step(model, loss, rule, direction, x, x_nat, y, t,
                                                objective, aux)
                     if track:
-                        best = _keep_first_success(best, x, logits, y, t, loss.targeted)
+                        best = _keep_first_success(best, x, logits, y, t, loss.targeted,
+                                                   confirm)
                     x = x_next
                 if not track:
                     return x
                 if n == 0:
                     logits = tf.cast(model(x, training=False), tf.float32)
-                    best = _keep_first_success(best, x, logits, y, t, loss.targeted)
+                    best = _keep_first_success(best, x, logits, y, t, loss.targeted, confirm)
                 return (x, *best)
             images = tf.TensorSpec([None, *image_shape], tf.float32)
             labels = tf.TensorSpec([None], tf.int64)
@@ -230,6 +260,7 @@ class StepRunner:
             model_ref = weakref.ref(self._model)
             loss, rule, direction = self._loss, self._rule, self._direction
             n_state = len(rule.state_signature(image_shape))
+            confirm = self._confirmer()
 
             def steps(x, x_nat, y, t, *carried):
                 model = model_ref()
@@ -237,13 +268,15 @@ class StepRunner:
                 for _ in range(n):
                     g, logits = _gradient(model, loss, x, y, t)
                     if track:
-                        best = _keep_first_success(best, x, logits, y, t, loss.targeted)
+                        best = _keep_first_success(best, x, logits, y, t, loss.targeted,
+                                                   confirm)
                     x, g, state = rule.observe(x, g, loss(logits, y, t), state)
                     x, state = rule.advance(x, x_nat, direction(x, g), state)
                 if finish:
                     logits = tf.cast(model(x, training=False), tf.float32)
                     if track:
-                        best = _keep_first_success(best, x, logits, y, t, loss.targeted)
+                        best = _keep_first_success(best, x, logits, y, t, loss.targeted,
+                                                   confirm)
                     x, state = rule.finish(x, loss(logits, y, t), state)
                 return (x, *state, *best)
             images = tf.TensorSpec([None, *image_shape], tf.float32)
@@ -438,11 +471,19 @@ def _one_step(model, loss: Loss, rule: StepRule, direction: DirectionFn, x, x_na
     return rule.project(rule.step(x, d), x_nat), logits
 
 
-def _keep_first_success(best, x, logits, y, t, targeted: bool):
-    """Where the prediction on ``x`` is a success not seen before, keep ``x``."""
-    x_best, found = best
+def _success(logits, y, t, targeted: bool):
     pred = tf.argmax(logits, axis=1, output_type=tf.int64)
-    success = tf.equal(pred, t) if targeted else tf.not_equal(pred, y)
-    new = tf.logical_and(success, tf.logical_not(found))
+    return tf.equal(pred, t) if targeted else tf.not_equal(pred, y)
+
+
+def _keep_first_success(best, x, logits, y, t, targeted: bool, confirm: Callable | None = None):
+    """Where the prediction on ``x`` is a success not seen before, keep ``x``; with
+    ``confirm`` (:meth:`StepRunner._confirmer`), only where its logits agree."""
+    x_best, found = best
+    new = tf.logical_and(_success(logits, y, t, targeted), tf.logical_not(found))
+    if confirm is not None:
+        new = tf.cond(tf.reduce_any(new),
+                      lambda: tf.logical_and(new, _success(confirm(x, new), y, t, targeted)),
+                      lambda: new)
     new_b = tf.reshape(new, [-1] + [1] * (x.shape.rank - 1))
-    return tf.where(new_b, x, x_best), tf.logical_or(found, success)
+    return tf.where(new_b, x, x_best), tf.logical_or(found, new)
