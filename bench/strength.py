@@ -135,21 +135,22 @@ def run_ours(model, x, y, name: str, budget: int, epsilon: float, batch_size: in
 
 
 def run_strongest(model, x, y, budget: int, epsilon: float, batch_size: int,
-                  dtype: str = "float32") -> dict:
+                  dtype: str = "float32", seed: int = 0) -> dict:
     from attacks.ensemble import strongest
-    state = strongest(model, x, y, epsilon, budget=budget, seed=0, batch_size=batch_size,
+    state = strongest(model, x, y, epsilon, budget=budget, seed=seed, batch_size=batch_size,
                       compute_dtype=dtype)
     return {"x_adv": state.x_adv, "passes_per_example": state.passes_per_example,
             "members": state.summary()["members"]}
 
 
-def run_peer(model, x, y, name: str, budget: int, epsilon: float, batch_size: int) -> dict:
+def run_peer(model, x, y, name: str, budget: int, epsilon: float, batch_size: int,
+             seed: int = 0) -> dict:
     from art.attacks.evasion import AutoProjectedGradientDescent
     from bench.peers import make_art_classifier
     classifier = make_art_classifier(model)
 
     def apgd(x_in, labels, loss, steps, targeted):
-        np.random.seed(0)  # ART's random starts draw from numpy's global generator
+        np.random.seed(seed)  # ART's random starts draw from numpy's global generator
         att = AutoProjectedGradientDescent(
             classifier, norm=np.inf, eps=epsilon, eps_step=2 * epsilon, max_iter=steps,
             targeted=targeted, nb_random_init=1, batch_size=batch_size, loss_type=loss,

@@ -6,13 +6,17 @@ figures, ``bench.strength``, use images from 1000 on).
     python -m bench.strength_tuning --budgets 100 --candidates "apgd_ce b=10,..."  # a subset
     python -m bench.strength_tuning --n 20 --budgets 10 --out /tmp/t.json   # smoke run
 
-Every candidate ensemble runs once (seed 0) at each budget asked for (the budgets
-``bench.strength`` reports), float32. The choice is per budget (the ensemble picks its
-members by the budget it is given): at each budget the candidate with the lowest accuracy
-among those measured there, ties going to fewer passes spent, then to the earlier candidate
-in ``CANDIDATES``. Results are saved after each (candidate, budget) to ``--out``; a rerun
-skips the cells already measured with the same settings and members, so an interrupted run
-resumes, and a run with other ``--budgets`` or ``--candidates`` adds to the same file.
+    python -m bench.strength_tuning --budgets 30,100 --seeds 0,1,2,3,4 \
+        --candidates "apgd_ce b=10,apgd_ce b=10 x2"     # each candidate over 5 seeds
+
+Every candidate ensemble runs once per seed of ``--seeds`` (default 0) at each budget asked
+for (the budgets ``bench.strength`` reports), float32. The choice is per budget (the
+ensemble picks its members by the budget it is given): at each budget the candidate with the
+lowest accuracy, averaged over the seeds asked for, among those measured there at every one
+of them, ties going to fewer passes spent, then to the earlier candidate in ``CANDIDATES``.
+Results are saved after each (candidate, budget, seed) to ``--out``; a rerun skips the runs
+already measured with the same settings and members, so an interrupted run resumes, and a
+run with other ``--budgets``, ``--seeds`` or ``--candidates`` adds to the same file.
 """
 from __future__ import annotations
 
@@ -83,6 +87,7 @@ def parse_args(argv=None):
     p.add_argument("--budgets", default="10,30,100", help="passes per example, comma-separated")
     p.add_argument("--candidates", default=",".join(CANDIDATES),
                    help="subset of the candidates, comma-separated")
+    p.add_argument("--seeds", default="0", help="seeds of the ensemble, comma-separated")
     p.add_argument("--batch_size", type=int, default=250)
     p.add_argument("--out", default="bench/strength_tuning.json")
     args = p.parse_args(argv)
@@ -90,6 +95,12 @@ def parse_args(argv=None):
         args.budget_list = sorted({int(b) for b in args.budgets.split(",") if b.strip()})
     except ValueError:
         p.error(f"--budgets must be integers, got {args.budgets!r}")
+    try:
+        args.seed_list = sorted({int(v) for v in args.seeds.split(",") if v.strip()})
+    except ValueError:
+        p.error(f"--seeds must be integers, got {args.seeds!r}")
+    if not args.seed_list or min(args.seed_list) < 0:
+        p.error(f"--seeds must name seeds >= 0, got {args.seeds!r}")
     args.candidate_list = [c for c in args.candidates.split(",") if c.strip()]
     unknown = [c for c in args.candidate_list if c not in CANDIDATES]
     if unknown:
@@ -101,17 +112,44 @@ def parse_args(argv=None):
     return args
 
 
-def choose(candidates: dict, budget: int) -> str | None:
-    """The candidate with the lowest accuracy at ``budget`` among those measured there (ties:
-    fewer mean passes per example, then the earlier candidate); None when none is."""
+def seed_runs(cell: dict) -> dict[str, dict]:
+    """A budget cell's runs by seed (``{"0": summary, ...}``); a cell saved before seeds
+    were kept holds one run, seed 0's, at its top level."""
+    return cell["runs"] if "runs" in cell else {"0": cell}
+
+
+def with_means(runs: dict[str, dict]) -> dict:
+    """A budget cell from its runs: their mean accuracy and passes per example, and the runs."""
+    return {"accuracy": float(np.mean([r["accuracy"] for r in runs.values()])),
+            "passes_per_example": float(np.mean([r["passes_per_example"]
+                                                 for r in runs.values()])),
+            "runs": runs}
+
+
+def choose(candidates: dict, budget: int, seeds: list[int] | None = None) -> str | None:
+    """The candidate with the lowest accuracy at ``budget``, averaged over ``seeds`` (None:
+    over the seeds each was measured at), among those measured there at every one of
+    ``seeds`` (ties: fewer mean passes per example, then the earlier candidate); None when
+    none is."""
     order = {name: i for i, name in enumerate(CANDIDATES)}
-    measured = sorted((name for name, c in candidates.items() if str(budget) in c["budgets"]),
+
+    def runs(name):
+        cell = candidates[name]["budgets"].get(str(budget))
+        if cell is None:
+            return None
+        by_seed = seed_runs(cell)
+        if seeds is None:
+            return list(by_seed.values())
+        wanted = [by_seed.get(str(s)) for s in seeds]
+        return None if any(r is None for r in wanted) else wanted
+
+    measured = sorted((name for name in candidates if runs(name)),
                       key=lambda n: order.get(n, len(order)))
     if not measured:
         return None
     return min(measured, key=lambda n: (
-        round(candidates[n]["budgets"][str(budget)]["accuracy"], 9),
-        round(candidates[n]["budgets"][str(budget)]["passes_per_example"], 9)))
+        round(float(np.mean([r["accuracy"] for r in runs(n)])), 9),
+        round(float(np.mean([r["passes_per_example"] for r in runs(n)])), 9)))
 
 
 def main(argv=None):
@@ -142,20 +180,24 @@ def main(argv=None):
             entry = results["candidates"].get(name)
             if entry is None or entry["members"] != record:
                 entry = results["candidates"][name] = {"members": record, "budgets": {}}
-            if str(budget) in entry["budgets"]:
-                continue
-            began = time.perf_counter()
-            state = strongest(model, x, y, args.epsilon, budget=budget, members=members,
-                              seed=0, batch_size=args.batch_size)
-            entry["budgets"][str(budget)] = {**state.summary(),
-                                             "seconds": time.perf_counter() - began,
-                                             "load_average": os.getloadavg()[0]}
-            write_json(out, results)
-            print(f"{name} @ {budget}: {100 * state.accuracy:.1f}% "
-                  f"({state.passes_per_example:.1f} passes/example, "
-                  f"{time.perf_counter() - began:.0f} s)", flush=True)
+            for seed in args.seed_list:
+                runs = dict(seed_runs(entry["budgets"].get(str(budget), {"runs": {}})))
+                if str(seed) in runs:
+                    continue
+                began = time.perf_counter()
+                state = strongest(model, x, y, args.epsilon, budget=budget, members=members,
+                                  seed=seed, batch_size=args.batch_size)
+                runs[str(seed)] = {**state.summary(), "seconds": time.perf_counter() - began,
+                                   "load_average": os.getloadavg()[0]}
+                entry["budgets"][str(budget)] = with_means(runs)
+                write_json(out, results)
+                print(f"{name} @ {budget}, seed {seed}: {100 * state.accuracy:.1f}% "
+                      f"({state.passes_per_example:.1f} passes/example, "
+                      f"{time.perf_counter() - began:.0f} s)", flush=True)
     budgets = sorted({int(b) for c in results["candidates"].values() for b in c["budgets"]})
-    results["chosen"] = {str(b): choose(results["candidates"], b) for b in budgets}
+    results["chosen"] = {str(b): choose(results["candidates"], b, args.seed_list)
+                         for b in budgets}
+    results["chosen_over_seeds"] = args.seed_list
     write_json(out, results)
     print(f"chosen per budget: {results['chosen']}", flush=True)
 

@@ -26,3 +26,26 @@ def test_ties_go_to_fewer_passes_then_to_the_earlier_candidate():
     assert choose(cands, 10) == NAMES[2]
     cands[NAMES[2]]["budgets"]["10"]["passes_per_example"] = 9.5
     assert choose(cands, 10) == NAMES[3]
+
+
+def seeded(**budgets):
+    """Cells with runs per seed: ``b100={0: acc, 1: acc}`` (passes = the budget)."""
+    return {"members": [], "budgets": {
+        b[1:]: {"runs": {str(s): {"accuracy": acc, "passes_per_example": float(b[1:])}
+                         for s, acc in runs.items()}} for b, runs in budgets.items()}}
+
+
+def test_over_seeds_the_lowest_mean_wins_and_a_candidate_missing_a_seed_is_left_out():
+    cands = {NAMES[0]: seeded(b100={0: 0.70, 1: 0.74}),    # mean 0.72
+             NAMES[1]: seeded(b100={0: 0.72, 1: 0.71}),    # mean 0.715: lowest
+             NAMES[2]: seeded(b100={0: 0.60})}             # best at seed 0, not run at 1
+    assert choose(cands, 100, [0, 1]) == NAMES[1]
+    assert choose(cands, 100, [0]) == NAMES[2]
+    assert choose(cands, 100, [1]) == NAMES[1]
+    assert choose(cands, 100, [2]) is None
+
+
+def test_a_cell_saved_before_seeds_counts_as_seed_0():
+    cands = {NAMES[0]: entry(b100=(0.70, 100.0)), NAMES[1]: seeded(b100={0: 0.71, 1: 0.60})}
+    assert choose(cands, 100, [0]) == NAMES[0]
+    assert choose(cands, 100, [0, 1]) == NAMES[1]

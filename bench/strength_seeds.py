@@ -1,0 +1,196 @@
+"""``strongest`` against the peers over several seeds: is the gap more than one run's noise?
+
+    python -m bench.strength_seeds                    # MNIST test images 1000-1999, eps 0.3,
+                                                      # budgets 10, 30, 100, seeds 0-4
+    python -m bench.strength_seeds --n 20 --budgets 10 --seeds 0,1 --out /tmp/s.json \\
+        --md /tmp/s.md                                # smoke run
+
+``bench.strength`` runs every attack once (seed 0); two seeds of the same attack differ by
+several images of 1,000, as much as the gaps between ``strongest`` and the best peers. Here
+``strongest`` (its default members at each budget, float32) and the peers ART APGD-CE and
+ART APGD-DLR (``steps = budget``, one random start) run once per seed on the same held-out
+images, with ``bench.strength``'s runners. Per budget the table gives each attack's mean
+accuracy over the seeds with its range, and the paired comparison of ``strongest`` with each
+peer over all runs (``experiments.stats.paired_difference``: per image, the difference of
+the fractions of runs that left it correct; exact sign-flip test, normal interval). Results
+are saved after every (attack, budget, seed) run to ``--out``; a rerun with the same
+settings skips the runs already there (a ``strongest`` run only while its members are the
+same), so an interrupted run resumes.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.strength import (DATASETS, _commit, bf16_text, load_results, members_record,
+                            pack_outcomes, run_peer, run_strongest, unpack_outcomes)
+
+ROWS = ("strongest", "ART APGD-CE", "ART APGD-DLR")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--start", type=int, default=1000, help="first test image (held out)")
+    p.add_argument("--n", type=int, default=1000, help="MNIST test images attacked")
+    p.add_argument("--epsilon", type=float, default=0.3)
+    p.add_argument("--budgets", default="10,30,100", help="passes per example, comma-separated")
+    p.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated")
+    p.add_argument("--batch_size", type=int, default=200)
+    p.add_argument("--out", default="bench/strength_seeds.json")
+    p.add_argument("--md", default="bench/strength_seeds.md")
+    args = p.parse_args(argv)
+    try:
+        args.budget_list = sorted({int(b) for b in args.budgets.split(",") if b.strip()})
+        args.seed_list = sorted({int(s) for s in args.seeds.split(",") if s.strip()})
+    except ValueError:
+        p.error(f"--budgets and --seeds must be integers, got {args.budgets!r}, {args.seeds!r}")
+    if args.n < 1 or args.start < 0 or args.epsilon <= 0 or not args.budget_list \
+            or min(args.budget_list) < 1 or not args.seed_list or min(args.seed_list) < 0:
+        p.error("--n must be >= 1, --start >= 0, --epsilon > 0, --budgets >= 1, --seeds >= 0")
+    return args
+
+
+def run_key(name: str, budget: int, seed: int) -> str:
+    return f"{name}@{budget}#seed{seed}"
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    from attacks import predict
+    from bench.throughput import held_out_mnist, machine
+    from experiments.report import write_json, write_text
+
+    model_dir = DATASETS["mnist"][0]
+    model, x, y = held_out_mnist(model_dir, args.start, args.n)
+    settings = {"dataset": "mnist", "model_dir": model_dir, "start": args.start, "n": args.n,
+                "epsilon": args.epsilon, "batch_size": args.batch_size, "dtype": "float32",
+                "peer_dtype": "float32"}
+    out = Path(args.out)
+    results = load_results(out, settings)
+    results.update(clean_accuracy=float(np.mean(predict(model, x) == y)), machine=machine(),
+                   date=datetime.date.today().isoformat())
+    commits = set(results.get("commits", []))
+    commits.add(_commit())
+    results["commits"] = sorted(commits)
+    for budget in args.budget_list:
+        for seed in args.seed_list:  # every row at a seed before the next seed
+            for name in ROWS:
+                key = run_key(name, budget, seed)
+                saved = results["cells"].get(key)
+                if saved is not None and (name != "strongest"
+                                          or saved.get("ensemble") == members_record(budget)):
+                    continue
+                began = time.perf_counter()
+                if name == "strongest":
+                    run = run_strongest(model, x, y, budget, args.epsilon, args.batch_size,
+                                        seed=seed)
+                else:
+                    run = run_peer(model, x, y, name, budget, args.epsilon, args.batch_size,
+                                   seed=seed)
+                seconds = time.perf_counter() - began
+                x_adv = run.pop("x_adv")
+                dist = float(np.abs(x_adv - x).max())
+                if dist > args.epsilon * (1 + 1e-5) + 1e-6 or x_adv.min() < 0 or x_adv.max() > 1:
+                    raise SystemExit(f"{key}: images leave the eps-ball or [0, 1] (L-inf {dist:g})")
+                correct = predict(model, x_adv) == y
+                cell = {"attack": name, "budget": budget, "seed": seed,
+                        "accuracy": float(correct.mean()), "seconds": seconds,
+                        "load_average": os.getloadavg()[0], "correct": pack_outcomes(correct),
+                        **run}
+                if name == "strongest":
+                    cell["ensemble"] = members_record(budget)
+                results["cells"][key] = cell
+                write_json(out, results)
+                print(f"{key}: {100 * cell['accuracy']:.1f}% "
+                      f"({cell['passes_per_example']:.1f} passes/example, {seconds:.0f} s)",
+                      flush=True)
+    results["summary"] = summarize(results)
+    write_json(out, results)
+    write_text(args.md, render(results))
+    print(f"wrote {args.out}, {args.md}", flush=True)
+    return results
+
+
+def outcomes(results: dict, name: str, budget: int) -> tuple[list[int], np.ndarray]:
+    """The seeds ``name`` ran at ``budget`` and its ``(runs, N)`` "still correct" outcomes."""
+    n = results["settings"]["n"]
+    cells = sorted((c for c in results["cells"].values()
+                    if c["attack"] == name and c["budget"] == budget), key=lambda c: c["seed"])
+    if not cells:
+        return [], np.zeros((0, n), bool)
+    return [c["seed"] for c in cells], np.stack([unpack_outcomes(c["correct"], n) for c in cells])
+
+
+def summarize(results: dict) -> list[dict]:
+    """Per budget: each row's accuracies by seed, mean and range; ``strongest`` against each
+    peer over the runs (:func:`experiments.stats.paired_difference`)."""
+    from experiments.stats import paired_difference
+    budgets = sorted({c["budget"] for c in results["cells"].values()})
+    summary = []
+    for budget in budgets:
+        rows = {}
+        for name in ROWS:
+            seeds, runs = outcomes(results, name, budget)
+            if seeds:
+                acc = runs.mean(axis=1)
+                rows[name] = {"seeds": seeds, "accuracies": acc.tolist(),
+                              "mean": float(acc.mean()), "min": float(acc.min()),
+                              "max": float(acc.max())}
+        comparisons = []
+        if "strongest" in rows:
+            ours = outcomes(results, "strongest", budget)[1]
+            for peer in ROWS[1:]:
+                if peer in rows:
+                    diff = paired_difference(ours, outcomes(results, peer, budget)[1])
+                    comparisons.append({"peer": peer, "runs": [len(ours), len(rows[peer]["seeds"])],
+                                        "difference": diff.mean, "low": diff.low,
+                                        "high": diff.high, "p": diff.p, "test": diff.test,
+                                        "interval": diff.interval,
+                                        "discordant": diff.discordant,
+                                        "text": diff.describe()})
+        summary.append({"budget": budget, "rows": rows, "comparisons": comparisons})
+    return summary
+
+
+def render(results: dict) -> str:
+    s, m = results["settings"], results["machine"]
+    summary = results.get("summary") or summarize(results)
+    lines = [
+        "# `strongest` against the peers over several seeds (`python -m bench.strength_seeds`)",
+        "",
+        f"MNIST test images {s['start']}-{s['start'] + s['n'] - 1} ({s['n']}, held out), model "
+        f"`{s['model_dir']}`, eps {s['epsilon']:g}, float32; clean accuracy "
+        f"{100 * results['clean_accuracy']:.1f}%. {results['date']}, {m['cpu']} "
+        f"({bf16_text(m)}{m['cores']} cores), TensorFlow {m['tensorflow']}, commits "
+        f"{', '.join(results['commits'])}.",
+        "",
+        "Accuracy under attack (%, lower is stronger) at a budget of forward+backward passes "
+        "per example: mean over the seeds [lowest, highest run].",
+        "",
+        "| attack | " + " | ".join(f"budget {b['budget']}" for b in summary) + " |",
+        "| --- |" + " ---: |" * len(summary),
+    ]
+    for name in ROWS:
+        cells = []
+        for b in summary:
+            r = b["rows"].get(name)
+            cells.append("" if r is None else f"{100 * r['mean']:.2f} [{100 * r['min']:.1f}, "
+                                              f"{100 * r['max']:.1f}] ({len(r['seeds'])} seeds)")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "`strongest` minus each peer, paired over the same images and all runs "
+              "(negative: `strongest` is stronger; accuracy points, 95% interval; per image the "
+              "difference of the fractions of runs that left it correct):", ""]
+    for b in summary:
+        for c in b["comparisons"]:
+            lines.append(f"- budget {b['budget']}: strongest - {c['peer']}: {c['text']}")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

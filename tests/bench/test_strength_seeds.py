@@ -1,0 +1,42 @@
+"""bench.strength_seeds' summary and table, from a fake record of runs by seed."""
+import numpy as np
+
+from bench.strength import pack_outcomes
+from bench.strength_seeds import render, run_key, summarize
+from experiments.stats import sign_flip_p
+
+N = 6
+
+
+def record(correct_by_run: dict) -> dict:
+    cells = {}
+    for (name, budget, seed), correct in correct_by_run.items():
+        correct = np.asarray(correct, bool)
+        cells[run_key(name, budget, seed)] = {
+            "attack": name, "budget": budget, "seed": seed, "accuracy": float(correct.mean()),
+            "correct": pack_outcomes(correct), "passes_per_example": float(budget)}
+    return {"settings": {"start": 1000, "n": N, "epsilon": 0.3,
+                         "model_dir": "models/pretrained/madry_mnist"},
+            "machine": {"cpu": "Test CPU 9000", "cores": 2, "tensorflow": "2.x"},
+            "clean_accuracy": 1.0, "date": "2026-01-02", "commits": ["abc1234"], "cells": cells}
+
+
+def test_means_ranges_and_the_paired_comparison_over_all_runs():
+    runs = {("strongest", 10, 0): [1, 0, 0, 1, 1, 1], ("strongest", 10, 1): [1, 0, 1, 1, 0, 1],
+            ("ART APGD-CE", 10, 0): [1, 1, 0, 1, 1, 1], ("ART APGD-CE", 10, 1): [1, 1, 1, 1, 1, 1]}
+    summary = summarize(record(runs))
+    (budget,) = summary
+    ours, peer = budget["rows"]["strongest"], budget["rows"]["ART APGD-CE"]
+    assert ours["seeds"] == [0, 1] and np.allclose(ours["accuracies"], [4 / 6, 4 / 6])
+    assert np.isclose(peer["mean"], (5 / 6 + 1) / 2) and np.isclose(peer["min"], 5 / 6)
+    (comparison,) = budget["comparisons"]
+    # Per image, runs correct: strongest [2, 0, 1, 2, 1, 2], peer [2, 2, 1, 2, 2, 2].
+    assert np.isclose(comparison["difference"], np.mean([0, -1, 0, 0, -0.5, 0]))
+    assert comparison["discordant"] == 2
+    assert np.isclose(comparison["p"], sign_flip_p([0, -4, 0, 0, -2, 0])[0])
+    text = render(record(runs))
+    assert "| strongest | 66.67 [66.7, 66.7] (2 seeds) |" in text
+    assert "| ART APGD-CE | 91.67 [83.3, 100.0] (2 seeds) |" in text
+    assert "| ART APGD-DLR |  |" in text
+    assert "- budget 10: strongest - ART APGD-CE: -25.00" in text
+    assert "Test CPU 9000" in text and "abc1234" in text
