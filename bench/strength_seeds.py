@@ -159,6 +159,7 @@ def summarize(results: dict) -> list[dict]:
 
 
 def render(results: dict) -> str:
+    from bench.throughput import cpu_text
     s, m = results["settings"], results["machine"]
     summary = results.get("summary") or summarize(results)
     lines = [
@@ -166,7 +167,7 @@ def render(results: dict) -> str:
         "",
         f"MNIST test images {s['start']}-{s['start'] + s['n'] - 1} ({s['n']}, held out), model "
         f"`{s['model_dir']}`, eps {s['epsilon']:g}, float32; clean accuracy "
-        f"{100 * results['clean_accuracy']:.1f}%. {results['date']}, {m['cpu']} "
+        f"{100 * results['clean_accuracy']:.1f}%. {results['date']}, {cpu_text(m)} "
         f"({bf16_text(m)}{m['cores']} cores), TensorFlow {m['tensorflow']}, commits "
         f"{', '.join(results['commits'])}.",
         "",

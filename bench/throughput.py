@@ -149,15 +149,27 @@ def held_out_mnist(model_dir: str, start: int, n: int, dataset: str = "mnist"):
     return model, x_all[start:start + n], y_all[start:start + n]
 
 
+def cpu_text(machine: dict) -> str:
+    """``"AMD EPYC, family 26 model 2"``, or the model name alone for a record without them."""
+    if machine.get("cpu_family") is None:
+        return machine["cpu"]
+    return f"{machine['cpu']}, family {machine['cpu_family']} model {machine.get('cpu_model')}"
+
+
 def machine():
+    """The CPU as ``lscpu`` names it (a virtual machine's model name can be as generic as
+    "AMD EPYC": its family and model numbers tell the generations apart), cores, bfloat16
+    support, GPUs and versions."""
     try:
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        info = dict(l.split(":", 1) for l in lscpu.splitlines() if ":" in l)
-        cpu = info.get("Model name", "?").strip()
+        info = {k.strip(): v.strip() for k, v in (l.split(":", 1) for l in lscpu.splitlines()
+                                                  if ":" in l)}
+        cpu = info.get("Model name", "?")
         flags = info.get("Flags", "")
     except OSError:
-        cpu, flags = platform.processor(), ""
-    return {"cpu": cpu, "cores": os.cpu_count(), "avx512_bf16": "avx512_bf16" in flags,
+        cpu, flags, info = platform.processor(), "", {}
+    return {"cpu": cpu, "cpu_family": info.get("CPU family"), "cpu_model": info.get("Model"),
+            "cores": os.cpu_count(), "avx512_bf16": "avx512_bf16" in flags,
             "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
             "tensorflow": tf.__version__, "python": platform.python_version()}
 

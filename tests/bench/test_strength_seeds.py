@@ -40,3 +40,9 @@ def test_means_ranges_and_the_paired_comparison_over_all_runs():
     assert "| ART APGD-DLR |  |" in text
     assert "- budget 10: strongest - ART APGD-CE: -25.00" in text
     assert "Test CPU 9000" in text and "abc1234" in text
+
+
+def test_the_header_names_the_cpu_family_and_model_when_recorded():
+    rec = record({("strongest", 10, 0): [1, 0, 1, 1, 1, 1]})
+    rec["machine"].update(cpu_family="26", cpu_model="2")
+    assert "Test CPU 9000, family 26 model 2 (2 cores" in render(rec)
