@@ -65,17 +65,26 @@ def blob_direction(x: tf.Tensor, g: tf.Tensor, c: float | tf.Tensor) -> tf.Tenso
     return tf.where(defined, g + interaction, g)
 
 
+# Radix selection digits of a non-negative float32's bit pattern, most significant first:
+# (shift, bits); the sign bit is clear, so 31 bits. Measured on a 2-core AMD EPYC (200 x 200
+# distances, chained medians in one graph): three digits of 10-11 bits took 0.43x the time
+# of two of 15 and 16 bits (whose 2^15- and 2^16-bin histograms and cumulative sums made the
+# median the largest part of the BLOB direction), four of 7-8 bits 0.55x.
+_RADIX_DIGITS = ((21, 10), (10, 11), (0, 10))
+
+
 def median_by_selection(values: tf.Tensor) -> tf.Tensor:
     """Median of all entries of a non-negative float32 tensor, without sorting them.
 
     numpy's definition: the middle value of the sorted entries, the mean of the two middle
     ones for an even count. Non-negative float32 values order as their bit patterns read
     as integers, so the lower middle value (rank ``(n - 1) // 2``) is found by a radix
-    selection: a histogram of the top 16 bits picks the bin holding that rank, a second
-    histogram of the low 16 bits within the bin picks the value, exactly. The upper middle
-    value (rank ``n // 2``) is the same one when at least ``n // 2 + 1`` entries are at most
-    it, else the smallest entry above it. Linear in the count (the ``M * M`` distances of a
-    BLOB group), where a sort is ``n log n``.
+    selection: a histogram of the top digit of every entry picks the digit holding that
+    rank, then a histogram of the next digit among the entries that share the digits chosen
+    so far, and so on (``_RADIX_DIGITS``), exactly. The upper middle value (rank ``n // 2``)
+    is the same one when at least ``n // 2 + 1`` entries are at most it, else the smallest
+    entry above it. Linear in the count (the ``M * M`` distances of a BLOB group), where a
+    sort is ``n log n``; static shapes throughout (XLA compiles it).
 
     Args:
       values: float32 tensor of any shape with at least one entry, all finite and ``>= 0``
@@ -91,17 +100,24 @@ def median_by_selection(values: tf.Tensor) -> tf.Tensor:
         return 0.5 * (ordered[(n - 1) // 2] + ordered[n // 2])
     rank = (n - 1) // 2
     bits = tf.bitwise.bitwise_and(tf.bitcast(flat, tf.int32), 0x7FFFFFFF)  # -0.0 -> 0.0
-    high = tf.bitwise.right_shift(bits, 16)  # 15 bits: the sign bit is clear
-    high_counts = tf.math.bincount(high, minlength=1 << 15, maxlength=1 << 15)
-    high_cum = tf.cumsum(high_counts)
-    high_bin = tf.argmax(tf.cast(high_cum > rank, tf.int32), output_type=tf.int32)
-    below = high_cum[high_bin] - high_counts[high_bin]
-    # Entries outside the chosen bin go to an extra last bin that is never selected.
-    low = tf.where(tf.equal(high, high_bin), tf.bitwise.bitwise_and(bits, 0xFFFF), 1 << 16)
-    low_cum = tf.cumsum(tf.math.bincount(low, minlength=(1 << 16) + 1, maxlength=(1 << 16) + 1))
-    low_bin = tf.argmax(tf.cast(below + low_cum > rank, tf.int32), output_type=tf.int32)
-    lower = tf.bitcast(tf.bitwise.left_shift(high_bin, 16) + low_bin, tf.float32)
-    at_most_lower = below + low_cum[low_bin]
+    prefix = tf.constant(0, tf.int32)  # the digits chosen so far, in place
+    below = tf.constant(0, tf.int32)  # entries strictly below every value with that prefix
+    for shift, width in _RADIX_DIGITS:
+        high = shift + width
+        digit = tf.bitwise.bitwise_and(tf.bitwise.right_shift(bits, shift), (1 << width) - 1)
+        if high < 31:  # entries whose higher digits differ go to an extra, unselected bin
+            same = tf.equal(tf.bitwise.right_shift(bits, high),
+                            tf.bitwise.right_shift(prefix, high))
+            digit = tf.where(same, digit, 1 << width)
+        counts = tf.math.bincount(digit, minlength=(1 << width) + 1,
+                                  maxlength=(1 << width) + 1)
+        cum = below + tf.cumsum(counts)
+        chosen = tf.argmax(tf.cast(cum > rank, tf.int32), output_type=tf.int32)
+        at_most = cum[chosen]
+        below = at_most - counts[chosen]
+        prefix = tf.bitwise.bitwise_or(prefix, tf.bitwise.left_shift(chosen, shift))
+    lower = tf.bitcast(prefix, tf.float32)
+    # at_most: the entries <= lower (below it, and equal to it: the last digit's bin).
     above = tf.reduce_min(tf.where(flat > lower, flat, tf.constant(float("inf"), flat.dtype)))
-    upper = tf.where(at_most_lower > n // 2, lower, above)
+    upper = tf.where(at_most > n // 2, lower, above)
     return 0.5 * (lower + upper)

@@ -1,6 +1,8 @@
 """attacks.blob_direction against the DAA formula in float64 numpy."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from attacks import blob_direction
 from tests.attacks.conftest import numpy_blob
@@ -82,3 +84,14 @@ def test_median_by_selection_equals_numpy_median(name):
     got = float(median_by_selection(values).numpy())
     assert got == float(np.median(values.astype(np.float64)).astype(np.float32))
 
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.just(0.0), st.floats(min_value=2.0 ** -100, max_value=2.0 ** 100, width=32),
+                          st.sampled_from([0.25, 1.0, 3.0])),  # ties
+                min_size=1, max_size=300))
+def test_median_by_selection_equals_numpy_median_on_any_nonnegative_values(values):
+    from attacks.directions import median_by_selection
+    v = np.asarray(values, np.float32)
+    got = float(median_by_selection(v).numpy())
+    assert got == float(np.median(v.astype(np.float64)).astype(np.float32))
