@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from attacks.ensemble import Member
+from attacks.ensemble import Member, repeated
 
 CE = Member("apgd_ce", 1.0, {"method": "apgd", "loss": "xent"})
 CE_Q = Member("apgd_ce_q10", 1.0, {"method": "apgd", "loss": "xent", "b": 10.0})
@@ -40,13 +40,6 @@ CE_Q_ODI = Member("apgd_ce_q10_odi", 1.0, {"method": "apgd", "loss": "xent", "b"
 
 def _share(member: Member, share: float) -> Member:
     return Member(member.name, share, member.settings, member.step_factor)
-
-
-def _restarts(member: Member, count: int) -> tuple[Member, ...]:
-    """``count`` runs of ``member`` from their own random starts, an equal share each; each
-    run attacks only the examples the earlier ones left unbroken."""
-    return tuple(Member(f"{member.name}_r{i + 1}", 1.0 / count, member.settings,
-                        member.step_factor) for i in range(count))
 
 
 CANDIDATES: dict[str, tuple[Member, ...]] = {
@@ -68,10 +61,10 @@ CANDIDATES: dict[str, tuple[Member, ...]] = {
     "pqgd b=10 0.3 + apgd_ce b=10 0.7": (
         Member("pqgd_q10", 0.3, {"method": "pqgd", "b": 10.0}, step_factor=2.5),
         _share(CE_Q, 0.7)),
-    "apgd_ce b=10 odi start x2": _restarts(CE_Q_ODI, 2),
-    "apgd_ce b=10 odi start x4": _restarts(CE_Q_ODI, 4),
-    "apgd_ce b=10 x2": _restarts(CE_Q, 2),
-    "apgd_ce b=10 x4": _restarts(CE_Q, 4),
+    "apgd_ce b=10 odi start x2": repeated(CE_Q_ODI, 2),
+    "apgd_ce b=10 odi start x4": repeated(CE_Q_ODI, 4),
+    "apgd_ce b=10 x2": repeated(CE_Q, 2),
+    "apgd_ce b=10 x4": repeated(CE_Q, 4),
     "apgd_ce b=10 0.8 + apgd_t(2 targets) b=10 0.2": (
         _share(CE_Q, 0.8), Member("apgd_t2_q10", 0.2, {"method": "apgd_t", "loss": "dlr",
                                                        "b": 10.0, "num_targets": 2})),

@@ -49,3 +49,18 @@ def test_a_cell_saved_before_seeds_counts_as_seed_0():
     cands = {NAMES[0]: entry(b100=(0.70, 100.0)), NAMES[1]: seeded(b100={0: 0.71, 1: 0.60})}
     assert choose(cands, 100, [0]) == NAMES[0]
     assert choose(cands, 100, [0, 1]) == NAMES[1]
+
+
+def test_the_default_plan_is_what_the_shipped_tuning_chose_at_each_budget():
+    """attacks.ensemble.DEFAULT_PLAN states the members bench/strength_tuning.json chose."""
+    import json
+    from pathlib import Path
+    from attacks.ensemble import DEFAULT_PLAN
+    tuning = json.loads((Path(__file__).parents[2] / "bench" / "strength_tuning.json").read_text())
+    chosen = tuning["chosen"]
+    assert sorted(int(b) for b in chosen) == [b for b, _ in DEFAULT_PLAN]
+    for budget, members in DEFAULT_PLAN:
+        name = chosen[str(budget)]
+        assert choose(tuning["candidates"], budget, tuning["chosen_over_seeds"]) == name
+        assert [m.record() for m in members] == tuning["candidates"][name]["members"]
+        assert [m.record() for m in members] == [m.record() for m in CANDIDATES[name]]
