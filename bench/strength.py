@@ -182,6 +182,17 @@ def run_peer(model, x, y, name: str, budget: int, epsilon: float, batch_size: in
     return {"x_adv": x_adv, "passes_per_example": passes / len(x)}
 
 
+def still_correct(model, x: np.ndarray, y: np.ndarray, x_adv: np.ndarray, epsilon: float,
+                  key: str) -> np.ndarray:
+    """``(N,)`` bool: where ``model`` still classifies ``x_adv`` correctly; exits naming
+    ``key`` when an image leaves the eps-ball around ``x`` or [0, 1]."""
+    from attacks import predict
+    dist = float(np.abs(x_adv - x).max())
+    if dist > epsilon * (1 + 1e-5) + 1e-6 or x_adv.min() < 0 or x_adv.max() > 1:
+        raise SystemExit(f"{key}: images leave the eps-ball or [0, 1] (L-inf {dist:g})")
+    return predict(model, x_adv) == y
+
+
 def cell_key(name: str, budget: int) -> str:
     return f"{name}@{budget}"
 
@@ -265,11 +276,7 @@ def main(argv=None):
                 print(f"{key}: skipped ({err})", flush=True)
                 continue
             seconds = time.perf_counter() - began
-            x_adv = run.pop("x_adv")
-            dist = float(np.abs(x_adv - x).max())
-            if dist > args.epsilon * (1 + 1e-5) + 1e-6 or x_adv.min() < 0 or x_adv.max() > 1:
-                raise SystemExit(f"{key}: images leave the eps-ball or [0, 1] (L-inf {dist:g})")
-            correct = predict(model, x_adv) == y
+            correct = still_correct(model, x, y, run.pop("x_adv"), args.epsilon, key)
             acc = float(np.mean(correct))
             cell = {"attack": name, "budget": budget, "accuracy": acc, "seconds": seconds,
                     "load_average": os.getloadavg()[0],

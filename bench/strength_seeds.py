@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.strength import (DATASETS, _commit, bf16_text, load_results, members_record,
-                            pack_outcomes, run_peer, run_strongest, unpack_outcomes)
+                            pack_outcomes, run_peer, run_strongest, still_correct,
+                            unpack_outcomes)
 
 ROWS = ("strongest", "ART APGD-CE", "ART APGD-DLR")
 
@@ -94,11 +95,7 @@ def main(argv=None) -> dict:
                     run = run_peer(model, x, y, name, budget, args.epsilon, args.batch_size,
                                    seed=seed)
                 seconds = time.perf_counter() - began
-                x_adv = run.pop("x_adv")
-                dist = float(np.abs(x_adv - x).max())
-                if dist > args.epsilon * (1 + 1e-5) + 1e-6 or x_adv.min() < 0 or x_adv.max() > 1:
-                    raise SystemExit(f"{key}: images leave the eps-ball or [0, 1] (L-inf {dist:g})")
-                correct = predict(model, x_adv) == y
+                correct = still_correct(model, x, y, run.pop("x_adv"), args.epsilon, key)
                 cell = {"attack": name, "budget": budget, "seed": seed,
                         "accuracy": float(correct.mean()), "seconds": seconds,
                         "load_average": os.getloadavg()[0], "correct": pack_outcomes(correct),
