@@ -43,6 +43,8 @@ ATTACKS: dict[str, dict[str, Any]] = {
     "PQGD b=10": {"family": "PGD", "unit": "quantized", "settings": {"method": "pqgd", "b": 10.0}},
     "PQGD b=100": {"family": "PGD", "unit": "quantized", "settings": {"method": "pqgd", "b": 100.0}},
     "BLOB": {"family": "BLOB", "unit": "sign", "settings": {"method": "blob"}},
+    "BLOB_QG b=10": {"family": "BLOB", "unit": "quantized",
+                     "settings": {"method": "blob_qg", "b": 10.0}},
     "BLOB_QG b=100": {"family": "BLOB", "unit": "quantized",
                       "settings": {"method": "blob_qg", "b": 100.0}},
     "APGD-CE": {"family": "APGD-CE", "unit": "sign", "settings": {"method": "apgd", "loss": "xent"}},
