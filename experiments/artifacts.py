@@ -43,6 +43,9 @@ class Artifact:
     name: str
     title: str
     render: Callable[[dict[str, Target], Results, Sizes, Path], list[Path]]
+    # Whether ``render`` takes results that lack some of the artifact's cells (the tables:
+    # their rows without finished cells are marked pending); figures need every cell.
+    partial: bool = False
 
     @property
     def datasets(self) -> tuple[str, ...]:
@@ -67,12 +70,25 @@ def describe_plan(artifact: Artifact, sizes: Sizes) -> list[str]:
 
 
 def produce(artifact: Artifact, sizes: Sizes, output_dir: str | Path,
-            log: Callable[[str], None] = print) -> list[Path]:
-    """Loads the models, computes (or reads back) the cells, writes the artifact's files."""
+            log: Callable[[str], None] = print, stored_only: bool = False) -> list[Path]:
+    """Loads the models, computes (or reads back) the cells, writes the artifact's files.
+
+    ``stored_only``: compute nothing; render from the finished cells alone (a table marks
+    the rows whose cells are not finished as pending; a figure, or a table without its
+    first row's (PGD's) cell, is a ValueError)."""
     paper.check_shared()  # a disagreeing table of the paper's numbers stops before any work
     targets = {ds: load_target(ds, sizes.n(ds)) for ds in artifact.datasets}
     log(f"{artifact.name}: {artifact.title} [preset {sizes.preset}]")
-    results = compute(artifact.jobs(targets, sizes), log)
+    jobs = artifact.jobs(targets, sizes)
+    results = compute(jobs, log, stored_only=stored_only)
+    missing = [spec for _, spec, attacks in jobs if attacks and spec not in results]
+    if missing:
+        first = plan.table_specs(artifact.name, sizes)[0] if artifact.partial else None
+        if not artifact.partial or first in missing:
+            needed = "every cell" if not artifact.partial else f"its {first.label} cell"
+            raise ValueError(f"--stored_only: {artifact.name} needs {needed} finished; not "
+                             f"finished: {', '.join(f'{c.dataset} {c.label}' for c in missing)}"
+                             f" (run it without --stored_only to compute them)")
     paths = artifact.render(targets, results, sizes, Path(output_dir))
     for path in paths:
         log(f"wrote {path}")
@@ -266,6 +282,13 @@ def _table_artifact(name: str, title: str) -> Artifact:
         methods = plan.table_methods(name, sizes)
         specs = plan.table_specs(name, sizes)
         labels = _labels(methods)
+        # Rows whose cells are not finished (``--stored_only``): marked pending, with the
+        # example-steps they still need. The first row (PGD) is always there (:func:`produce`).
+        need = sizes.runs * sizes.restarts
+        pending = {label: c for label, c in zip(labels, specs)
+                   if c not in results or results[c].attacks < need}
+        labels = [label for label in labels if label not in pending]
+        specs = [c for c in specs if c not in pending.values()]
         outcomes = {c: results[c].outcomes(steps, sizes.runs, sizes.restarts) for c in specs}
         base = outcomes[specs[0]]  # PGD: the first method of every table
         sign_step = {c.method: c for c in specs if c.b is None}
@@ -324,7 +347,6 @@ def _table_artifact(name: str, title: str) -> Artifact:
                   "Avg - its sign-step attack: points [95% CI, method]; exact test"
                   + ("; Holm" if primary else "")]
         # Table 3's baselines: rows of our own where their cells hold enough attacks.
-        need = sizes.runs * sizes.restarts
         baselines = ({label: c for label, c in plan.table3_baseline_specs(sizes).items()
                       if c in results and results[c].attacks >= need}
                      if name == "table3" else {})
@@ -343,8 +365,14 @@ def _table_artifact(name: str, title: str) -> Artifact:
                             "avg": float(acc.mean()), "avg_wilson95": [w_low, w_high],
                             "run_sd": sd, "diff_vs_pgd": _diff_json(diff),
                             "diff_vs_sign_counterpart": None, "primary": False, "power": None})
+        for label, c in pending.items():
+            stored = results[c].attacks if c in results else 0
+            steps_left = (need - stored) * c.num_examples * c.steps
+            rows.append([label, _paper_cell(table.numbers.get(label)),
+                         f"pending: cell not finished ({stored} of {need} attacks; "
+                         f"{steps_left:,} example-steps to compute)"] + ["-"] * (len(header) - 3))
         paper_only = [label for label in table.numbers if label not in labels
-                      and label not in baselines]
+                      and label not in baselines and label not in pending]
         read = [*specs, *baselines.values()]  # every cell the rows come from
         rows += [_paper_only_row(label, name, table, len(header)) for label in paper_only]
         restart_text = ("no restarts" if sizes.restarts == 1 else
@@ -359,6 +387,10 @@ def _table_artifact(name: str, title: str) -> Artifact:
                   "per cell and run, scored at both); " if dataset == "fashion_mnist" else
                   "the 5 attacks per cell are Table 2's runs and Table 3's restarts; ")
         text_power = _power_note(power, labels, specs, n)
+        if pending:
+            text_power += (f"Pending: {', '.join(pending)}: their cells are not finished; this "
+                           f"table was rendered with `--stored_only`, and "
+                           f"`{_command(name, sizes)}` computes them (resumable).\n\n")
         text = (f"# {title}\n\n{_setting(dataset, sizes.epsilon(dataset))}, {steps} steps, "
                 f"{restart_text}; {sizes.runs} independent run(s) per attack (Worst = lowest "
                 f"run, Avg = mean). Paper column: the paper's Table {name[-1]} "
@@ -378,12 +410,13 @@ def _table_artifact(name: str, title: str) -> Artifact:
                           "epsilon": table.epsilon, "runs": table.runs,
                           "restarts": table.restarts, "model": table.model,
                           "not_run_here": paper_only},
+                "pending": list(pending),
                 "protocol_differences": protocol,
                 "comparisons": {"total": comparisons, "primary": len(holm_p)},
                 "shared_cells_with": plan.shared_with(name, sizes)}
         return _write_outputs(out, name, text, data, compute_provenance(results, read))
 
-    return Artifact(name, title, render)
+    return Artifact(name, title, render, partial=True)
 
 
 # Below this many discordant images the per-image spread is too coarse to size a study from.

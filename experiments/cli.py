@@ -33,7 +33,7 @@ def produce_or_plan(name: str) -> None:
     if FLAGS.dry_run:
         print("\n".join(describe_plan(ARTIFACTS[name], sizes)), flush=True)
     else:
-        produce(ARTIFACTS[name], sizes, FLAGS.output_dir)
+        produce(ARTIFACTS[name], sizes, FLAGS.output_dir, stored_only=FLAGS.stored_only)
 
 
 def main(name: str, argv: Sequence[str]) -> None:

@@ -68,6 +68,9 @@ def define_flags() -> None:
                       "cells: 200 steps x the table's restarts each, MultiTargeted up to 9 "
                       "targeted attacks per restart. Without it Table 3 shows them when their "
                       "cells are stored and marks them pending otherwise.")
+    flags.DEFINE_bool("stored_only", False, "Compute nothing: render from the finished "
+                      "cells alone (in --cache_dir or --shipped_cells). A table marks the rows "
+                      "whose cells are not finished as pending; a figure needs all its cells.")
     flags.DEFINE_integer("seed", 0, "Seed of all attacks' randomness.", lower_bound=0)
     flags.DEFINE_integer("batch_size", 200, "Images per compiled call; BLOB's group size M.",
                          lower_bound=1)
@@ -193,11 +196,13 @@ def remaining_seconds(todo: Counter, done: Counter, spent: Counter) -> float | N
 
 
 def compute(jobs: Sequence[tuple[Target, CellSpec, int]],
-            log: Callable[[str], None] = print) -> dict[CellSpec, CellResult]:
+            log: Callable[[str], None] = print,
+            stored_only: bool = False) -> dict[CellSpec, CellResult]:
     """Computes every ``(target, cell, attacks)`` job (resuming stored work), with progress.
 
     Prints one line per finished segment: the cell, attack k/K, example-steps/s and the ETA
-    of everything still to do in this command.
+    of everything still to do in this command. ``stored_only``: computes nothing; the result
+    holds only the cells already finished (``attacks`` of them stored).
     """
     store = cache_dir()
     todo: Counter = Counter()
@@ -206,9 +211,18 @@ def compute(jobs: Sequence[tuple[Target, CellSpec, int]],
                  for target, spec, _ in jobs) if shipped else 0
     if seeded:
         log(f"{seeded} finished cell(s) copied from {shipped}")
+    unfinished = []
     for target, spec, attacks in jobs:
         stored = stored_attacks(spec, store, target.digest, target.data_digest)
         todo[spec.dataset] += max(0, attacks - stored) * spec.num_examples * spec.steps
+        if stored < attacks:
+            unfinished.append(spec)
+    if stored_only:
+        if unfinished:
+            log(f"--stored_only: {len(unfinished)} cell(s) not finished, not computed: "
+                + ", ".join(f"{c.dataset} {c.label}" for c in unfinished))
+        jobs = [job for job in jobs if job[1] not in unfinished]
+        todo.clear()
     log(f"{len(jobs)} cell(s); {sum(todo.values()):,} example-steps to compute "
         f"(stored cells in {store})")
     done: Counter = Counter()

@@ -282,6 +282,47 @@ def test_table3_counts_the_compute_of_its_baseline_cells(tmp_path):
              "seconds": 600.0}] == compute
 
 
+def test_a_table_marks_the_rows_whose_cells_are_not_finished_as_pending(tmp_path):
+    n = 20
+    sizes = plan.sizes_for("table2", num_examples=n)
+    target = Target("mnist", None, "elsewhere", np.zeros(n), None, "m", {}, "d")
+    target.__dict__["clean_accuracy"] = 1.0
+
+    def correct_of(label):
+        out = np.ones((5, n), bool)
+        if label == "PQGD_200":
+            out[:, :4] = False  # 4 images broken in every run: p = 2 / 2^4
+        return out
+
+    results = _synthetic_results("table2", sizes, correct_of)
+    specs = {c.label: c for c in results}
+    del results[specs["BLOB_QG_100"]]  # never started
+    blob = specs["BLOB"]  # 3 of its 5 attacks finished
+    results[blob] = dataclasses.replace(results[blob], correct=results[blob].correct[:3])
+    ARTIFACTS["table2"].render({"mnist": target}, results, sizes, tmp_path)
+    text = (tmp_path / "table2.md").read_text()
+    steps = n * 200
+    paper_of = {label: " / ".join(f"{v:.2f}" for v in paper.TABLES["table2"].numbers[label])
+                for label in ("BLOB", "BLOB_QG_100")}
+    assert (f"| BLOB_QG_100 | {paper_of['BLOB_QG_100']} | pending: cell not finished (0 of 5 "
+            f"attacks; {5 * steps:,} example-steps to compute) | - | - | - | - | - |") in text
+    assert (f"| BLOB | {paper_of['BLOB']} | pending: cell not finished (3 of 5 attacks; "
+            f"{2 * steps:,} example-steps to compute) |") in text
+    data = json.loads((tmp_path / "table2.json").read_text())
+    assert data["pending"] == ["BLOB", "BLOB_QG_100"]
+    assert ("Pending: BLOB, BLOB_QG_100: their cells are not finished; this table was rendered "
+            "with `--stored_only`, and `python -m experiments.table2 --num_examples=20` computes "
+            "them (resumable).") in text
+    rows = {r["attack"]: r for r in data["rows"]}
+    assert list(rows) == ["PGD", "PQGD_100", "PQGD_200", "BLOB_QG_200"]
+    # BLOB_QG_200 has no sign-step row to compare with; Holm runs over the two PQGD rows.
+    assert rows["BLOB_QG_200"]["diff_vs_sign_counterpart"] is None
+    assert [r["attack"] for r in data["rows"] if r["primary"]] == ["PQGD_100", "PQGD_200"]
+    assert rows["PQGD_200"]["diff_vs_sign_counterpart"]["p_holm"] == pytest.approx(2 * 2 / 2 ** 4)
+    assert data["comparisons"] == {"total": 3, "primary": 2}
+    assert "BLOB" not in data["paper"]["not_run_here"]
+
+
 def test_table3_baselines_are_read_only_if_stored_unless_asked_for():
     quick = dict(plan.artifact_cells("table3", plan.sizes_for("table3")))
     asked = dict(plan.artifact_cells("table3", plan.sizes_for("table3", table3_baselines=True)))

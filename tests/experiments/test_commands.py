@@ -221,6 +221,29 @@ def test_other_images_in_another_data_dir_do_not_reuse_the_cells(table2_dir, mni
     assert line.startswith(f"6 cell(s); {6 * RUNS * N * 200:,} example-steps to compute"), line
 
 
+@pytest.mark.slow
+def test_stored_only_rerenders_finished_cells_to_the_same_rows(table2_dir, tmp_path):
+    proc = _run("table2", f"--num_examples={N}", f"--runs={RUNS}", "--stored_only",
+                f"--cache_dir={table2_dir / 'cells'}", f"--output_dir={tmp_path}")
+    assert proc.returncode == 0 and "0 example-steps to compute" in proc.stdout, proc.stderr[-1000:]
+    again = json.loads((tmp_path / "table2.json").read_text())
+    first = json.loads((table2_dir / "table2.json").read_text())
+    assert again["rows"] == first["rows"] and again["pending"] == []
+
+
+@pytest.mark.parametrize("command, needs", [("table2", "needs its PGD cell finished"),
+                                            ("figure4", "needs every cell finished")])
+def test_stored_only_without_the_cells_it_needs_fails_in_one_line_computing_nothing(
+        command, needs, tmp_path):
+    proc = _run(command, "--num_examples=2", "--runs=1", "--stored_only", "--shipped_cells=",
+                f"--output_dir={tmp_path}")
+    lines = _errors(command, proc.stderr)
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr[-1000:]
+    assert f"--stored_only: {command} {needs}; not finished: mnist PGD" in lines[0]
+    assert "0 example-steps to compute" in proc.stdout and "attack 1/" not in proc.stdout
+    assert not list((tmp_path / "cells").glob("*.npz"))  # nothing computed, nothing stored
+
+
 def test_an_unwritable_output_folder_fails_in_one_line_before_any_work(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
