@@ -64,7 +64,7 @@ def run_key(name: str, budget: int, seed: int) -> str:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     from attacks import predict
-    from bench.throughput import held_out_mnist, machine
+    from bench.throughput import cpu_text, held_out_mnist, machine
     from experiments.report import write_json, write_text
 
     model_dir = DATASETS["mnist"][0]
@@ -74,8 +74,10 @@ def main(argv=None) -> dict:
                 "peer_dtype": "float32"}
     out = Path(args.out)
     results = load_results(out, settings)
+    name_earlier_machine(results)
     results.update(clean_accuracy=float(np.mean(predict(model, x) == y)), machine=machine(),
                    date=datetime.date.today().isoformat())
+    here = cpu_text(results["machine"])
     commits = set(results.get("commits", []))
     commits.add(_commit())
     results["commits"] = sorted(commits)
@@ -98,8 +100,8 @@ def main(argv=None) -> dict:
                 correct = still_correct(model, x, y, run.pop("x_adv"), args.epsilon, key)
                 cell = {"attack": name, "budget": budget, "seed": seed,
                         "accuracy": float(correct.mean()), "seconds": seconds,
-                        "load_average": os.getloadavg()[0], "correct": pack_outcomes(correct),
-                        **run}
+                        "load_average": os.getloadavg()[0], "machine": here,
+                        "correct": pack_outcomes(correct), **run}
                 if name == "strongest":
                     cell["ensemble"] = members_record(budget)
                 results["cells"][key] = cell
@@ -155,6 +157,33 @@ def summarize(results: dict) -> list[dict]:
     return summary
 
 
+def name_earlier_machine(results: dict) -> None:
+    """Gives every run recorded without its CPU the machine of the record it was saved in
+    (the record's machine was the one of all its runs until runs named their own), so that
+    runs added on another machine can join the same file."""
+    from bench.throughput import cpu_text
+    earlier = results.get("machine")
+    for cell in results["cells"].values():
+        if "machine" not in cell and earlier is not None:
+            cell["machine"] = cpu_text(earlier)
+
+
+def machines_lines(results: dict) -> list[str]:
+    """A paragraph naming the CPU of each run where the runs come from several machines (the
+    header names the latest one); none otherwise."""
+    runs: dict[str, list[str]] = {}
+    for cell in results["cells"].values():
+        runs.setdefault(cell.get("machine", "?"), []).append(
+            f"{cell['attack']}@{cell['budget']}#seed{cell['seed']}")
+    if len(runs) < 2:
+        return []
+    parts = []
+    for cpu, keys in sorted(runs.items()):
+        seeds = sorted({int(k.rsplit("#seed", 1)[1]) for k in keys})
+        parts.append(f"{cpu}: {len(keys)} runs (seeds {', '.join(map(str, seeds))})")
+    return ["Runs per machine: " + "; ".join(parts) + ".", ""]
+
+
 def render(results: dict) -> str:
     from bench.throughput import cpu_text
     s, m = results["settings"], results["machine"]
@@ -168,6 +197,7 @@ def render(results: dict) -> str:
         f"({bf16_text(m)}{m['cores']} cores), TensorFlow {m['tensorflow']}, commits "
         f"{', '.join(results['commits'])}.",
         "",
+        *machines_lines(results),
         "Accuracy under attack (%, lower is stronger) at a budget of forward+backward passes "
         "per example: mean over the seeds [lowest, highest run].",
         "",

@@ -2,7 +2,7 @@
 import numpy as np
 
 from bench.strength import pack_outcomes
-from bench.strength_seeds import render, run_key, summarize
+from bench.strength_seeds import name_earlier_machine, render, run_key, summarize
 from experiments.stats import sign_flip_p
 
 N = 6
@@ -46,3 +46,23 @@ def test_the_header_names_the_cpu_family_and_model_when_recorded():
     rec = record({("strongest", 10, 0): [1, 0, 1, 1, 1, 1]})
     rec["machine"].update(cpu_family="26", cpu_model="2")
     assert "Test CPU 9000, family 26 model 2 (2 cores" in render(rec)
+
+
+def test_runs_from_several_machines_are_named_per_machine_and_one_machine_adds_no_line():
+    runs = {("strongest", 30, 0): [1] * N, ("strongest", 30, 5): [0] * N,
+            ("ART APGD-CE", 30, 0): [1] * N, ("ART APGD-CE", 30, 5): [1] * N}
+    results = record(runs)
+    assert "Runs per machine" not in render(results)
+    for key, cell in results["cells"].items():
+        cell["machine"] = "CPU B" if key.endswith("#seed5") else "CPU A"
+    assert ("Runs per machine: CPU A: 2 runs (seeds 0); CPU B: 2 runs (seeds 5)."
+            in render(results))
+
+
+def test_runs_saved_before_runs_named_their_machine_take_the_records_machine():
+    results = record({("strongest", 10, 0): [1] * N})
+    results["cells"]["strongest@10#seed1"] = {**results["cells"]["strongest@10#seed0"],
+                                              "seed": 1, "machine": "CPU B"}
+    name_earlier_machine(results)
+    assert results["cells"]["strongest@10#seed0"]["machine"] == "Test CPU 9000"
+    assert results["cells"]["strongest@10#seed1"]["machine"] == "CPU B"
