@@ -4,6 +4,8 @@
                                                       # budgets 10, 30, 100, seeds 0-4
     python -m bench.strength_seeds --n 20 --budgets 10 --seeds 0,1 --out /tmp/s.json \\
         --md /tmp/s.md                                # smoke run
+    python -m bench.strength_seeds --dataset fashion_mnist --n 500 --budgets 10,30
+                                                      # daa_fashion_eps02 at eps 0.2
 
 ``bench.strength`` runs every attack once (seed 0); two seeds of the same attack differ by
 several images of 1,000, as much as the gaps between ``strongest`` and the best peers. Here
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.strength import (DATASETS, _commit, bf16_text, load_results, members_record,
+from bench.strength import (DATASET_NAMES, DATASETS, _commit, bf16_text, load_results, members_record,
                             pack_outcomes, run_peer, run_strongest, still_correct,
                             unpack_outcomes)
 
@@ -37,15 +39,23 @@ ROWS = ("strongest", "ART APGD-CE", "ART APGD-DLR")
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", default="mnist", choices=sorted(DATASETS),
+                   help="the dataset and its shipped model (bench.strength's)")
     p.add_argument("--start", type=int, default=1000, help="first test image (held out)")
-    p.add_argument("--n", type=int, default=1000, help="MNIST test images attacked")
-    p.add_argument("--epsilon", type=float, default=0.3)
+    p.add_argument("--n", type=int, default=1000, help="test images attacked")
+    p.add_argument("--epsilon", type=float, default=None,
+                   help="default: the dataset's (0.3 MNIST, 0.2 Fashion-MNIST)")
     p.add_argument("--budgets", default="10,30,100", help="passes per example, comma-separated")
     p.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated")
     p.add_argument("--batch_size", type=int, default=200)
-    p.add_argument("--out", default="bench/strength_seeds.json")
-    p.add_argument("--md", default="bench/strength_seeds.md")
+    p.add_argument("--out", default=None, help="default: bench/strength_seeds.json "
+                   "(MNIST), bench/strength_seeds_fashion.json (Fashion-MNIST)")
+    p.add_argument("--md", default=None, help="default: --out's name with .md")
     args = p.parse_args(argv)
+    args.epsilon = DATASETS[args.dataset][1] if args.epsilon is None else args.epsilon
+    suffix = "" if args.dataset == "mnist" else "_fashion"
+    args.out = args.out or f"bench/strength_seeds{suffix}.json"
+    args.md = args.md or str(Path(args.out).with_suffix(".md"))
     try:
         args.budget_list = sorted({int(b) for b in args.budgets.split(",") if b.strip()})
         args.seed_list = sorted({int(s) for s in args.seeds.split(",") if s.strip()})
@@ -67,9 +77,9 @@ def main(argv=None) -> dict:
     from bench.throughput import cpu_text, held_out_mnist, machine
     from experiments.report import write_json, write_text
 
-    model_dir = DATASETS["mnist"][0]
-    model, x, y = held_out_mnist(model_dir, args.start, args.n)
-    settings = {"dataset": "mnist", "model_dir": model_dir, "start": args.start, "n": args.n,
+    model_dir = DATASETS[args.dataset][0]
+    model, x, y = held_out_mnist(model_dir, args.start, args.n, args.dataset)
+    settings = {"dataset": args.dataset, "model_dir": model_dir, "start": args.start, "n": args.n,
                 "epsilon": args.epsilon, "batch_size": args.batch_size, "dtype": "float32",
                 "peer_dtype": "float32"}
     out = Path(args.out)
@@ -191,7 +201,7 @@ def render(results: dict) -> str:
     lines = [
         "# `strongest` against the peers over several seeds (`python -m bench.strength_seeds`)",
         "",
-        f"MNIST test images {s['start']}-{s['start'] + s['n'] - 1} ({s['n']}, held out), model "
+        f"{DATASET_NAMES[s.get('dataset', 'mnist')]} test images {s['start']}-{s['start'] + s['n'] - 1} ({s['n']}, held out), model "
         f"`{s['model_dir']}`, eps {s['epsilon']:g}, float32; clean accuracy "
         f"{100 * results['clean_accuracy']:.1f}%. {results['date']}, {cpu_text(m)} "
         f"({bf16_text(m)}{m['cores']} cores), TensorFlow {m['tensorflow']}, commits "

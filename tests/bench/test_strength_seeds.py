@@ -66,3 +66,13 @@ def test_runs_saved_before_runs_named_their_machine_take_the_records_machine():
     name_earlier_machine(results)
     assert results["cells"]["strongest@10#seed0"]["machine"] == "Test CPU 9000"
     assert results["cells"]["strongest@10#seed1"]["machine"] == "CPU B"
+
+
+def test_fashion_mnist_takes_its_own_eps_and_record_and_mnist_keeps_its_defaults():
+    from bench.strength_seeds import parse_args
+    fashion = parse_args(["--dataset", "fashion_mnist"])
+    assert (fashion.epsilon, fashion.out, fashion.md) == (
+        0.2, "bench/strength_seeds_fashion.json", "bench/strength_seeds_fashion.md")
+    mnist = parse_args([])
+    assert (mnist.epsilon, mnist.out, mnist.md) == (
+        0.3, "bench/strength_seeds.json", "bench/strength_seeds.md")
