@@ -117,3 +117,20 @@ def test_a_gap_of_one_discordant_image_is_not_resolved():
     peer[0] = False
     [rec, _] = paired_tests(_paired_results(ours, peer, other_peer_acc=1.0))
     assert rec["p"] == 1.0 and not rec["resolved"] and rec["discordant"] == 1
+
+
+def test_a_rerender_keeps_the_machine_and_date_the_cells_were_measured_on(results, tmp_path):
+    import json
+    from bench.strength import PGD_STEP_FACTOR, AA_TARGETS, main
+    results["settings"] = {"dataset": "mnist", "model_dir": "models/pretrained/madry_mnist",
+                           "start": 1000, "n": 4, "epsilon": 0.3, "batch_size": 200, "seed": 0,
+                           "pgd_step_factor": PGD_STEP_FACTOR, "aa_targets": AA_TARGETS,
+                           "dtype": "float32", "peer_dtype": "float32"}
+    results["machine"]["cpu_family"], results["machine"]["cpu_model"] = "7", "9"
+    out = tmp_path / "s.json"
+    out.write_text(json.dumps(results))
+    main(["--no_run", "--n", "4", "--out", str(out), "--md", str(tmp_path / "s.md"),
+          "--png", str(tmp_path / "s.png")])
+    saved = json.loads(out.read_text())
+    assert saved["machine"] == results["machine"] and saved["date"] == "2026-01-02"
+    assert "2026-01-02, Test CPU 9000, family 7 model 9 (" in (tmp_path / "s.md").read_text()
