@@ -102,15 +102,30 @@ def test_apgd_compaction_keeps_the_same_results_and_the_others_whole_schedule(ti
     np.testing.assert_array_equal(compact.found, found)
     np.testing.assert_array_equal(compact.x[found], plain.x[found])
     # Never broken: stayed to the end, the same best-loss point and the same whole record.
-    np.testing.assert_array_equal(x_compact[~found], x_plain[~found])
+    # Floats to within a few ulps: a smaller batch moves a row against the CPU's vector
+    # width, and on CPUs without AVX-512 the elementwise kernels round the packet tail
+    # differently (measured: 8 of 54,096 pixels one ulp apart); a misplaced row would be off
+    # by a step (>= 1e-3). Counters, flags and step sizes must match exactly.
+    np.testing.assert_allclose(x_compact[~found], x_plain[~found], rtol=0, atol=1e-6)
     from attacks.apgd import APGDStep
     for name, axis in zip(APGDStep.state_names, APGDStep.state_example_axes):
         want, got = rec_plain[name], rec_compact[name]
-        if axis is None:  # the step counter and the windows
-            np.testing.assert_array_equal(got, want)
-        else:
-            np.testing.assert_array_equal(np.compress(~found, got, axis=axis),
-                                          np.compress(~found, want, axis=axis))
+        if axis is not None:
+            want, got = np.compress(~found, want, axis=axis), np.compress(~found, got, axis=axis)
+        if np.asarray(want).dtype.kind == "f" and name != "eta":
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=name)
+        elif name == "best_step":
+            # Two iterates whose losses tie to within those ulps may swap as the best; the
+            # best loss itself must be the same.
+            rows = np.arange(want.shape[1])
+            loss_plain = np.compress(~found, rec_plain["loss"], axis=1)
+            loss_compact = np.compress(~found, rec_compact["loss"], axis=1)
+            for k in range(len(want)):
+                np.testing.assert_allclose(loss_compact[got[k], rows],
+                                           loss_plain[want[k], rows], rtol=1e-5, atol=1e-6)
+            assert np.mean(got == want) > 0.98  # swaps are rare ties, not a shifted record
+        else:  # the step counter, windows, step sizes, counts and flags
+            np.testing.assert_array_equal(got, want, err_msg=name)
     # Broken in the first chunk (scored at x_0 .. x_9): left after step 10, so its record
     # stops there while the uncompacted run's goes on.
     first = BestIterate.empty(x)
