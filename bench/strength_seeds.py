@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.strength import (DATASET_NAMES, DATASETS, _commit, bf16_text, load_results, members_record,
-                            pack_outcomes, run_peer, run_strongest, still_correct,
+from bench.strength import (DATASETS, _commit, bf16_text, dataset_name, load_results,
+                            members_record, pack_outcomes, run_peer, run_strongest, still_correct,
                             unpack_outcomes)
 
 ROWS = ("strongest", "ART APGD-CE", "ART APGD-DLR")
@@ -85,9 +85,13 @@ def main(argv=None) -> dict:
     out = Path(args.out)
     results = load_results(out, settings)
     name_earlier_machine(results)
-    results.update(clean_accuracy=float(np.mean(predict(model, x) == y)), machine=machine(),
-                   date=datetime.date.today().isoformat())
-    here = cpu_text(results["machine"])
+    # The header's machine and date are those of the latest run: a rerun that runs nothing
+    # keeps them (each run also names its own CPU).
+    this_machine, today = machine(), datetime.date.today().isoformat()
+    results.setdefault("machine", this_machine)
+    results.setdefault("date", today)
+    results["clean_accuracy"] = float(np.mean(predict(model, x) == y))
+    here = cpu_text(this_machine)
     commits = set(results.get("commits", []))
     commits.add(_commit())
     results["commits"] = sorted(commits)
@@ -115,6 +119,7 @@ def main(argv=None) -> dict:
                 if name == "strongest":
                     cell["ensemble"] = members_record(budget)
                 results["cells"][key] = cell
+                results["machine"], results["date"] = this_machine, today
                 write_json(out, results)
                 print(f"{key}: {100 * cell['accuracy']:.1f}% "
                       f"({cell['passes_per_example']:.1f} passes/example, {seconds:.0f} s)",
@@ -181,16 +186,13 @@ def name_earlier_machine(results: dict) -> None:
 def machines_lines(results: dict) -> list[str]:
     """A paragraph naming the CPU of each run where the runs come from several machines (the
     header names the latest one); none otherwise."""
-    runs: dict[str, list[str]] = {}
+    seeds: dict[str, list[int]] = {}  # CPU -> the seed of each of its runs
     for cell in results["cells"].values():
-        runs.setdefault(cell.get("machine", "?"), []).append(
-            f"{cell['attack']}@{cell['budget']}#seed{cell['seed']}")
-    if len(runs) < 2:
+        seeds.setdefault(cell.get("machine", "?"), []).append(cell["seed"])
+    if len(seeds) < 2:
         return []
-    parts = []
-    for cpu, keys in sorted(runs.items()):
-        seeds = sorted({int(k.rsplit("#seed", 1)[1]) for k in keys})
-        parts.append(f"{cpu}: {len(keys)} runs (seeds {', '.join(map(str, seeds))})")
+    parts = [f"{cpu}: {len(runs)} runs (seeds {', '.join(map(str, sorted(set(runs))))})"
+             for cpu, runs in sorted(seeds.items())]
     return ["Runs per machine: " + "; ".join(parts) + ".", ""]
 
 
@@ -201,7 +203,8 @@ def render(results: dict) -> str:
     lines = [
         "# `strongest` against the peers over several seeds (`python -m bench.strength_seeds`)",
         "",
-        f"{DATASET_NAMES[s.get('dataset', 'mnist')]} test images {s['start']}-{s['start'] + s['n'] - 1} ({s['n']}, held out), model "
+        f"{dataset_name(results)} test images {s['start']}-{s['start'] + s['n'] - 1} "
+        f"({s['n']}, held out), model "
         f"`{s['model_dir']}`, eps {s['epsilon']:g}, float32; clean accuracy "
         f"{100 * results['clean_accuracy']:.1f}%. {results['date']}, {cpu_text(m)} "
         f"({bf16_text(m)}{m['cores']} cores), TensorFlow {m['tensorflow']}, commits "

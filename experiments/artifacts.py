@@ -44,7 +44,8 @@ class Artifact:
     title: str
     render: Callable[[dict[str, Target], Results, Sizes, Path], list[Path]]
     # Whether ``render`` takes results that lack some of the artifact's cells (the tables:
-    # their rows without finished cells are marked pending); figures need every cell.
+    # their rows without finished cells are marked pending, and they refuse to go without
+    # their first row's); figures need every cell.
     partial: bool = False
 
     @property
@@ -74,25 +75,28 @@ def produce(artifact: Artifact, sizes: Sizes, output_dir: str | Path,
     """Loads the models, computes (or reads back) the cells, writes the artifact's files.
 
     ``stored_only``: compute nothing; render from the finished cells alone (a table marks
-    the rows whose cells are not finished as pending; a figure, or a table without its
-    first row's (PGD's) cell, is a ValueError)."""
+    the rows whose cells are not finished as pending, and refuses without its first row's
+    (PGD's) cell; a figure needs every cell: ValueError otherwise)."""
     paper.check_shared()  # a disagreeing table of the paper's numbers stops before any work
     targets = {ds: load_target(ds, sizes.n(ds)) for ds in artifact.datasets}
     log(f"{artifact.name}: {artifact.title} [preset {sizes.preset}]")
     jobs = artifact.jobs(targets, sizes)
     results = compute(jobs, log, stored_only=stored_only)
     missing = [spec for _, spec, attacks in jobs if attacks and spec not in results]
-    if missing:
-        first = plan.table_specs(artifact.name, sizes)[0] if artifact.partial else None
-        if not artifact.partial or first in missing:
-            needed = "every cell" if not artifact.partial else f"its {first.label} cell"
-            raise ValueError(f"--stored_only: {artifact.name} needs {needed} finished; not "
-                             f"finished: {', '.join(f'{c.dataset} {c.label}' for c in missing)}"
-                             f" (run it without --stored_only to compute them)")
+    if missing and not artifact.partial:
+        raise ValueError(_unfinished_error(artifact.name, "every cell", missing))
     paths = artifact.render(targets, results, sizes, Path(output_dir))
     for path in paths:
         log(f"wrote {path}")
     return paths
+
+
+def _unfinished_error(name: str, needed: str, missing) -> str:
+    """The one-line refusal of ``--stored_only`` when cells ``name`` cannot do without are
+    not finished."""
+    return (f"--stored_only: {name} needs {needed} finished; not finished: "
+            f"{', '.join(f'{c.dataset} {c.label}' for c in missing)} (run it without "
+            f"--stored_only to compute them)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,10 +287,13 @@ def _table_artifact(name: str, title: str) -> Artifact:
         specs = plan.table_specs(name, sizes)
         labels = _labels(methods)
         # Rows whose cells are not finished (``--stored_only``): marked pending, with the
-        # example-steps they still need. The first row (PGD) is always there (:func:`produce`).
+        # example-steps they still need; every row is compared with the first (PGD).
         need = sizes.runs * sizes.restarts
         pending = {label: c for label, c in zip(labels, specs)
                    if c not in results or results[c].attacks < need}
+        if specs[0] in pending.values():
+            raise ValueError(_unfinished_error(name, f"its {labels[0]} cell",
+                                               list(pending.values())))
         labels = [label for label in labels if label not in pending]
         specs = [c for c in specs if c not in pending.values()]
         outcomes = {c: results[c].outcomes(steps, sizes.runs, sizes.restarts) for c in specs}
@@ -387,10 +394,10 @@ def _table_artifact(name: str, title: str) -> Artifact:
                   "per cell and run, scored at both); " if dataset == "fashion_mnist" else
                   "the 5 attacks per cell are Table 2's runs and Table 3's restarts; ")
         text_power = _power_note(power, labels, specs, n)
-        if pending:
-            text_power += (f"Pending: {', '.join(pending)}: their cells are not finished; this "
-                           f"table was rendered with `--stored_only`, and "
-                           f"`{_command(name, sizes)}` computes them (resumable).\n\n")
+        text_pending = (f"Pending: {', '.join(pending)}: their cells are not finished; this "
+                        f"table was rendered with `--stored_only`, and "
+                        f"`{_command(name, sizes)}` computes them (resumable).\n\n"
+                        if pending else "")
         text = (f"# {title}\n\n{_setting(dataset, sizes.epsilon(dataset))}, {steps} steps, "
                 f"{restart_text}; {sizes.runs} independent run(s) per attack (Worst = lowest "
                 f"run, Avg = mean). Paper column: the paper's Table {name[-1]} "
@@ -400,6 +407,7 @@ def _table_artifact(name: str, title: str) -> Artifact:
                 + f"\n{protocol}\n\n"
                 + f"{_multiplicity_note(comparisons, len(holm_p), PRIMARY_TABLES.get(name))}\n\n"
                 + text_power
+                + text_pending
                 + f"{_same_runs_note(name, sizes, within)}\n\n"
                 + f"{_noise_note(n, sizes.runs)}\n"
                 + _footer(_command(name, sizes), results, read))

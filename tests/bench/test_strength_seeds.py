@@ -76,3 +76,20 @@ def test_fashion_mnist_takes_its_own_eps_and_record_and_mnist_keeps_its_defaults
     mnist = parse_args([])
     assert (mnist.epsilon, mnist.out, mnist.md) == (
         0.3, "bench/strength_seeds.json", "bench/strength_seeds.md")
+
+
+def test_a_rerun_that_runs_nothing_keeps_the_machine_and_date_of_the_runs(tmp_path):
+    import json
+    from bench.strength import members_record
+    from bench.strength_seeds import ROWS, main
+    results = record({(name, 10, 0): [1, 0, 1, 1] for name in ROWS})
+    results["cells"]["strongest@10#seed0"]["ensemble"] = members_record(10)
+    results["settings"] = {"dataset": "mnist", "model_dir": "models/pretrained/madry_mnist",
+                           "start": 1000, "n": 4, "epsilon": 0.3, "batch_size": 200,
+                           "dtype": "float32", "peer_dtype": "float32"}
+    out = tmp_path / "s.json"
+    out.write_text(json.dumps(results))
+    main(["--n", "4", "--budgets", "10", "--seeds", "0", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["machine"] == results["machine"] and saved["date"] == "2026-01-02"
+    assert "2026-01-02, Test CPU 9000 (" in (tmp_path / "s.md").read_text()
