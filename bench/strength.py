@@ -228,6 +228,14 @@ def load_results(path: Path, settings: dict) -> dict:
     return {"settings": settings, "cells": {}}
 
 
+def settings(args) -> dict:
+    """What a saved result file must share with this run for its cells to be kept."""
+    return {"dataset": args.dataset, "model_dir": args.model_dir, "start": args.start,
+            "n": args.n, "epsilon": args.epsilon, "batch_size": args.batch_size, "seed": 0,
+            "pgd_step_factor": PGD_STEP_FACTOR, "aa_targets": AA_TARGETS,
+            "dtype": args.dtype, "peer_dtype": "float32"}
+
+
 def main(argv=None):
     args = parse_args(argv)
     from attacks import predict
@@ -235,16 +243,12 @@ def main(argv=None):
     from experiments.report import write_json, write_text
 
     model, x, y = held_out_mnist(args.model_dir, args.start, args.n, args.dataset)
-    settings = {"dataset": args.dataset, "model_dir": args.model_dir, "start": args.start,
-                "n": args.n, "epsilon": args.epsilon, "batch_size": args.batch_size, "seed": 0,
-                "pgd_step_factor": PGD_STEP_FACTOR, "aa_targets": AA_TARGETS,
-                "dtype": args.dtype, "peer_dtype": "float32"}
     out = Path(args.out)
-    results = load_results(out, settings)
+    results = load_results(out, settings(args))
     commits = set(results.get("commits", [results["commit"]] if "commit" in results else []))
     for other in (Path(m) for m in args.merge.split(",") if m.strip()):
         saved = json.loads(other.read_text())
-        if saved.get("settings") != settings:
+        if saved.get("settings") != results["settings"]:
             raise SystemExit(f"--merge {other}: its settings differ from this run's")
         for key, cell in saved["cells"].items():
             results["cells"].setdefault(key, cell)

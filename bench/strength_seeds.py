@@ -71,19 +71,22 @@ def run_key(name: str, budget: int, seed: int) -> str:
     return f"{name}@{budget}#seed{seed}"
 
 
+def settings(args) -> dict:
+    """What a saved result file must share with this run for its runs to be kept."""
+    return {"dataset": args.dataset, "model_dir": DATASETS[args.dataset][0],
+            "start": args.start, "n": args.n, "epsilon": args.epsilon,
+            "batch_size": args.batch_size, "dtype": "float32", "peer_dtype": "float32"}
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     from attacks import predict
     from bench.throughput import cpu_text, held_out_mnist, machine
     from experiments.report import write_json, write_text
 
-    model_dir = DATASETS[args.dataset][0]
-    model, x, y = held_out_mnist(model_dir, args.start, args.n, args.dataset)
-    settings = {"dataset": args.dataset, "model_dir": model_dir, "start": args.start, "n": args.n,
-                "epsilon": args.epsilon, "batch_size": args.batch_size, "dtype": "float32",
-                "peer_dtype": "float32"}
+    model, x, y = held_out_mnist(DATASETS[args.dataset][0], args.start, args.n, args.dataset)
     out = Path(args.out)
-    results = load_results(out, settings)
+    results = load_results(out, settings(args))
     name_earlier_machine(results)
     # The header's machine and date are those of the latest run: a rerun that runs nothing
     # keeps them (each run also names its own CPU).
@@ -92,9 +95,7 @@ def main(argv=None) -> dict:
     results.setdefault("date", today)
     results["clean_accuracy"] = float(np.mean(predict(model, x) == y))
     here = cpu_text(this_machine)
-    commits = set(results.get("commits", []))
-    commits.add(_commit())
-    results["commits"] = sorted(commits)
+    results.setdefault("commits", [])
     for budget in args.budget_list:
         for seed in args.seed_list:  # every row at a seed before the next seed
             for name in ROWS:
@@ -120,6 +121,7 @@ def main(argv=None) -> dict:
                     cell["ensemble"] = members_record(budget)
                 results["cells"][key] = cell
                 results["machine"], results["date"] = this_machine, today
+                results["commits"] = sorted({*results["commits"], _commit()})
                 write_json(out, results)
                 print(f"{key}: {100 * cell['accuracy']:.1f}% "
                       f"({cell['passes_per_example']:.1f} passes/example, {seconds:.0f} s)",

@@ -121,11 +121,8 @@ def test_a_gap_of_one_discordant_image_is_not_resolved():
 
 def test_a_rerender_keeps_the_machine_and_date_the_cells_were_measured_on(results, tmp_path):
     import json
-    from bench.strength import PGD_STEP_FACTOR, AA_TARGETS, main
-    results["settings"] = {"dataset": "mnist", "model_dir": "models/pretrained/madry_mnist",
-                           "start": 1000, "n": 4, "epsilon": 0.3, "batch_size": 200, "seed": 0,
-                           "pgd_step_factor": PGD_STEP_FACTOR, "aa_targets": AA_TARGETS,
-                           "dtype": "float32", "peer_dtype": "float32"}
+    from bench.strength import main, parse_args, settings
+    results["settings"] = settings(parse_args(["--n", "4"]))
     results["machine"]["cpu_family"], results["machine"]["cpu_model"] = "7", "9"
     out = tmp_path / "s.json"
     out.write_text(json.dumps(results))

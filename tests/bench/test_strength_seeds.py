@@ -81,15 +81,14 @@ def test_fashion_mnist_takes_its_own_eps_and_record_and_mnist_keeps_its_defaults
 def test_a_rerun_that_runs_nothing_keeps_the_machine_and_date_of_the_runs(tmp_path):
     import json
     from bench.strength import members_record
-    from bench.strength_seeds import ROWS, main
+    from bench.strength_seeds import ROWS, main, parse_args, settings
     results = record({(name, 10, 0): [1, 0, 1, 1] for name in ROWS})
     results["cells"]["strongest@10#seed0"]["ensemble"] = members_record(10)
-    results["settings"] = {"dataset": "mnist", "model_dir": "models/pretrained/madry_mnist",
-                           "start": 1000, "n": 4, "epsilon": 0.3, "batch_size": 200,
-                           "dtype": "float32", "peer_dtype": "float32"}
+    results["settings"] = settings(parse_args(["--n", "4"]))
     out = tmp_path / "s.json"
     out.write_text(json.dumps(results))
     main(["--n", "4", "--budgets", "10", "--seeds", "0", "--out", str(out)])
     saved = json.loads(out.read_text())
     assert saved["machine"] == results["machine"] and saved["date"] == "2026-01-02"
+    assert saved["commits"] == ["abc1234"]  # the commits of the runs, not of the rerun
     assert "2026-01-02, Test CPU 9000 (" in (tmp_path / "s.md").read_text()
