@@ -1,19 +1,29 @@
 """Chooses the members of ``strongest`` (``attacks.ensemble.DEFAULT_PLAN``) by measurement
-on the tuning split: MNIST test images ``start .. start + n - 1`` within 0-999 (the reported
-figures, ``bench.strength``, use images from 1000 on).
+on the tuning split: test images ``start .. start + n - 1`` within 0-999 of MNIST (the
+shipped ``madry_mnist`` at eps 0.3) or Fashion-MNIST (``daa_fashion_eps02`` at eps 0.2, the
+paper's regime); the reported figures (``bench.strength``, ``bench.strength_seeds``) use
+images from 1000 on.
 
-    python -m bench.strength_tuning                   # images 0-999, budgets 10, 30, 100
+    python -m bench.strength_tuning                   # MNIST images 0-999, budgets 10, 30, 100
+    python -m bench.strength_tuning --dataset fashion_mnist   # into strength_tuning_fashion.json
     python -m bench.strength_tuning --budgets 100 --candidates "apgd_ce b=10,..."  # a subset
     python -m bench.strength_tuning --n 20 --budgets 10 --out /tmp/t.json   # smoke run
 
     python -m bench.strength_tuning --budgets 30,100 --seeds 0,1,2,3,4 \
         --candidates "apgd_ce b=10,apgd_ce b=10 x2"     # each candidate over 5 seeds
 
+    python -m bench.strength_tuning --choose bench/strength_tuning.json,\
+bench/strength_tuning_fashion.json --seeds 0,1,2,3,4   # the choice over both, computes nothing
+
 Every candidate ensemble runs once per seed of ``--seeds`` (default 0) at each budget asked
 for (the budgets ``bench.strength`` reports), float32. The choice is per budget (the
 ensemble picks its members by the budget it is given): at each budget the candidate with the
 lowest accuracy, averaged over the seeds asked for, among those measured there at every one
 of them, ties going to fewer passes spent, then to the earlier candidate in ``CANDIDATES``.
+Over several tuning files (``--choose``: one per dataset) the accuracy is the mean of each
+file's mean over the seeds, among the candidates measured in every file: ``strongest`` does
+not know the dataset, so one plan must serve both. ``--choose`` also writes a table of every
+candidate beside ``--md``.
 Results are saved after each (candidate, budget, seed) to ``--out``; a rerun skips the runs
 already measured with the same settings and members, so an interrupted run resumes, and a
 run with other ``--budgets``, ``--seeds`` or ``--candidates`` adds to the same file.
@@ -26,16 +36,26 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from attacks.ensemble import Member, repeated
+from bench.strength import DATASETS, DATASET_NAMES
+from bench.throughput import cpu_text
+
+OUTS = {"mnist": "bench/strength_tuning.json",
+        "fashion_mnist": "bench/strength_tuning_fashion.json"}
 
 CE = Member("apgd_ce", 1.0, {"method": "apgd", "loss": "xent"})
 CE_Q = Member("apgd_ce_q10", 1.0, {"method": "apgd", "loss": "xent", "b": 10.0})
 CE_ODI = Member("apgd_ce_odi", 1.0, {"method": "apgd", "loss": "xent", "start": "odi"})
 CE_Q_ODI = Member("apgd_ce_q10_odi", 1.0, {"method": "apgd", "loss": "xent", "b": 10.0,
                                            "start": "odi"})
+
+
+BLOB_QG10 = Member("blob_qg_q10", 1.0, {"method": "blob_qg", "b": 10.0}, step_factor=2.5)
+BLOB_QG100 = Member("blob_qg_q100", 1.0, {"method": "blob_qg", "b": 100.0}, step_factor=2.5)
 
 
 def _share(member: Member, share: float) -> Member:
@@ -68,22 +88,40 @@ CANDIDATES: dict[str, tuple[Member, ...]] = {
     "apgd_ce b=10 0.8 + apgd_t(2 targets) b=10 0.2": (
         _share(CE_Q, 0.8), Member("apgd_t2_q10", 0.2, {"method": "apgd_t", "loss": "dlr",
                                                        "b": 10.0, "num_targets": 2})),
+    # the strongest single attacks at budget 10 on held-out images of one seed (bench.strength)
+    "blob_qg b=10": (BLOB_QG10,),
+    "blob_qg b=100": (BLOB_QG100,),
 }
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model_dir", default="models/pretrained/madry_mnist")
+    p.add_argument("--dataset", default="mnist", choices=sorted(DATASETS))
+    p.add_argument("--model_dir", default=None, help="default: the dataset's shipped model")
     p.add_argument("--start", type=int, default=0, help="first tuning image")
     p.add_argument("--n", type=int, default=1000, help="tuning images: start .. start + n - 1")
-    p.add_argument("--epsilon", type=float, default=0.3)
+    p.add_argument("--epsilon", type=float, default=None,
+                   help="default: the dataset's (bench.strength's): 0.3 MNIST, 0.2 Fashion-MNIST")
     p.add_argument("--budgets", default="10,30,100", help="passes per example, comma-separated")
     p.add_argument("--candidates", default=",".join(CANDIDATES),
                    help="subset of the candidates, comma-separated")
     p.add_argument("--seeds", default="0", help="seeds of the ensemble, comma-separated")
     p.add_argument("--batch_size", type=int, default=250)
-    p.add_argument("--out", default="bench/strength_tuning.json")
+    p.add_argument("--out", default=None, help="default: bench/strength_tuning.json (MNIST), "
+                   "bench/strength_tuning_fashion.json (Fashion-MNIST)")
+    p.add_argument("--choose", default="", help="comma-separated tuning files (one per "
+                   "dataset): run nothing, choose over all of them at --seeds")
+    p.add_argument("--md", default="bench/strength_tuning.md",
+                   help="with --choose: the table of every candidate")
     args = p.parse_args(argv)
+    default_model, default_eps = DATASETS[args.dataset]
+    args.model_dir = args.model_dir or default_model
+    args.epsilon = default_eps if args.epsilon is None else args.epsilon
+    args.out = args.out or OUTS[args.dataset]
+    args.choose_list = [Path(f) for f in args.choose.split(",") if f.strip()]
+    missing = [str(f) for f in args.choose_list if not f.is_file()]
+    if missing:
+        p.error(f"--choose: no such file {missing[0]}")
     try:
         args.budget_list = sorted({int(b) for b in args.budgets.split(",") if b.strip()})
     except ValueError:
@@ -119,34 +157,96 @@ def with_means(runs: dict[str, dict]) -> dict:
             "runs": runs}
 
 
-def choose(candidates: dict, budget: int, seeds: list[int] | None = None) -> str | None:
-    """The candidate with the lowest accuracy at ``budget``, averaged over ``seeds`` (None:
-    over the seeds each was measured at), among those measured there at every one of
-    ``seeds`` (ties: fewer mean passes per example, then the earlier candidate); None when
-    none is."""
-    order = {name: i for i, name in enumerate(CANDIDATES)}
+def scores(candidates: Mapping | Sequence[Mapping], budget: int,
+           seeds: Sequence[int] | None = None) -> dict[str, tuple[float, float]]:
+    """Per candidate measured at ``budget``: (accuracy, passes per example), each the mean over
+    ``seeds`` (None: over the seeds it was measured at) of its runs there. ``candidates`` is
+    one tuning file's ``candidates`` or a sequence of them (one per dataset); over several,
+    the means of each file's means, among the candidates measured in every file (and, with
+    ``seeds``, at every one of them in each)."""
+    files = [candidates] if isinstance(candidates, Mapping) else list(candidates)
 
-    def runs(name):
-        cell = candidates[name]["budgets"].get(str(budget))
+    def runs(cands, name):
+        cell = cands.get(name, {"budgets": {}})["budgets"].get(str(budget))
         if cell is None:
             return None
         by_seed = seed_runs(cell)
         if seeds is None:
-            return list(by_seed.values())
+            return list(by_seed.values()) or None
         wanted = [by_seed.get(str(s)) for s in seeds]
         return None if any(r is None for r in wanted) else wanted
 
-    measured = sorted((name for name in candidates if runs(name)),
-                      key=lambda n: order.get(n, len(order)))
+    names = [n for n in files[0] if files and all(runs(c, n) for c in files)]
+    return {n: tuple(float(np.mean([np.mean([r[key] for r in runs(c, n)]) for c in files]))
+                     for key in ("accuracy", "passes_per_example"))
+            for n in names}
+
+
+def choose(candidates: Mapping | Sequence[Mapping], budget: int,
+           seeds: Sequence[int] | None = None) -> str | None:
+    """The candidate with the lowest accuracy at ``budget`` (:func:`scores`: averaged over
+    ``seeds``, and over the files when ``candidates`` is a sequence of them), among those
+    measured there at every one of ``seeds`` (ties: fewer mean passes per example, then the
+    earlier candidate in ``CANDIDATES``); None when none is."""
+    order = {name: i for i, name in enumerate(CANDIDATES)}
+    measured = scores(candidates, budget, seeds)
     if not measured:
         return None
-    return min(measured, key=lambda n: (
-        round(float(np.mean([r["accuracy"] for r in runs(n)])), 9),
-        round(float(np.mean([r["passes_per_example"] for r in runs(n)])), 9)))
+    return min(sorted(measured, key=lambda n: order.get(n, len(order))),
+               key=lambda n: (round(measured[n][0], 9), round(measured[n][1], 9)))
+
+
+def render_choice(tunings: Sequence[dict], seeds: Sequence[int], labels: Sequence[str]) -> str:
+    """Markdown: every candidate's mean accuracy per budget in each tuning file and over all of
+    them, the chosen one per budget in bold."""
+    budgets = sorted({int(b) for t in tunings for c in t["candidates"].values()
+                      for b in c["budgets"]})
+    seed_text = ", ".join(str(s) for s in seeds)
+    lines = ["# Tuning `strongest` (`python -m bench.strength_tuning`)", "",
+             "Accuracy (%) under each candidate ensemble at a budget of forward+backward passes "
+             f"per example, the mean over seeds {seed_text}, on the tuning split (test images "
+             "0-999; the reported figures use images from 1000 on). The plan "
+             "(`attacks.ensemble.DEFAULT_PLAN`) takes at each budget the lowest mean over the "
+             "datasets (bold), among the candidates measured at every seed in every file; "
+             "- where a candidate was not.", ""]
+    for t, label in zip(tunings, labels):
+        st = t["settings"]
+        lines.append(f"- {label}: `{st['model_dir']}`, eps {st['epsilon']:g}, images "
+                     f"{st['start']}-{st['start'] + st['n'] - 1}; {t['date']}, "
+                     f"{cpu_text(t['machine'])}, commit {t['commit']}.")
+    lines += ["", "| candidate | budget | " + " | ".join(labels) + " | mean |",
+              "| --- | ---: |" + " ---: |" * (len(labels) + 1)]
+    for budget in budgets:
+        per_file = [scores(t["candidates"], budget, seeds) for t in tunings]
+        joint = scores([t["candidates"] for t in tunings], budget, seeds)
+        chosen = choose([t["candidates"] for t in tunings], budget, seeds)
+        for name in CANDIDATES:
+            if not any(name in f for f in per_file):
+                continue
+            cells = [f"{100 * f[name][0]:.2f}" if name in f else "-" for f in per_file]
+            mean = f"{100 * joint[name][0]:.2f}" if name in joint else "-"
+            label = f"**{name}**" if name == chosen else name
+            lines.append(f"| {label} | {budget} | " + " | ".join(cells) + f" | {mean} |")
+    return "\n".join(lines) + "\n"
+
+
+def choose_over(args) -> None:
+    """``--choose``: the choice over the tuning files, printed and written to ``--md``."""
+    tunings = [json.loads(f.read_text()) for f in args.choose_list]
+    labels = [DATASET_NAMES[t["settings"].get("dataset", "mnist")] for t in tunings]
+    budgets = sorted({int(b) for t in tunings for c in t["candidates"].values()
+                      for b in c["budgets"]})
+    chosen = {str(b): choose([t["candidates"] for t in tunings], b, args.seed_list)
+              for b in budgets}
+    from experiments.report import write_text
+    write_text(Path(args.md), render_choice(tunings, args.seed_list, labels))
+    print(f"chosen per budget over {', '.join(labels)}: {chosen}", flush=True)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.choose_list:
+        return choose_over(args)
     from attacks import predict
     from attacks.ensemble import strongest
     from bench.strength import _commit
@@ -155,9 +255,9 @@ def main(argv=None):
     from mnist_challenge_compat import load_dataset, load_model
 
     model = load_model(args.model_dir)
-    x_all, y_all = load_dataset("mnist", "test")
+    x_all, y_all = load_dataset(args.dataset, "test")
     x, y = x_all[args.start:args.start + args.n], y_all[args.start:args.start + args.n]
-    settings = {"model_dir": args.model_dir, "start": args.start, "n": args.n,
+    settings = {"dataset": args.dataset, "model_dir": args.model_dir, "start": args.start, "n": args.n,
                 "epsilon": args.epsilon, "batch_size": args.batch_size,
                 "compute_dtype": "float32", "seed": 0}
     out = Path(args.out)

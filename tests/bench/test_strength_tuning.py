@@ -1,5 +1,5 @@
 """bench.strength_tuning's choice: per budget, the lowest accuracy measured there."""
-from bench.strength_tuning import CANDIDATES, choose
+from bench.strength_tuning import CANDIDATES, choose, render_choice, scores
 
 NAMES = list(CANDIDATES)
 
@@ -64,3 +64,38 @@ def test_the_default_plan_is_what_the_shipped_tuning_chose_at_each_budget():
         assert choose(tuning["candidates"], budget, tuning["chosen_over_seeds"]) == name
         assert [m.record() for m in members] == tuning["candidates"][name]["members"]
         assert [m.record() for m in members] == [m.record() for m in CANDIDATES[name]]
+
+
+def test_over_several_files_the_lowest_mean_of_the_files_means_wins_among_those_in_every_file():
+    mnist = {NAMES[0]: seeded(b30={0: 0.80, 1: 0.82}),     # file mean 0.81
+             NAMES[1]: seeded(b30={0: 0.805, 1: 0.805}),   # 0.805: MNIST's own choice
+             NAMES[2]: seeded(b30={0: 0.50, 1: 0.50})}     # lowest, but only in one file
+    fashion = {NAMES[0]: seeded(b30={0: 0.60, 1: 0.62}),   # 0.61: joint (0.81 + 0.61) / 2 = 0.71
+               NAMES[1]: seeded(b30={0: 0.62, 1: 0.62})}   # 0.62: joint 0.7125
+    assert choose(mnist, 30, [0, 1]) == NAMES[2]
+    assert choose({n: mnist[n] for n in NAMES[:2]}, 30, [0, 1]) == NAMES[1]
+    assert choose([mnist, fashion], 30, [0, 1]) == NAMES[0]
+    acc, passes = scores([mnist, fashion], 30, [0, 1])[NAMES[0]]
+    assert abs(acc - (0.81 + 0.61) / 2) < 1e-12 and passes == 30.0
+    assert set(scores([mnist, fashion], 30, [0, 1])) == {NAMES[0], NAMES[1]}
+    assert choose([mnist, fashion], 30, [0, 1, 2]) is None
+
+
+def test_the_choice_table_marks_the_chosen_candidate_and_unmeasured_cells():
+    def tuning(cands, dataset):
+        return {"settings": {"dataset": dataset, "model_dir": "m", "epsilon": 0.3, "start": 0,
+                             "n": 1000},
+                "date": "2026-12-07", "machine": {"cpu": "AMD EPYC"}, "commit": "abc",
+                "candidates": cands}
+    mnist = {NAMES[0]: seeded(b10={0: 0.80}), NAMES[1]: seeded(b10={0: 0.79})}
+    fashion = {NAMES[0]: seeded(b10={0: 0.60}), NAMES[1]: seeded(b10={0: 0.62})}
+    text = render_choice([tuning(mnist, "mnist"), tuning(fashion, "fashion_mnist")], [0],
+                         ["MNIST", "Fashion-MNIST"])
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines()
+            if line.startswith("| ") and "budget" not in line}
+    assert rows[f"**{NAMES[0]}**"].replace(" ", "").endswith("|10|80.00|60.00|70.00|")
+    assert rows[NAMES[1]].replace(" ", "").endswith("|10|79.00|62.00|70.50|")
+    text = render_choice([tuning({**mnist, NAMES[2]: seeded(b10={0: 0.1})}, "mnist"),
+                          tuning(fashion, "fashion_mnist")], [0], ["MNIST", "Fashion-MNIST"])
+    row = next(line for line in text.splitlines() if line.startswith(f"| {NAMES[2]} "))
+    assert row.replace(" ", "").endswith("|10|10.00|-|-|")
