@@ -22,8 +22,8 @@ lowest accuracy, averaged over the seeds asked for, among those measured there a
 of them, ties going to fewer passes spent, then to the earlier candidate in ``CANDIDATES``.
 Over several tuning files (``--choose``: one per dataset) the accuracy is the mean of each
 file's mean over the seeds, among the candidates measured in every file: ``strongest`` does
-not know the dataset, so one plan must serve both. ``--choose`` also writes a table of every
-candidate beside ``--md``.
+not know the dataset, so one plan must serve both. ``--choose`` writes a table of every
+candidate to ``--md`` and the choice beside it (``.json``).
 Results are saved after each (candidate, budget, seed) to ``--out``; a rerun skips the runs
 already measured with the same settings and members, so an interrupted run resumes, and a
 run with other ``--budgets``, ``--seeds`` or ``--candidates`` adds to the same file.
@@ -111,8 +111,9 @@ def parse_args(argv=None):
                    "bench/strength_tuning_fashion.json (Fashion-MNIST)")
     p.add_argument("--choose", default="", help="comma-separated tuning files (one per "
                    "dataset): run nothing, choose over all of them at --seeds")
-    p.add_argument("--md", default="bench/strength_tuning.md",
-                   help="with --choose: the table of every candidate")
+    p.add_argument("--md", default="bench/strength_tuning_choice.md",
+                   help="with --choose: the table of every candidate; the choice (files, "
+                   "seeds, chosen per budget) goes beside it as .json")
     args = p.parse_args(argv)
     default_model, default_eps = DATASETS[args.dataset]
     args.model_dir = args.model_dir or default_model
@@ -122,6 +123,9 @@ def parse_args(argv=None):
     missing = [str(f) for f in args.choose_list if not f.is_file()]
     if missing:
         p.error(f"--choose: no such file {missing[0]}")
+    choice = Path(args.md).with_suffix(".json").resolve()
+    if args.choose_list and choice in {f.resolve() for f in args.choose_list}:
+        p.error(f"--md {args.md}: its .json would overwrite the tuning file {choice}")
     try:
         args.budget_list = sorted({int(b) for b in args.budgets.split(",") if b.strip()})
     except ValueError:
@@ -238,8 +242,11 @@ def choose_over(args) -> None:
                       for b in c["budgets"]})
     chosen = {str(b): choose([t["candidates"] for t in tunings], b, args.seed_list)
               for b in budgets}
-    from experiments.report import write_text
+    from experiments.report import write_json, write_text
     write_text(Path(args.md), render_choice(tunings, args.seed_list, labels))
+    write_json(Path(args.md).with_suffix(".json"),
+               {"files": [str(f) for f in args.choose_list], "seeds": args.seed_list,
+                "chosen": chosen})
     print(f"chosen per budget over {', '.join(labels)}: {chosen}", flush=True)
 
 

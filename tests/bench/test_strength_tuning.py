@@ -99,3 +99,14 @@ def test_the_choice_table_marks_the_chosen_candidate_and_unmeasured_cells():
                           tuning(fashion, "fashion_mnist")], [0], ["MNIST", "Fashion-MNIST"])
     row = next(line for line in text.splitlines() if line.startswith(f"| {NAMES[2]} "))
     assert row.replace(" ", "").endswith("|10|10.00|-|-|")
+
+
+def test_choose_refuses_an_md_whose_json_would_overwrite_a_tuning_file(tmp_path, capsys):
+    import pytest
+    from bench.strength_tuning import parse_args
+    tuning = tmp_path / "t.json"
+    tuning.write_text("{}")
+    with pytest.raises(SystemExit):
+        parse_args(["--choose", str(tuning), "--md", str(tmp_path / "t.md")])
+    assert "would overwrite the tuning file" in capsys.readouterr().err
+    assert tuning.read_text() == "{}"
