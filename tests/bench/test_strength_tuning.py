@@ -51,18 +51,23 @@ def test_a_cell_saved_before_seeds_counts_as_seed_0():
     assert choose(cands, 100, [0, 1]) == NAMES[1]
 
 
-def test_the_default_plan_is_what_the_shipped_tuning_chose_at_each_budget():
-    """attacks.ensemble.DEFAULT_PLAN states the members bench/strength_tuning.json chose."""
+def test_the_default_plan_is_what_the_shipped_tuning_chose_over_both_datasets_at_each_budget():
+    """attacks.ensemble.DEFAULT_PLAN states the members bench/strength_tuning_choice.json
+    chose over the MNIST and Fashion-MNIST tuning files, and that choice follows from them."""
     import json
     from pathlib import Path
     from attacks.ensemble import DEFAULT_PLAN
-    tuning = json.loads((Path(__file__).parents[2] / "bench" / "strength_tuning.json").read_text())
-    chosen = tuning["chosen"]
-    assert sorted(int(b) for b in chosen) == [b for b, _ in DEFAULT_PLAN]
+    root = Path(__file__).parents[2]
+    choice = json.loads((root / "bench" / "strength_tuning_choice.json").read_text())
+    tunings = [json.loads((root / f).read_text()) for f in choice["files"]]
+    assert sorted(t["settings"]["dataset"] for t in tunings) == ["fashion_mnist", "mnist"]
+    assert all((t["settings"]["start"], t["settings"]["n"]) == (0, 1000) for t in tunings)
+    assert sorted(int(b) for b in choice["chosen"]) == [b for b, _ in DEFAULT_PLAN]
     for budget, members in DEFAULT_PLAN:
-        name = chosen[str(budget)]
-        assert choose(tuning["candidates"], budget, tuning["chosen_over_seeds"]) == name
-        assert [m.record() for m in members] == tuning["candidates"][name]["members"]
+        name = choice["chosen"][str(budget)]
+        assert choose([t["candidates"] for t in tunings], budget, choice["seeds"]) == name
+        for t in tunings:
+            assert [m.record() for m in members] == t["candidates"][name]["members"]
         assert [m.record() for m in members] == [m.record() for m in CANDIDATES[name]]
 
 
