@@ -239,7 +239,7 @@ def settings(args) -> dict:
 def main(argv=None):
     args = parse_args(argv)
     from attacks import predict
-    from bench.throughput import held_out_mnist, machine
+    from bench.throughput import cpu_text, held_out_mnist, machine
     from experiments.report import write_json, write_text
 
     model, x, y = held_out_mnist(args.model_dir, args.start, args.n, args.dataset)
@@ -256,6 +256,7 @@ def main(argv=None):
     results["clean_accuracy"] = float(np.mean(predict(model, x) == y))
     # The machine and date are those of the latest measured cell: a re-render (--no_run) or
     # a rerun that measures nothing keeps them.
+    name_earlier_machine(results)
     here, today = machine(), datetime.date.today().isoformat()
     results.setdefault("machine", here)
     results.setdefault("date", today)
@@ -290,7 +291,7 @@ def main(argv=None):
             correct = still_correct(model, x, y, run.pop("x_adv"), args.epsilon, key)
             acc = float(np.mean(correct))
             cell = {"attack": name, "budget": budget, "accuracy": acc, "seconds": seconds,
-                    "load_average": os.getloadavg()[0],
+                    "load_average": os.getloadavg()[0], "machine": cpu_text(here),
                     "family": ATTACKS[name]["family"], "unit": ATTACKS[name]["unit"],
                     "correct": pack_outcomes(correct), **run}
             if name == "strongest":
@@ -341,6 +342,30 @@ def bf16_text(machine: dict) -> str:
     return f"avx512_bf16 {'yes' if machine['avx512_bf16'] else 'no'}, "
 
 
+def name_earlier_machine(results: dict) -> None:
+    """Gives every cell recorded without its CPU the machine of the record it was saved in
+    (the record's machine was the one of all its cells until cells named their own), so that
+    cells added on another machine can join the same file."""
+    from bench.throughput import cpu_text
+    earlier = results.get("machine")
+    for cell in results["cells"].values():
+        if "machine" not in cell and earlier is not None:
+            cell["machine"] = cpu_text(earlier)
+
+
+def cells_per_machine(results: dict) -> str:
+    """``" Cells per machine: CPU: k cells; ..."`` where the cells come from several machines
+    (the header names the latest one); "" otherwise."""
+    counts: dict[str, int] = {}
+    for cell in results["cells"].values():
+        if "skipped" not in cell:
+            counts[cell.get("machine", "?")] = counts.get(cell.get("machine", "?"), 0) + 1
+    if len(counts) < 2:
+        return ""
+    return " Cells per machine: " + "; ".join(
+        f"{cpu}: {k} cell{'s' if k != 1 else ''}" for cpu, k in sorted(counts.items())) + "."
+
+
 def header(results: dict) -> str:
     from bench.throughput import cpu_text
     s, m = results["settings"], results["machine"]
@@ -354,7 +379,7 @@ def header(results: dict) -> str:
             f"{m['tensorflow']}, commit {results['commit']}"
             + (f" (cells measured at {', '.join(results['commits'])})"
                if results.get("commits", [results["commit"]]) != [results["commit"]] else "")
-            + ".")
+            + "." + cells_per_machine(results))
 
 
 def sign_vs_quantized(results: dict) -> list[str]:

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.strength import (DATASETS, _commit, bf16_text, dataset_name, load_results,
+                            name_earlier_machine,
                             members_record, pack_outcomes, run_peer, run_strongest, still_correct,
                             unpack_outcomes)
 
@@ -172,17 +173,6 @@ def summarize(results: dict) -> list[dict]:
                                         "text": diff.describe()})
         summary.append({"budget": budget, "rows": rows, "comparisons": comparisons})
     return summary
-
-
-def name_earlier_machine(results: dict) -> None:
-    """Gives every run recorded without its CPU the machine of the record it was saved in
-    (the record's machine was the one of all its runs until runs named their own), so that
-    runs added on another machine can join the same file."""
-    from bench.throughput import cpu_text
-    earlier = results.get("machine")
-    for cell in results["cells"].values():
-        if "machine" not in cell and earlier is not None:
-            cell["machine"] = cpu_text(earlier)
 
 
 def machines_lines(results: dict) -> list[str]:

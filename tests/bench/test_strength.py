@@ -131,3 +131,15 @@ def test_a_rerender_keeps_the_machine_and_date_the_cells_were_measured_on(result
     saved = json.loads(out.read_text())
     assert saved["machine"] == results["machine"] and saved["date"] == "2026-01-02"
     assert "2026-01-02, Test CPU 9000, family 7 model 9 (" in (tmp_path / "s.md").read_text()
+
+
+def test_cells_from_several_machines_are_counted_per_machine_and_older_cells_get_the_record_s(
+        results):
+    from bench.strength import name_earlier_machine
+    assert "Cells per machine" not in render_table(results)  # one machine: the header says it
+    results["cells"]["strongest@10"]["machine"] = "Other CPU, family 1 model 2"
+    name_earlier_machine(results)
+    assert results["cells"]["PGD@10"]["machine"] == "Test CPU 9000"
+    assert results["cells"]["strongest@10"]["machine"] == "Other CPU, family 1 model 2"
+    assert ("Cells per machine: Other CPU, family 1 model 2: 1 cell; Test CPU 9000: 7 cells."
+            in render_table(results))  # the skipped cell measured nothing

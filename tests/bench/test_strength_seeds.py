@@ -2,7 +2,8 @@
 import numpy as np
 
 from bench.strength import pack_outcomes
-from bench.strength_seeds import name_earlier_machine, render, run_key, summarize
+from bench.strength import name_earlier_machine
+from bench.strength_seeds import render, run_key, summarize
 from experiments.stats import sign_flip_p
 
 N = 6
