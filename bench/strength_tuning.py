@@ -236,7 +236,14 @@ def render_choice(tunings: Sequence[dict], seeds: Sequence[int], labels: Sequenc
 
 def choose_over(args) -> None:
     """``--choose``: the choice over the tuning files, printed and written to ``--md``."""
-    tunings = [json.loads(f.read_text()) for f in args.choose_list]
+    tunings = []
+    for f in args.choose_list:
+        try:
+            tuning = json.loads(f.read_text())
+            tuning["candidates"].values(), tuning["settings"]["epsilon"]
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise SystemExit(f"--choose {f}: not a bench.strength_tuning file ({err!r})")
+        tunings.append(tuning)
     labels = [DATASET_NAMES[t["settings"].get("dataset", "mnist")] for t in tunings]
     budgets = sorted({int(b) for t in tunings for c in t["candidates"].values()
                       for b in c["budgets"]})

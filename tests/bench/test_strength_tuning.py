@@ -115,3 +115,16 @@ def test_choose_refuses_an_md_whose_json_would_overwrite_a_tuning_file(tmp_path,
         parse_args(["--choose", str(tuning), "--md", str(tmp_path / "t.md")])
     assert "would overwrite the tuning file" in capsys.readouterr().err
     assert tuning.read_text() == "{}"
+
+
+def test_choose_refuses_a_file_that_is_not_a_tuning_file_in_one_line(tmp_path):
+    import pytest
+    from bench.strength_tuning import main
+    for text in ("not json", '{"settings": {}}', "[1, 2]"):
+        bad = tmp_path / "bad.json"
+        bad.write_text(text)
+        with pytest.raises(SystemExit) as err:
+            main(["--choose", str(bad), "--md", str(tmp_path / "c.md")])
+        assert str(err.value).startswith(f"--choose {bad}: not a bench.strength_tuning file")
+        assert "\n" not in str(err.value)
+    assert not (tmp_path / "c.md").exists()
