@@ -200,6 +200,28 @@ def choose(candidates: Mapping | Sequence[Mapping], budget: int,
                key=lambda n: (round(measured[n][0], 9), round(measured[n][1], 9)))
 
 
+def name_earlier_runs(results: dict) -> None:
+    """Gives every run recorded without its CPU the machine its file recorded (the latest
+    run's when it was saved: for runs from before runs named their own, the best record)."""
+    if "machine" not in results:
+        return
+    for entry in results.get("candidates", {}).values():
+        for cell in entry["budgets"].values():
+            for run in seed_runs(cell).values():
+                run.setdefault("machine", cpu_text(results["machine"]))
+
+
+def runs_per_machine(tuning: dict) -> str:
+    """``"runs on CPU A: 12, CPU B: 40"`` over every run of a tuning file."""
+    counts: dict[str, int] = {}
+    for entry in tuning["candidates"].values():
+        for cell in entry["budgets"].values():
+            for run in seed_runs(cell).values():
+                cpu = run.get("machine", cpu_text(tuning["machine"]))
+                counts[cpu] = counts.get(cpu, 0) + 1
+    return "runs on " + ", ".join(f"{cpu}: {k}" for cpu, k in sorted(counts.items()))
+
+
 def render_choice(tunings: Sequence[dict], seeds: Sequence[int], labels: Sequence[str]) -> str:
     """Markdown: every candidate's mean accuracy per budget in each tuning file and over all of
     them, the chosen one per budget in bold."""
@@ -216,8 +238,8 @@ def render_choice(tunings: Sequence[dict], seeds: Sequence[int], labels: Sequenc
     for t, label in zip(tunings, labels):
         st = t["settings"]
         lines.append(f"- {label}: `{st['model_dir']}`, eps {st['epsilon']:g}, images "
-                     f"{st['start']}-{st['start'] + st['n'] - 1}; {t['date']}, "
-                     f"{cpu_text(t['machine'])}, commit {t['commit']}.")
+                     f"{st['start']}-{st['start'] + st['n'] - 1}; latest run {t['date']}, "
+                     f"commit {t['commit']}; {runs_per_machine(t)}.")
     lines += ["", "| candidate | budget | " + " | ".join(labels) + " | mean |",
               "| --- | ---: |" + " ---: |" * (len(labels) + 1)]
     for budget in budgets:
@@ -278,8 +300,10 @@ def main(argv=None):
     results = json.loads(out.read_text()) if out.exists() else {}
     if results.get("settings") != settings:
         results = {"settings": settings, "candidates": {}}
+    name_earlier_runs(results)
     results.update(clean_accuracy=float(np.mean(predict(model, x) == y)), machine=machine(),
                    commit=_commit(), date=datetime.date.today().isoformat())
+    here = cpu_text(results["machine"])
     for budget in args.budget_list:
         for name in args.candidate_list:
             members = CANDIDATES[name]
@@ -295,7 +319,7 @@ def main(argv=None):
                 state = strongest(model, x, y, args.epsilon, budget=budget, members=members,
                                   seed=seed, batch_size=args.batch_size)
                 runs[str(seed)] = {**state.summary(), "seconds": time.perf_counter() - began,
-                                   "load_average": os.getloadavg()[0]}
+                                   "load_average": os.getloadavg()[0], "machine": here}
                 entry["budgets"][str(budget)] = with_means(runs)
                 write_json(out, results)
                 print(f"{name} @ {budget}, seed {seed}: {100 * state.accuracy:.1f}% "

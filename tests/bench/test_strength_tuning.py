@@ -128,3 +128,15 @@ def test_choose_refuses_a_file_that_is_not_a_tuning_file_in_one_line(tmp_path):
         assert str(err.value).startswith(f"--choose {bad}: not a bench.strength_tuning file")
         assert "\n" not in str(err.value)
     assert not (tmp_path / "c.md").exists()
+
+
+def test_runs_without_a_machine_take_the_file_s_and_the_table_counts_runs_per_machine():
+    from bench.strength_tuning import name_earlier_runs, runs_per_machine
+    tuning = {"machine": {"cpu": "Old CPU"},
+              "candidates": {NAMES[0]: seeded(b10={0: 0.8, 1: 0.8}, b30={0: 0.7}),
+                             NAMES[1]: entry(b10=(0.8, 10.0))}}
+    tuning["candidates"][NAMES[0]]["budgets"]["30"]["runs"]["0"]["machine"] = "New CPU"
+    name_earlier_runs(tuning)
+    assert tuning["candidates"][NAMES[0]]["budgets"]["10"]["runs"]["1"]["machine"] == "Old CPU"
+    assert tuning["candidates"][NAMES[1]]["budgets"]["10"]["machine"] == "Old CPU"  # pre-seed cell
+    assert runs_per_machine(tuning) == "runs on New CPU: 1, Old CPU: 3"
