@@ -33,7 +33,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -342,28 +342,39 @@ def bf16_text(machine: dict) -> str:
     return f"avx512_bf16 {'yes' if machine['avx512_bf16'] else 'no'}, "
 
 
-def name_earlier_machine(results: dict) -> None:
-    """Gives every cell recorded without its CPU the machine of the record it was saved in
-    (the record's machine was the one of all its cells until cells named their own), so that
-    cells added on another machine can join the same file."""
+def name_unnamed(records: Iterable[dict], machine: dict | None) -> None:
+    """Gives every record (a cell or a run) saved without its CPU the machine its file
+    recorded (the latest one's when it was saved: for records from before each named its
+    own, the best there is), so that records added on another machine can join the file."""
     from bench.throughput import cpu_text
-    earlier = results.get("machine")
-    for cell in results["cells"].values():
-        if "machine" not in cell and earlier is not None:
-            cell["machine"] = cpu_text(earlier)
+    if machine is None:
+        return
+    for record in records:
+        record.setdefault("machine", cpu_text(machine))
+
+
+def by_machine(records: Iterable[dict], default: str = "?") -> dict[str, list[dict]]:
+    """The records grouped by the CPU each names (``default`` for none), in CPU order."""
+    groups: dict[str, list[dict]] = {}
+    for record in records:
+        groups.setdefault(record.get("machine", default), []).append(record)
+    return dict(sorted(groups.items()))
+
+
+def name_earlier_machine(results: dict) -> None:
+    """:func:`name_unnamed` over a result file's cells."""
+    name_unnamed(results["cells"].values(), results.get("machine"))
 
 
 def cells_per_machine(results: dict) -> str:
     """``" Cells per machine: CPU: k cells; ..."`` where the cells come from several machines
     (the header names the latest one); "" otherwise."""
-    counts: dict[str, int] = {}
-    for cell in results["cells"].values():
-        if "skipped" not in cell:
-            counts[cell.get("machine", "?")] = counts.get(cell.get("machine", "?"), 0) + 1
-    if len(counts) < 2:
+    groups = by_machine(c for c in results["cells"].values() if "skipped" not in c)
+    if len(groups) < 2:
         return ""
     return " Cells per machine: " + "; ".join(
-        f"{cpu}: {k} cell{'s' if k != 1 else ''}" for cpu, k in sorted(counts.items())) + "."
+        f"{cpu}: {len(cells)} cell{'s' if len(cells) != 1 else ''}"
+        for cpu, cells in groups.items()) + "."
 
 
 def header(results: dict) -> str:

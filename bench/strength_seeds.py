@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.strength import (DATASETS, _commit, bf16_text, dataset_name, load_results,
-                            name_earlier_machine,
+                            by_machine, name_earlier_machine,
                             members_record, pack_outcomes, run_peer, run_strongest, still_correct,
                             unpack_outcomes)
 
@@ -178,13 +178,12 @@ def summarize(results: dict) -> list[dict]:
 def machines_lines(results: dict) -> list[str]:
     """A paragraph naming the CPU of each run where the runs come from several machines (the
     header names the latest one); none otherwise."""
-    seeds: dict[str, list[int]] = {}  # CPU -> the seed of each of its runs
-    for cell in results["cells"].values():
-        seeds.setdefault(cell.get("machine", "?"), []).append(cell["seed"])
-    if len(seeds) < 2:
+    groups = by_machine(results["cells"].values())
+    if len(groups) < 2:
         return []
-    parts = [f"{cpu}: {len(runs)} runs (seeds {', '.join(map(str, sorted(set(runs))))})"
-             for cpu, runs in sorted(seeds.items())]
+    parts = [f"{cpu}: {len(runs)} runs (seeds "
+             f"{', '.join(map(str, sorted({r['seed'] for r in runs})))})"
+             for cpu, runs in groups.items()]
     return ["Runs per machine: " + "; ".join(parts) + ".", ""]
 
 

@@ -36,12 +36,12 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
 from attacks.ensemble import Member, repeated
-from bench.strength import DATASETS, DATASET_NAMES
+from bench.strength import DATASETS, DATASET_NAMES, by_machine, name_unnamed
 from bench.throughput import cpu_text
 
 OUTS = {"mnist": "bench/strength_tuning.json",
@@ -180,10 +180,11 @@ def scores(candidates: Mapping | Sequence[Mapping], budget: int,
         wanted = [by_seed.get(str(s)) for s in seeds]
         return None if any(r is None for r in wanted) else wanted
 
-    names = [n for n in files[0] if files and all(runs(c, n) for c in files)]
-    return {n: tuple(float(np.mean([np.mean([r[key] for r in runs(c, n)]) for c in files]))
+    measured = {n: [runs(c, n) for c in files] for n in (files[0] if files else {})}
+    return {n: tuple(float(np.mean([np.mean([r[key] for r in file_runs])
+                                    for file_runs in per_file]))
                      for key in ("accuracy", "passes_per_example"))
-            for n in names}
+            for n, per_file in measured.items() if all(per_file)}
 
 
 def choose(candidates: Mapping | Sequence[Mapping], budget: int,
@@ -200,26 +201,24 @@ def choose(candidates: Mapping | Sequence[Mapping], budget: int,
                key=lambda n: (round(measured[n][0], 9), round(measured[n][1], 9)))
 
 
-def name_earlier_runs(results: dict) -> None:
-    """Gives every run recorded without its CPU the machine its file recorded (the latest
-    run's when it was saved: for runs from before runs named their own, the best record)."""
-    if "machine" not in results:
-        return
-    for entry in results.get("candidates", {}).values():
+def all_runs(tuning: dict) -> Iterator[dict]:
+    """Every run of a tuning file, over its candidates, budgets and seeds."""
+    for entry in tuning.get("candidates", {}).values():
         for cell in entry["budgets"].values():
-            for run in seed_runs(cell).values():
-                run.setdefault("machine", cpu_text(results["machine"]))
+            yield from seed_runs(cell).values()
+
+
+def name_earlier_runs(results: dict) -> None:
+    """Gives every run recorded without its CPU the machine its file recorded
+    (:func:`bench.strength.name_unnamed`)."""
+    name_unnamed(all_runs(results), results.get("machine"))
 
 
 def runs_per_machine(tuning: dict) -> str:
-    """``"runs on CPU A: 12, CPU B: 40"`` over every run of a tuning file."""
-    counts: dict[str, int] = {}
-    for entry in tuning["candidates"].values():
-        for cell in entry["budgets"].values():
-            for run in seed_runs(cell).values():
-                cpu = run.get("machine", cpu_text(tuning["machine"]))
-                counts[cpu] = counts.get(cpu, 0) + 1
-    return "runs on " + ", ".join(f"{cpu}: {k}" for cpu, k in sorted(counts.items()))
+    """``"runs on CPU A: 12, CPU B: 40"`` over every run of a tuning file (a run without its
+    CPU counted under the file's)."""
+    groups = by_machine(all_runs(tuning), default=cpu_text(tuning["machine"]))
+    return "runs on " + ", ".join(f"{cpu}: {len(runs)}" for cpu, runs in groups.items())
 
 
 def render_choice(tunings: Sequence[dict], seeds: Sequence[int], labels: Sequence[str]) -> str:
