@@ -6,6 +6,8 @@
         --md /tmp/s.md                                # smoke run
     python -m bench.strength_seeds --dataset fashion_mnist --n 500 --budgets 10,30
                                                       # daa_fashion_eps02 at eps 0.2
+    python -m bench.strength_seeds --n 9000 --budgets 30 --attacks "strongest,ART APGD-CE" \
+        --out bench/strength_seeds_9000.json  # every held-out MNIST image, one peer
 
 ``bench.strength`` runs every attack once (seed 0); two seeds of the same attack differ by
 several images of 1,000, as much as the gaps between ``strongest`` and the best peers. Here
@@ -48,6 +50,9 @@ def parse_args(argv=None):
                    help="default: the dataset's (0.3 MNIST, 0.2 Fashion-MNIST)")
     p.add_argument("--budgets", default="10,30,100", help="passes per example, comma-separated")
     p.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated")
+    p.add_argument("--attacks", default=",".join(ROWS),
+                   help="the rows run, comma-separated (a peer already resolved can be left "
+                        "out of a costly run)")
     p.add_argument("--batch_size", type=int, default=200)
     p.add_argument("--out", default=None, help="default: bench/strength_seeds.json "
                    "(MNIST), bench/strength_seeds_fashion.json (Fashion-MNIST)")
@@ -62,6 +67,10 @@ def parse_args(argv=None):
         args.seed_list = sorted({int(s) for s in args.seeds.split(",") if s.strip()})
     except ValueError:
         p.error(f"--budgets and --seeds must be integers, got {args.budgets!r}, {args.seeds!r}")
+    args.attack_list = [a.strip() for a in args.attacks.split(",") if a.strip()]
+    unknown = sorted(set(args.attack_list) - set(ROWS))
+    if unknown or not args.attack_list:
+        p.error(f"--attacks must name rows among {', '.join(ROWS)}, got {args.attacks!r}")
     if args.n < 1 or args.start < 0 or args.epsilon <= 0 or not args.budget_list \
             or min(args.budget_list) < 1 or not args.seed_list or min(args.seed_list) < 0:
         p.error("--n must be >= 1, --start >= 0, --epsilon > 0, --budgets >= 1, --seeds >= 0")
@@ -99,7 +108,7 @@ def main(argv=None) -> dict:
     results.setdefault("commits", [])
     for budget in args.budget_list:
         for seed in args.seed_list:  # every row at a seed before the next seed
-            for name in ROWS:
+            for name in (r for r in ROWS if r in args.attack_list):
                 key = run_key(name, budget, seed)
                 saved = results["cells"].get(key)
                 if saved is not None and (name != "strongest"

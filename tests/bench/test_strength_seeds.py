@@ -1,5 +1,6 @@
 """bench.strength_seeds' summary and table, from a fake record of runs by seed."""
 import numpy as np
+import pytest
 
 from bench.strength import pack_outcomes
 from bench.strength import name_earlier_machine
@@ -93,3 +94,27 @@ def test_a_rerun_that_runs_nothing_keeps_the_machine_and_date_of_the_runs(tmp_pa
     assert saved["machine"] == results["machine"] and saved["date"] == "2026-01-02"
     assert saved["commits"] == ["abc1234"]  # the commits of the runs, not of the rerun
     assert "2026-01-02, Test CPU 9000 (" in (tmp_path / "s.md").read_text()
+
+
+def test_attacks_flag_runs_only_the_named_rows(tmp_path):
+    import json
+    from bench.strength import members_record
+    from bench.strength_seeds import main, parse_args, settings
+    results = record({("strongest", 10, 0): [1, 0, 1, 1]})
+    results["cells"]["strongest@10#seed0"]["ensemble"] = members_record(10)
+    results["settings"] = settings(parse_args(["--n", "4"]))
+    out = tmp_path / "s.json"
+    out.write_text(json.dumps(results))
+    main(["--n", "4", "--budgets", "10", "--seeds", "0", "--attacks", "strongest",
+          "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert sorted(saved["cells"]) == ["strongest@10#seed0"]  # no peer was run
+    table = (tmp_path / "s.md").read_text()
+    assert "| ART APGD-CE |  |" in table and "strongest - ART" not in table
+
+
+@pytest.mark.parametrize("attacks", ["strongest,PGD", "", " , "])
+def test_attacks_flag_rejects_unknown_or_empty_rows(attacks):
+    from bench.strength_seeds import parse_args
+    with pytest.raises(SystemExit):
+        parse_args(["--attacks", attacks])
