@@ -255,15 +255,36 @@ def render_choice(tunings: Sequence[dict], seeds: Sequence[int], labels: Sequenc
     return "\n".join(lines) + "\n"
 
 
+def tuning_file_problem(tuning) -> str | None:
+    """What keeps ``tuning`` (parsed JSON) from being a ``bench.strength_tuning`` record that
+    ``--choose`` can read; None when nothing does."""
+    if not isinstance(tuning, dict):
+        return f"a JSON {type(tuning).__name__}, not an object"
+    missing = [k for k in ("candidates", "settings", "machine", "date", "commit")
+               if k not in tuning]
+    if missing:
+        return f"no {', '.join(missing)}"
+    if not isinstance(tuning["candidates"], dict) or not isinstance(tuning["settings"], dict):
+        return "candidates and settings must be objects"
+    if not isinstance(tuning["settings"].get("epsilon"), (int, float)):
+        return "settings has no numeric epsilon"
+    for name, entry in tuning["candidates"].items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("budgets"), dict):
+            return f"candidate {name!r} has no budgets object"
+    return None
+
+
 def choose_over(args) -> None:
     """``--choose``: the choice over the tuning files, printed and written to ``--md``."""
     tunings = []
     for f in args.choose_list:
         try:
             tuning = json.loads(f.read_text())
-            tuning["candidates"].values(), tuning["settings"]["epsilon"]
-        except (ValueError, KeyError, TypeError, AttributeError) as err:
-            raise SystemExit(f"--choose {f}: not a bench.strength_tuning file ({err!r})")
+        except ValueError as err:
+            raise SystemExit(f"--choose {f}: not a bench.strength_tuning file (not JSON: {err})")
+        problem = tuning_file_problem(tuning)
+        if problem:
+            raise SystemExit(f"--choose {f}: not a bench.strength_tuning file ({problem})")
         tunings.append(tuning)
     labels = [DATASET_NAMES[t["settings"].get("dataset", "mnist")] for t in tunings]
     budgets = sorted({int(b) for t in tunings for c in t["candidates"].values()

@@ -120,7 +120,9 @@ def test_choose_refuses_an_md_whose_json_would_overwrite_a_tuning_file(tmp_path,
 def test_choose_refuses_a_file_that_is_not_a_tuning_file_in_one_line(tmp_path):
     import pytest
     from bench.strength_tuning import main
-    for text in ("not json", '{"settings": {}}', "[1, 2]"):
+    for text in ("not json", '{"settings": {}}', "[1, 2]",
+                 '{"candidates": {"x": {}}, "settings": {"epsilon": 0.3}, "machine": {}, '
+                 '"date": "d", "commit": "c"}'):
         bad = tmp_path / "bad.json"
         bad.write_text(text)
         with pytest.raises(SystemExit) as err:
@@ -140,3 +142,18 @@ def test_runs_without_a_machine_take_the_file_s_and_the_table_counts_runs_per_ma
     assert tuning["candidates"][NAMES[0]]["budgets"]["10"]["runs"]["1"]["machine"] == "Old CPU"
     assert tuning["candidates"][NAMES[1]]["budgets"]["10"]["machine"] == "Old CPU"  # pre-seed cell
     assert runs_per_machine(tuning) == "runs on New CPU: 1, Old CPU: 3"
+
+
+def test_the_shipped_tuning_files_pass_the_tuning_file_check_and_others_name_their_fault():
+    import json
+    from pathlib import Path
+    from bench.strength_tuning import tuning_file_problem
+    for name in ("bench/strength_tuning.json", "bench/strength_tuning_fashion.json"):
+        assert tuning_file_problem(json.loads(Path(name).read_text())) is None
+    ok = {"candidates": {"c": {"budgets": {}}}, "settings": {"epsilon": 0.3}, "machine": {},
+          "date": "d", "commit": "c"}
+    assert tuning_file_problem([]) == "a JSON list, not an object"
+    assert tuning_file_problem({**ok, "settings": {}}) == "settings has no numeric epsilon"
+    assert tuning_file_problem({k: v for k, v in ok.items() if k != "commit"}) == "no commit"
+    assert tuning_file_problem({**ok, "candidates": {"c": {"budgets": []}}}) == (
+        "candidate 'c' has no budgets object")
