@@ -260,10 +260,15 @@ def main(argv=None):
     here, today = machine(), datetime.date.today().isoformat()
     results.setdefault("machine", here)
     results.setdefault("date", today)
-    results["commit"] = _commit()
-    if not args.no_run:
+    # Like the machine and date, "commit" is that of the latest measured cell; "commits" are
+    # those of every run that measured cells (a re-render adds neither).
+    results.setdefault("commit", _commit())
+    results["commits"] = sorted(commits)
+
+    def measured_here() -> None:
+        results["machine"], results["date"], results["commit"] = here, today, _commit()
         commits.add(results["commit"])
-    results["commits"] = sorted(commits)  # of the runs that measured the cells
+        results["commits"] = sorted(commits)
     for budget in [] if args.no_run else args.budget_list:           # every attack at a budget before the next budget
         for name in args.attack_list:
             key = cell_key(name, budget)
@@ -284,6 +289,7 @@ def main(argv=None):
                                    args.dtype)
             except ValueError as err:  # a budget too small for the attack: recorded, not fatal
                 results["cells"][key] = {"attack": name, "budget": budget, "skipped": str(err)}
+                measured_here()
                 write_json(out, results)
                 print(f"{key}: skipped ({err})", flush=True)
                 continue
@@ -297,7 +303,7 @@ def main(argv=None):
             if name == "strongest":
                 cell["ensemble"] = members_record(budget)
             results["cells"][key] = cell
-            results["machine"], results["date"] = here, today
+            measured_here()
             write_json(out, results)
             print(f"{key}: {100 * acc:.1f}% ({run['passes_per_example']:.1f} passes/example, "
                   f"{seconds:.0f} s)", flush=True)
@@ -389,7 +395,7 @@ def header(results: dict) -> str:
             f"{load_text(results)}), TensorFlow "
             f"{m['tensorflow']}, commit {results['commit']}"
             + (f" (cells measured at {', '.join(results['commits'])})"
-               if results.get("commits", [results["commit"]]) != [results["commit"]] else "")
+               if results.get("commits") and results["commits"] != [results["commit"]] else "")
             + "." + cells_per_machine(results))
 
 

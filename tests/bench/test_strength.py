@@ -119,7 +119,7 @@ def test_a_gap_of_one_discordant_image_is_not_resolved():
     assert rec["p"] == 1.0 and not rec["resolved"] and rec["discordant"] == 1
 
 
-def test_a_rerender_keeps_the_machine_and_date_the_cells_were_measured_on(results, tmp_path):
+def test_a_rerender_keeps_the_machine_date_and_commit_the_cells_were_measured_with(results, tmp_path):
     import json
     from bench.strength import main, parse_args, settings
     results["settings"] = settings(parse_args(["--n", "4"]))
@@ -130,7 +130,10 @@ def test_a_rerender_keeps_the_machine_and_date_the_cells_were_measured_on(result
           "--png", str(tmp_path / "s.png")])
     saved = json.loads(out.read_text())
     assert saved["machine"] == results["machine"] and saved["date"] == "2026-01-02"
-    assert "2026-01-02, Test CPU 9000, family 7 model 9 (" in (tmp_path / "s.md").read_text()
+    assert saved["commit"] == "abc1234" and saved["commits"] == ["abc1234"]  # not the renderer
+    text = (tmp_path / "s.md").read_text()
+    assert "2026-01-02, Test CPU 9000, family 7 model 9 (" in text
+    assert "commit abc1234." in text and "cells measured at" not in text
 
 
 def test_cells_from_several_machines_are_counted_per_machine_and_older_cells_get_the_record_s(
