@@ -218,6 +218,8 @@ def render(results: dict) -> str:
         "| --- |" + " ---: |" * len(summary),
     ]
     for name in ROWS:
+        if not any(name in b["rows"] for b in summary):
+            continue  # a row left out of every run (--attacks)
         cells = []
         for b in summary:
             r = b["rows"].get(name)
