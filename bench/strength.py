@@ -257,17 +257,17 @@ def main(argv=None):
     # The machine and date are those of the latest measured cell: a re-render (--no_run) or
     # a rerun that measures nothing keeps them.
     name_earlier_machine(results)
-    here, today = machine(), datetime.date.today().isoformat()
+    here, today, this_commit = machine(), datetime.date.today().isoformat(), _commit()
     results.setdefault("machine", here)
     results.setdefault("date", today)
     # Like the machine and date, "commit" is that of the latest measured cell; "commits" are
     # those of every run that measured cells (a re-render adds neither).
-    results.setdefault("commit", _commit())
+    results.setdefault("commit", this_commit)
     results["commits"] = sorted(commits)
 
     def measured_here() -> None:
-        results["machine"], results["date"], results["commit"] = here, today, _commit()
-        commits.add(results["commit"])
+        results["machine"], results["date"], results["commit"] = here, today, this_commit
+        commits.add(this_commit)
         results["commits"] = sorted(commits)
     for budget in [] if args.no_run else args.budget_list:           # every attack at a budget before the next budget
         for name in args.attack_list:

@@ -67,10 +67,10 @@ def parse_args(argv=None):
         args.seed_list = sorted({int(s) for s in args.seeds.split(",") if s.strip()})
     except ValueError:
         p.error(f"--budgets and --seeds must be integers, got {args.budgets!r}, {args.seeds!r}")
-    args.attack_list = [a.strip() for a in args.attacks.split(",") if a.strip()]
-    unknown = sorted(set(args.attack_list) - set(ROWS))
-    if unknown or not args.attack_list:
+    wanted = {a.strip() for a in args.attacks.split(",") if a.strip()}
+    if not wanted or wanted - set(ROWS):
         p.error(f"--attacks must name rows among {', '.join(ROWS)}, got {args.attacks!r}")
+    args.attack_list = [r for r in ROWS if r in wanted]  # in the table's order
     if args.n < 1 or args.start < 0 or args.epsilon <= 0 or not args.budget_list \
             or min(args.budget_list) < 1 or not args.seed_list or min(args.seed_list) < 0:
         p.error("--n must be >= 1, --start >= 0, --epsilon > 0, --budgets >= 1, --seeds >= 0")
@@ -100,7 +100,7 @@ def main(argv=None) -> dict:
     name_earlier_machine(results)
     # The header's machine and date are those of the latest run: a rerun that runs nothing
     # keeps them (each run also names its own CPU).
-    this_machine, today = machine(), datetime.date.today().isoformat()
+    this_machine, today, this_commit = machine(), datetime.date.today().isoformat(), _commit()
     results.setdefault("machine", this_machine)
     results.setdefault("date", today)
     results["clean_accuracy"] = float(np.mean(predict(model, x) == y))
@@ -108,7 +108,7 @@ def main(argv=None) -> dict:
     results.setdefault("commits", [])
     for budget in args.budget_list:
         for seed in args.seed_list:  # every row at a seed before the next seed
-            for name in (r for r in ROWS if r in args.attack_list):
+            for name in args.attack_list:
                 key = run_key(name, budget, seed)
                 saved = results["cells"].get(key)
                 if saved is not None and (name != "strongest"
@@ -131,7 +131,7 @@ def main(argv=None) -> dict:
                     cell["ensemble"] = members_record(budget)
                 results["cells"][key] = cell
                 results["machine"], results["date"] = this_machine, today
-                results["commits"] = sorted({*results["commits"], _commit()})
+                results["commits"] = sorted({*results["commits"], this_commit})
                 write_json(out, results)
                 print(f"{key}: {100 * cell['accuracy']:.1f}% "
                       f"({cell['passes_per_example']:.1f} passes/example, {seconds:.0f} s)",

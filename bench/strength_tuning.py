@@ -299,6 +299,13 @@ def choose_over(args) -> None:
     print(f"chosen per budget over {', '.join(labels)}: {chosen}", flush=True)
 
 
+def settings(args) -> dict:
+    """What a saved tuning file must share with this run for its runs to be kept."""
+    return {"dataset": args.dataset, "model_dir": args.model_dir, "start": args.start,
+            "n": args.n, "epsilon": args.epsilon, "batch_size": args.batch_size,
+            "compute_dtype": "float32", "seed": 0}
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.choose_list:
@@ -313,17 +320,19 @@ def main(argv=None):
     model = load_model(args.model_dir)
     x_all, y_all = load_dataset(args.dataset, "test")
     x, y = x_all[args.start:args.start + args.n], y_all[args.start:args.start + args.n]
-    settings = {"dataset": args.dataset, "model_dir": args.model_dir, "start": args.start, "n": args.n,
-                "epsilon": args.epsilon, "batch_size": args.batch_size,
-                "compute_dtype": "float32", "seed": 0}
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {}
-    if results.get("settings") != settings:
-        results = {"settings": settings, "candidates": {}}
+    if results.get("settings") != settings(args):
+        results = {"settings": settings(args), "candidates": {}}
     name_earlier_runs(results)
-    results.update(clean_accuracy=float(np.mean(predict(model, x) == y)), machine=machine(),
-                   commit=_commit(), date=datetime.date.today().isoformat())
-    here = cpu_text(results["machine"])
+    results["clean_accuracy"] = float(np.mean(predict(model, x) == y))
+    # The file's machine, commit and date are those of its latest run: a rerun that runs
+    # nothing keeps them (each run also names its own CPU).
+    latest = {"machine": machine(), "commit": _commit(),
+              "date": datetime.date.today().isoformat()}
+    for key, value in latest.items():
+        results.setdefault(key, value)
+    here = cpu_text(latest["machine"])
     for budget in args.budget_list:
         for name in args.candidate_list:
             members = CANDIDATES[name]
@@ -341,6 +350,7 @@ def main(argv=None):
                 runs[str(seed)] = {**state.summary(), "seconds": time.perf_counter() - began,
                                    "load_average": os.getloadavg()[0], "machine": here}
                 entry["budgets"][str(budget)] = with_means(runs)
+                results.update(latest)
                 write_json(out, results)
                 print(f"{name} @ {budget}, seed {seed}: {100 * state.accuracy:.1f}% "
                       f"({state.passes_per_example:.1f} passes/example, "

@@ -115,7 +115,16 @@ def test_attacks_flag_runs_only_the_named_rows(tmp_path):
 
 
 @pytest.mark.parametrize("attacks", ["strongest,PGD", "", " , "])
-def test_attacks_flag_rejects_unknown_or_empty_rows(attacks):
+def test_attacks_flag_rejects_unknown_or_empty_rows_in_one_line(attacks, capsys):
     from bench.strength_seeds import parse_args
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as err:
         parse_args(["--attacks", attacks])
+    assert err.value.code == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--attacks must name rows among strongest, ART APGD-CE, ART APGD-DLR" in message
+
+
+def test_attacks_flag_keeps_the_table_s_row_order():
+    from bench.strength_seeds import parse_args
+    args = parse_args(["--attacks", "ART APGD-DLR, strongest,strongest"])
+    assert args.attack_list == ["strongest", "ART APGD-DLR"]

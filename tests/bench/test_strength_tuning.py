@@ -157,3 +157,23 @@ def test_the_shipped_tuning_files_pass_the_tuning_file_check_and_others_name_the
     assert tuning_file_problem({k: v for k, v in ok.items() if k != "commit"}) == "no commit"
     assert tuning_file_problem({**ok, "candidates": {"c": {"budgets": []}}}) == (
         "candidate 'c' has no budgets object")
+
+
+def test_a_rerun_that_runs_nothing_keeps_the_machine_commit_and_date_of_the_latest_run(tmp_path):
+    import json
+    from bench.strength_tuning import main, parse_args, settings
+    name = NAMES[0]
+    argv = ["--n", "4", "--budgets", "10", "--seeds", "0", "--candidates", name]
+    run = {"accuracy": 0.5, "passes_per_example": 10.0, "machine": "Old CPU"}
+    saved = {"settings": settings(parse_args(argv)), "machine": {"cpu": "Old CPU"},
+             "commit": "abc1234", "date": "2026-01-02",
+             "candidates": {name: {"members": [m.record() for m in CANDIDATES[name]],
+                                   "budgets": {"10": {"runs": {"0": run}}}}}}
+    out = tmp_path / "t.json"
+    out.write_text(json.dumps(saved))
+    main([*argv, "--out", str(out)])
+    after = json.loads(out.read_text())
+    assert (after["machine"], after["commit"], after["date"]) == (
+        {"cpu": "Old CPU"}, "abc1234", "2026-01-02")
+    assert after["candidates"][name]["budgets"]["10"]["runs"] == {"0": run}  # nothing rerun
+    assert after["chosen"] == {"10": name}
