@@ -322,8 +322,9 @@ def main(argv=None):
     x, y = x_all[args.start:args.start + args.n], y_all[args.start:args.start + args.n]
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {}
-    if results.get("settings") != settings(args):
-        results = {"settings": settings(args), "candidates": {}}
+    wanted = settings(args)
+    if results.get("settings") != wanted:
+        results = {"settings": wanted, "candidates": {}}
     name_earlier_runs(results)
     results["clean_accuracy"] = float(np.mean(predict(model, x) == y))
     # The file's machine, commit and date are those of its latest run: a rerun that runs
