@@ -287,6 +287,34 @@ def seed_from_shipped(spec: CellSpec, cache_dir: str | Path, shipped_dir: str | 
     return True
 
 
+def ship_finished(spec: CellSpec, cache_dir: str | Path, shipped_dir: str | Path,
+                  model_digest: str, data_digest: str, attacks: int) -> tuple[int, int] | None:
+    """Copies ``spec``'s cell from a run's ``cache_dir`` into ``shipped_dir`` (the tracked
+    ``results/cells``): the reverse of :func:`seed_from_shipped`.
+
+    Copied, with its provenance, only when it is checked to be ``spec``'s, no attack of it is in
+    progress, it holds at least the ``attacks`` an artifact reads and more than the shipped copy
+    (so a cell some report reads is never replaced by a shorter one, and a half-finished cell
+    never ships). Returns ``(shipped attacks before, after)`` when copied, else None.
+
+    Raises:
+      CompatError: either file belongs to other settings or is damaged.
+    """
+    name = f"{spec.key(model_digest, data_digest)}.npz"
+    source, target = Path(cache_dir) / name, Path(shipped_dir) / name
+    if not source.is_file() or source.resolve() == target.resolve():
+        return None
+    record = _load(source, spec, model_digest, data_digest)
+    finished = len(record["correct"])
+    before = len(_load(target, spec, model_digest, data_digest)["correct"])
+    if record["partial"] is not None or finished < max(attacks, 1) or finished <= before:
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    content = source.read_bytes()
+    write_file_atomic(target, lambda f: f.write(content))
+    return before, finished
+
+
 def stored_attacks(spec: CellSpec, cache_dir: str | Path, model_digest: str,
                    data_digest: str) -> int:
     """Attacks of ``spec`` already finished in ``cache_dir`` (0 when none)."""

@@ -7,7 +7,8 @@ import tensorflow as tf
 
 import attacks
 from experiments import report
-from experiments.cells import CellSpec, add_compute, run_cell, seed_from_shipped, stored_attacks
+from experiments.cells import (CellSpec, add_compute, run_cell, seed_from_shipped, ship_finished,
+                               stored_attacks)
 from mnist_challenge_compat import CompatError, load_dataset, load_model
 from workflow.evaluate import default_model_dir
 from workflow.fingerprint import data_sha256
@@ -199,3 +200,50 @@ def test_a_shipped_cell_of_other_settings_is_refused(mnist_model_and_data, tmp_p
     with pytest.raises(CompatError, match="belongs to other settings"):
         seed_from_shipped(other, tmp_path / "store", shipped, "m", "d")
     assert not (tmp_path / "store").exists()
+
+
+class _StopAfterFirstSegment(Exception):
+    pass
+
+
+def _stop_in_second_attack(spec, k, j, example_steps):
+    if k == 1 and j == 0:
+        raise _StopAfterFirstSegment
+
+
+def test_a_run_ships_only_finished_cells_that_hold_the_attacks_read_and_more_than_shipped(
+        mnist_model_and_data, tmp_path):
+    model, x, y = mnist_model_and_data
+    run, shipped = tmp_path / "run" / "cells", tmp_path / "shipped"
+    run_cell(_spec(), model, x, y, attacks=1, cache_dir=run, model_digest="m", data_digest="d")
+    assert ship_finished(_spec(), run, shipped, "m", "d", attacks=2) is None  # 1 of the 2 read
+    assert not shipped.exists()
+    assert ship_finished(_spec(), run, shipped, "m", "d", attacks=1) == (0, 1)
+    [path] = shipped.iterdir()
+    assert path.read_bytes() == (run / path.name).read_bytes()
+    assert ship_finished(_spec(), run, shipped, "m", "d", attacks=1) is None  # not more than shipped
+    # An attack in progress (second attack stopped after its first segment) does not ship.
+    with pytest.raises(_StopAfterFirstSegment):
+        run_cell(_spec(), model, x, y, attacks=2, cache_dir=run, model_digest="m",
+                 data_digest="d", on_segment=_stop_in_second_attack)
+    assert ship_finished(_spec(), run, shipped, "m", "d", attacks=1) is None
+    assert stored_attacks(_spec(), shipped, "m", "d") == 1
+    grown = run_cell(_spec(), model, x, y, attacks=2, cache_dir=run, model_digest="m",
+                     data_digest="d")
+    assert ship_finished(_spec(), run, shipped, "m", "d", attacks=2) == (1, 2)
+    seeded = run_cell(_spec(), model, x, y, attacks=2, cache_dir=shipped, model_digest="m",
+                      data_digest="d", on_segment=lambda *a: pytest.fail("recomputed"))
+    np.testing.assert_array_equal(seeded.correct, grown.correct)
+    assert seeded.provenance == grown.provenance
+
+
+def test_shipping_refuses_a_run_cell_of_other_settings(mnist_model_and_data, tmp_path):
+    model, x, y = mnist_model_and_data
+    run, shipped = tmp_path / "run", tmp_path / "shipped"
+    run_cell(_spec(), model, x, y, attacks=1, cache_dir=run, model_digest="m", data_digest="d")
+    [path] = run.iterdir()
+    other = _spec(method="pqgd", b=100.0)
+    path.rename(run / f"{other.key('m', 'd')}.npz")
+    with pytest.raises(CompatError, match="belongs to other settings"):
+        ship_finished(other, run, shipped, "m", "d", attacks=1)
+    assert not shipped.exists()

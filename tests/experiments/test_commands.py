@@ -180,6 +180,8 @@ def test_secret_model_command_refuses_a_wrong_digest_and_a_path_escaping_zip(tmp
     ("table2", ["surplus"], "unexpected arguments"),
     ("run_all", ["table9"], "unknown artifact(s) table9; known: table2,"),
     ("run_all", ["table2", "--only=table3"], "either as arguments or with --only"),
+    ("ship_cells", [], "name the artifacts whose cells to ship"),
+    ("ship_cells", ["table9"], "unknown: table9"),
 ])
 def test_bad_flags_give_one_line_and_exit_1(command, args, message, tmp_path):
     proc = _run(command, *args, f"--output_dir={tmp_path}")
@@ -231,6 +233,31 @@ def test_stored_only_rerenders_finished_cells_to_the_same_rows(table2_dir, tmp_p
     assert again["rows"] == first["rows"] and again["pending"] == []
 
 
+def test_ship_cells_copies_a_runs_finished_cells_that_rerender_the_same_table(table2_dir,
+                                                                             tmp_path):
+    shipped, out = tmp_path / "shipped", tmp_path / "out"
+    args = ("table2", f"--num_examples={N}", f"--runs={RUNS}", f"--output_dir={table2_dir}",
+            f"--shipped_cells={shipped}")
+    proc = _run("ship_cells", *args)
+    assert proc.returncode == 0, proc.stderr[-1000:]
+    assert "6 cell(s) shipped into" in proc.stdout and "not finished" not in proc.stdout
+    copies = sorted(shipped.iterdir())
+    assert len(copies) == 6
+    for path in copies:
+        assert path.read_bytes() == (table2_dir / "cells" / path.name).read_bytes()
+    again = _run("ship_cells", *args)
+    assert again.returncode == 0 and "0 cell(s) shipped into" in again.stdout
+    render = _run("table2", f"--num_examples={N}", f"--runs={RUNS}", "--stored_only",
+                  f"--cache_dir={shipped}", "--shipped_cells=", f"--output_dir={out}")
+    assert render.returncode == 0, render.stderr[-1000:]
+    assert (json.loads((out / "table2.json").read_text())["rows"]
+            == json.loads((table2_dir / "table2.json").read_text())["rows"])
+    same = _run("ship_cells", "table2", f"--num_examples={N}", f"--cache_dir={shipped}",
+                f"--shipped_cells={shipped}")
+    [line] = _errors("ship_cells", same.stderr)
+    assert same.returncode == 1 and "are the same folder" in line
+
+
 @pytest.mark.parametrize("command, needs", [("table2", "needs its PGD cell finished"),
                                             ("figure4", "needs every cell finished")])
 def test_stored_only_without_the_cells_it_needs_fails_in_one_line_computing_nothing(
@@ -256,7 +283,7 @@ def test_an_unwritable_output_folder_fails_in_one_line_before_any_work(tmp_path)
 
 # command -> a flag its --help must list: the shared flags live in experiments/common.py.
 HELP_FLAGS = {**{name: "num_examples" for name in sorted(ARTIFACTS)},
-              "run_all": "only", "secret_model": "sha256"}
+              "run_all": "only", "secret_model": "sha256", "ship_cells": "shipped_cells"}
 
 
 @pytest.mark.parametrize("command", [
