@@ -201,8 +201,11 @@ def _command(name: str, sizes: Sizes) -> str:
     return " ".join(parts)
 
 
-def _noise_note(n: int, runs: int) -> str:
-    return (f"Noise: Avg's 95% interval is the Wilson interval over the {n:,} images. A "
+def _noise_note(n: int | dict[str, int], runs: int) -> str:
+    """``n``: the images, or per dataset name when the panels differ (Figure 3)."""
+    images = (f"{n:,} images" if isinstance(n, int) else "images of its panel ("
+              + ", ".join(f"{DATASET_NAMES[ds]} {k:,}" for ds, k in n.items()) + ")")
+    return (f"Noise: Avg's 95% interval is the Wilson interval over the {images}. A "
             f"difference is paired over the same images (per image: fraction of the {runs} "
             f"run(s) still correct). Its 95% interval names its method: with one run each, "
             f"'{EXACT_CONDITIONAL}' (Clopper-Pearson on how the discordant images split, "
@@ -580,7 +583,7 @@ def _figure3_render(targets, results, sizes, out):
             + "\n".join(sections)
             + f"\n{_multiplicity_note(comparisons, 0, None)}\n\n"
             + f"{_same_runs_note('figure3', sizes, within)}\n\n"
-            + f"{_noise_note(sizes.n('mnist'), sizes.runs)}\n"
+            + f"{_noise_note({ds: sizes.n(ds) for ds in plan.ARTIFACT_DATASETS['figure3']}, sizes.runs)}\n"
             + _footer(_command("figure3", sizes), results, specs))
     return _write_outputs(out, "figure3", text, data, compute_provenance(results, specs), png)
 
