@@ -201,8 +201,9 @@ def compute(jobs: Sequence[tuple[Target, CellSpec, int]],
     """Computes every ``(target, cell, attacks)`` job (resuming stored work), with progress.
 
     Prints one line per finished segment: the cell, attack k/K, example-steps/s and the ETA
-    of everything still to do in this command. ``stored_only``: computes nothing; the result
-    holds only the cells already finished (``attacks`` of them stored).
+    of everything still to do in this command. ``stored_only``: computes nothing; each cell
+    is read back with the attacks it has stored, finished or not (fewer than ``attacks``: a
+    report marks it pending with what it still needs).
     """
     store = cache_dir()
     todo: Counter = Counter()
@@ -221,10 +222,11 @@ def compute(jobs: Sequence[tuple[Target, CellSpec, int]],
         if unfinished:
             log(f"--stored_only: {len(unfinished)} cell(s) not finished, not computed: "
                 + ", ".join(f"{c.dataset} {c.label}" for c in unfinished))
-        jobs = [job for job in jobs if job[1] not in unfinished]
         todo.clear()
-    log(f"{len(jobs)} cell(s); {sum(todo.values()):,} example-steps to compute "
-        f"(stored cells in {store})")
+    log(f"{len(jobs) - (len(unfinished) if stored_only else 0)} cell(s); "
+        f"{sum(todo.values()):,} example-steps to compute (stored cells in {store})")
+    if stored_only:  # an unfinished cell is read back as far as it is stored (0 attacks: none)
+        jobs = [(t, spec, 0 if spec in unfinished else a) for t, spec, a in jobs]
     done: Counter = Counter()
     spent: Counter = Counter()
     last = time.perf_counter()

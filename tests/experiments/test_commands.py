@@ -13,7 +13,7 @@ import pytest
 
 import attacks
 from experiments.artifacts import ARTIFACTS
-from mnist_challenge_compat import load_dataset, load_model
+from mnist_challenge_compat import load_dataset, load_model, load_state, save_state
 from tests.conftest import assert_help_lists
 from workflow.evaluate import default_model_dir
 
@@ -231,6 +231,24 @@ def test_stored_only_rerenders_finished_cells_to_the_same_rows(table2_dir, tmp_p
     again = json.loads((tmp_path / "table2.json").read_text())
     first = json.loads((table2_dir / "table2.json").read_text())
     assert again["rows"] == first["rows"] and again["pending"] == []
+
+
+def test_stored_only_marks_a_partly_stored_cell_pending_with_the_attacks_it_holds(table2_dir,
+                                                                                 tmp_path):
+    cache = tmp_path / "cells"
+    shutil.copytree(table2_dir / "cells", cache)
+    [blob] = cache.glob("mnist-BLOB-eps0.3-*.npz")
+    arrays, meta = load_state(blob)
+    save_state(blob, {"correct": arrays["correct"][:1]}, meta)  # 1 of its 2 attacks stored
+    proc = _run("table2", f"--num_examples={N}", f"--runs={RUNS}", "--stored_only",
+                f"--cache_dir={cache}", "--shipped_cells=", f"--output_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-1000:]
+    assert "5 cell(s); 0 example-steps to compute" in proc.stdout
+    text = (tmp_path / "table2.md").read_text()
+    assert (f"| BLOB | 90.48 / 90.56 | pending: cell not finished (1 of {RUNS} attacks; "
+            f"{(RUNS - 1) * N * 200:,} example-steps to compute) |") in text
+    assert json.loads((tmp_path / "table2.json").read_text())["pending"] == ["BLOB"]
+    assert load_state(blob)[0]["correct"].shape[0] == 1  # read, not extended
 
 
 def test_ship_cells_copies_a_runs_finished_cells_that_rerender_the_same_table(table2_dir,
