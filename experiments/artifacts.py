@@ -82,8 +82,8 @@ def produce(artifact: Artifact, sizes: Sizes, output_dir: str | Path,
     log(f"{artifact.name}: {artifact.title} [preset {sizes.preset}]")
     jobs = artifact.jobs(targets, sizes)
     results = compute(jobs, log, stored_only=stored_only)
-    missing = [spec for _, spec, attacks in jobs
-               if attacks and (spec not in results or results[spec].attacks < attacks)]
+    # compute returns every job's cell, an unfinished one with the attacks it has stored.
+    missing = [spec for _, spec, attacks in jobs if results[spec].attacks < attacks]
     if missing and not artifact.partial:
         raise ValueError(_unfinished_error(artifact.name, "every cell", missing))
     paths = artifact.render(targets, results, sizes, Path(output_dir))

@@ -44,9 +44,9 @@ def needed_attacks(names: list[str]) -> dict[CellSpec, int]:
 
 def ship(names: list[str], log=print) -> int:
     """Copies the named artifacts' finished cells (see the module doc); returns how many."""
-    source, target = common.cache_dir(), Path(FLAGS.shipped_cells)
     if not FLAGS.shipped_cells:
         raise ValueError("--shipped_cells is empty: name the folder to ship into")
+    source, target = common.cache_dir(), Path(FLAGS.shipped_cells)
     if source.resolve() == target.resolve():
         raise ValueError(f"the run's cells ({source}) and --shipped_cells are the same folder")
     if not source.is_dir():
