@@ -131,6 +131,22 @@ def load_target(dataset: str, n: int) -> Target:
       CompatError: a missing model or data set, in one line saying where to get it and which
         flag takes it (checked before anything is loaded).
     """
+    model_dir, x, y, digests = _locate(dataset, n)
+    model = load_model(model_dir, arch=protocol(dataset).arch)
+    return Target(dataset=dataset, model=model, model_dir=model_dir, x=x, y=y,
+                  digest=_model_digest(digests), checkpoint_sha256=digests,
+                  data_digest=data_sha256(x, y))
+
+
+def target_digests(dataset: str, n: int) -> tuple[str, str]:
+    """``(digest, data_digest)`` of :func:`load_target`'s target (the two halves of a cell's
+    key) without building the model: for commands that only find cells."""
+    _, x, y, digests = _locate(dataset, n)
+    return _model_digest(digests), data_sha256(x, y)
+
+
+def _locate(dataset: str, n: int) -> tuple[str, np.ndarray, np.ndarray, dict]:
+    """The model folder, the first ``n`` test images and labels, the checkpoint sha256s."""
     prefix = _flag_prefix(dataset)
     given = preset_model_dir(dataset, FLAGS.preset, getattr(FLAGS, f"{prefix}_model_dir"))
     model_dir = str(require_model_dir(dataset, given, flag=f"{prefix}_model_dir"))
@@ -139,12 +155,11 @@ def load_target(dataset: str, n: int) -> Target:
     x_all, y_all = load_dataset(dataset, "test", data_dir)
     if n > len(x_all):
         raise ValueError(f"num_examples must be at most {len(x_all)} for {dataset}, got {n}")
-    digests = checkpoint_sha256(model_dir)
-    model = load_model(model_dir, arch=protocol(dataset).arch)
-    digest = hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()
-    x, y = x_all[:n], y_all[:n]
-    return Target(dataset=dataset, model=model, model_dir=model_dir, x=x, y=y, digest=digest,
-                  checkpoint_sha256=digests, data_digest=data_sha256(x, y))
+    return model_dir, x_all[:n], y_all[:n], checkpoint_sha256(model_dir)
+
+
+def _model_digest(checkpoint_digests: dict) -> str:
+    return hashlib.sha256(json.dumps(checkpoint_digests, sort_keys=True).encode()).hexdigest()
 
 
 def _flag_prefix(dataset: str) -> str:

@@ -52,20 +52,20 @@ def ship(names: list[str], log=print) -> int:
     if not source.is_dir():
         raise ValueError(f"no cell folder {source} (pass the run's --output_dir or --cache_dir)")
     need = needed_attacks(names)
-    targets = {}
+    keys = {}
     shipped, waiting = 0, []
     for spec, attacks in need.items():
-        key = (spec.dataset, spec.num_examples)
-        if key not in targets:
-            targets[key] = common.load_target(*key)
-        t = targets[key]
-        moved = ship_finished(spec, source, target, t.digest, t.data_digest, attacks)
+        where = (spec.dataset, spec.num_examples)
+        if where not in keys:
+            keys[where] = common.target_digests(*where)
+        digest, data_digest = keys[where]
+        moved = ship_finished(spec, source, target, digest, data_digest, attacks)
         if moved is not None:
             shipped += 1
             log(f"shipped {spec.dataset} {spec.label} eps={spec.epsilon:g}: "
                 f"{moved[0]} -> {moved[1]} attacks")
             continue
-        have = stored_attacks(spec, source, t.digest, t.data_digest)
+        have = stored_attacks(spec, source, digest, data_digest)
         if have < attacks:
             waiting.append(f"{spec.dataset} {spec.label} eps={spec.epsilon:g} ({have}/{attacks})")
     if waiting:
