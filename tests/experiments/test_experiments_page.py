@@ -40,7 +40,9 @@ def _same_p(quoted: str, p: float) -> bool:
 
 
 def _check_difference(text: str, diff: dict, where: str) -> None:
-    """``text`` like '-1.96 [-2.45, -1.47]; p = 2.2e-16 (192 discordant)' quotes ``diff``."""
+    """``text`` like '-1.96 [-2.45, -1.47]; p = 2.2e-16 (192 discordant)' quotes ``diff``: its
+    mean and p, and its discordant count, interval and Holm p where printed; no other number."""
+    checked = 2
     mean = re.match(rf"\(?(?:vs PGD |BLOB - PGD: )?({NUMBER})", text)
     assert mean, where
     assert float(mean.group(1)) == pytest.approx(round(100 * diff["mean"], 2), abs=0.006), where
@@ -48,14 +50,18 @@ def _check_difference(text: str, diff: dict, where: str) -> None:
     assert p and _same_p(p.group(1), diff["p"]), (where, text, diff["p"])
     count = re.search(r"\((\d+)(?: discordant)?\)|, (\d+)(?: discordant)?\)", text)
     if count:
+        checked += 1
         assert int(count.group(1) or count.group(2)) == diff["discordant"], (where, text)
     interval = re.search(rf"\[({NUMBER}), ({NUMBER})\]", text)
     if interval:
+        checked += 2
         assert float(interval.group(1)) == pytest.approx(100 * diff["low"], abs=0.006), where
         assert float(interval.group(2)) == pytest.approx(100 * diff["high"], abs=0.006), where
     holm = re.search(rf"Holm ({NUMBER})", text)
     if holm:
+        checked += 1
         assert _same_p(holm.group(1), diff["p_holm"]), (where, text)
+    assert len(re.findall(NUMBER, text)) == checked, (where, text)  # none left unchecked
 
 
 @pytest.mark.parametrize("marker", sorted(QUOTED_TABLES))
@@ -74,6 +80,7 @@ def test_experiments_page_tables_quote_the_shipped_json(marker):
             continue
         row, quoted = rows[label], quoted + 1
         numbers = re.findall(NUMBER, cells[ours])
+        assert len(numbers) in (1, 2), where  # 'Avg' or 'Worst / Avg'
         assert float(numbers[-1]) == pytest.approx(round(100 * row["avg"], 2), abs=0.006), where
         if len(numbers) == 2:
             assert float(numbers[0]) == pytest.approx(round(100 * row["worst"], 2),
