@@ -12,24 +12,29 @@ from mnist_challenge_compat.atomic import write_file_atomic
 from workflow.plots import pyplot
 
 
-def machine() -> str:
-    """``"AMD EPYC ... (2 cores, 24 GiB)"``: the CPU model, the cores this process may use and
-    the memory (where ``/proc/meminfo`` tells it)."""
+def machine(cpuinfo: str | Path = "/proc/cpuinfo", meminfo: str | Path = "/proc/meminfo") -> str:
+    """``"AMD EPYC, family 26 model 2 (2 cores, 24 GiB)"``: the CPU model with its family and
+    model numbers (a virtual machine's model name can be as generic as "AMD EPYC", and two
+    generations under that name differ in speed several-fold), the cores this process may use
+    and the memory (where the files tell them)."""
     name = platform.processor() or platform.machine()
+    fields: dict[str, str] = {}
     memory = ""
     try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    memory = f", {round(int(line.split()[1]) / 2 ** 20)} GiB"
-                    break
+        for line in Path(cpuinfo).read_text().splitlines():
+            if not line.strip():
+                break  # the first processor's block is enough
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+        for line in Path(meminfo).read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = f", {round(int(line.split()[1]) / 2 ** 20)} GiB"
+                break
     except (OSError, ValueError, IndexError):
         pass
+    name = fields.get("model name", name)
+    if fields.get("cpu family") and fields.get("model"):
+        name += f", family {fields['cpu family']} model {fields['model']}"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return f"{name} ({cores} cores{memory})"
 
