@@ -280,9 +280,9 @@ def seed_from_shipped(spec: CellSpec, cache_dir: str | Path, shipped_dir: str | 
     source, target = Path(shipped_dir) / name, Path(cache_dir) / name
     if target.exists() or not source.is_file() or source.resolve() == target.resolve():
         return False
-    _load(source, spec, model_digest, data_digest)  # checks it before it is copied
-    target.parent.mkdir(parents=True, exist_ok=True)
     content = source.read_bytes()
+    _load(source, spec, model_digest, data_digest, content)  # checks the bytes it copies
+    target.parent.mkdir(parents=True, exist_ok=True)
     write_file_atomic(target, lambda f: f.write(content))
     return True
 
@@ -304,13 +304,15 @@ def ship_finished(spec: CellSpec, cache_dir: str | Path, shipped_dir: str | Path
     source, target = Path(cache_dir) / name, Path(shipped_dir) / name
     if not source.is_file() or source.resolve() == target.resolve():
         return None
-    record = _load(source, spec, model_digest, data_digest)
+    # The bytes checked are the bytes copied: a run may replace the file (atomically) with a
+    # half-finished attack between a check and a second read.
+    content = source.read_bytes()
+    record = _load(source, spec, model_digest, data_digest, content)
     finished = len(record["correct"])
     before = len(_load(target, spec, model_digest, data_digest)["correct"])
     if record["partial"] is not None or finished < max(attacks, 1) or finished <= before:
         return None
     target.parent.mkdir(parents=True, exist_ok=True)
-    content = source.read_bytes()
     write_file_atomic(target, lambda f: f.write(content))
     return before, finished
 
@@ -322,11 +324,13 @@ def stored_attacks(spec: CellSpec, cache_dir: str | Path, model_digest: str,
     return len(_load(path, spec, model_digest, data_digest)["correct"]) if path.exists() else 0
 
 
-def _load(path: Path, spec: CellSpec, model_digest: str, data_digest: str) -> dict:
+def _load(path: Path, spec: CellSpec, model_digest: str, data_digest: str,
+          content: bytes | None = None) -> dict:
+    """``path``'s cell (or ``content``, its bytes already read), checked to be ``spec``'s."""
     empty = {"correct": [], "partial": None, "seconds": 0.0, "provenance": []}
-    if not path.exists():
+    if content is None and not path.exists():
         return empty
-    arrays, meta = load_state(path)
+    arrays, meta = load_state(path, content)
     if meta.get("spec") != spec.record() \
             or meta.get("model_digest") != model_digest or meta.get("data_digest") != data_digest \
             or meta.get("format") != CELL_FORMAT:

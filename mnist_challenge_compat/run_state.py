@@ -33,11 +33,17 @@ def save_state(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], meta: 
     write_file_atomic(path, write)
 
 
-def load_state(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Reads a state file written by :func:`save_state`; CompatError if it is unreadable."""
+def load_state(path: str | os.PathLike, content: bytes | None = None
+               ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Reads a state file written by :func:`save_state`; CompatError if it is unreadable.
+
+    ``content``: the file's bytes, already read (then ``path`` only names it in errors), so a
+    caller that copies those bytes checks exactly what it copies, even while a running job
+    replaces the file.
+    """
     name = os.fspath(path)
     try:
-        data = np.load(name, allow_pickle=False)
+        data = np.load(name if content is None else io.BytesIO(content), allow_pickle=False)
     except FileNotFoundError:
         raise CompatError(f"{name}: state file not found") from None
     except IsADirectoryError:

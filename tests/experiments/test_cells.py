@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import attacks
-from experiments import report
+from experiments import cells, report
 from experiments.cells import (CellSpec, add_compute, run_cell, seed_from_shipped, ship_finished,
                                stored_attacks)
 from mnist_challenge_compat import CompatError, load_dataset, load_model
@@ -235,6 +235,30 @@ def test_a_run_ships_only_finished_cells_that_hold_the_attacks_read_and_more_tha
                       data_digest="d", on_segment=lambda *a: pytest.fail("recomputed"))
     np.testing.assert_array_equal(seeded.correct, grown.correct)
     assert seeded.provenance == grown.provenance
+
+
+def test_shipping_copies_the_bytes_it_checked_when_a_run_replaces_the_cell_meanwhile(
+        mnist_model_and_data, tmp_path, monkeypatch):
+    model, x, y = mnist_model_and_data
+    run, shipped = tmp_path / "run", tmp_path / "shipped"
+    run_cell(_spec(), model, x, y, attacks=1, cache_dir=run, model_digest="m", data_digest="d")
+    [path] = run.iterdir()
+    finished = path.read_bytes()
+    with pytest.raises(_StopAfterFirstSegment):
+        run_cell(_spec(), model, x, y, attacks=2, cache_dir=run, model_digest="m",
+                 data_digest="d", on_segment=_stop_in_second_attack)
+    half_done = path.read_bytes()
+    path.write_bytes(finished)
+    real_load_state = cells.load_state
+
+    def load_then_run_saves(where, content=None):  # the running job's atomic save lands here
+        loaded = real_load_state(where, content)
+        if where == path:
+            path.write_bytes(half_done)
+        return loaded
+    monkeypatch.setattr(cells, "load_state", load_then_run_saves)
+    assert ship_finished(_spec(), run, shipped, "m", "d", attacks=1) == (0, 1)
+    assert (shipped / path.name).read_bytes() == finished  # never the half-finished attack
 
 
 def test_shipping_refuses_a_run_cell_of_other_settings(mnist_model_and_data, tmp_path):

@@ -41,3 +41,14 @@ def test_metadata_that_is_not_an_object_is_refused(tmp_path):
 def test_a_folder_is_a_one_line_error(tmp_path):
     with pytest.raises(CompatError, match="is a directory"):
         load_state(tmp_path)
+
+
+def test_bytes_already_read_are_parsed_instead_of_the_file_and_errors_name_the_path(tmp_path):
+    save_state(tmp_path / "old.npz", {"x": np.zeros(2)}, {"v": 1})
+    content = (tmp_path / "old.npz").read_bytes()
+    save_state(tmp_path / "s.npz", {"x": np.ones(3)}, {"v": 2})  # the file now holds another
+    arrays, meta = load_state(tmp_path / "s.npz", content)
+    assert meta == {"v": 1}
+    np.testing.assert_array_equal(arrays["x"], np.zeros(2))
+    with pytest.raises(CompatError, match=r"s\.npz: corrupt state file"):
+        load_state(tmp_path / "s.npz", b"not a zip")
