@@ -264,6 +264,38 @@ def test_table3_shows_stored_baseline_cells_as_rows_and_marks_missing_ones_pendi
     assert diff["high"] == pytest.approx(3 / n * (2 * (1 - 0.025 ** (1 / 3)) - 1), rel=1e-6)
 
 
+def test_table3_tests_the_papers_claim_that_blob_qg_200_is_below_each_baseline(tmp_path):
+    n = 10
+    sizes = plan.sizes_for("table3", num_examples=n, table3_baselines=True)
+    target = Target("mnist", None, "elsewhere", np.zeros(n), None, "m", {}, "d")
+    target.__dict__["clean_accuracy"] = 1.0
+
+    def correct_of(label):
+        out = np.ones((5, n), bool)
+        if label == "BLOB_QG_200":
+            out[0, :6] = False  # merged over the 5 restarts: images 0-5 broken
+        if label == "MultiTargeted":
+            out[4, 5] = False  # image 5 only: 5 discordant images, all broken by BLOB_QG_200
+        return out
+
+    results = _synthetic_results("table3", sizes, correct_of)
+    del results[plan.table3_baseline_specs(sizes)["Interval Attack"]]  # pending: no rival test
+    ARTIFACTS["table3"].render({"mnist": target}, results, sizes, tmp_path)
+    data = json.loads((tmp_path / "table3.json").read_text())
+    surrogate = {r["attack"]: r for r in data["rows"]}["Surrogate"]
+    assert surrogate["rival"] == "BLOB_QG_200"
+    diff = surrogate["diff_rival_minus_this"]
+    assert (diff["test"], diff["discordant"]) == ("exact McNemar", 5)
+    assert diff["mean"] == pytest.approx(-5 / n)
+    assert diff["p"] == pytest.approx(2 / 2 ** 5)
+    assert diff["high"] == pytest.approx(5 / n * (2 * (1 - 0.025 ** (1 / 5)) - 1), rel=1e-6)
+    text = (tmp_path / "table3.md").read_text()
+    assert "BLOB_QG_200 - Surrogate: -50.00 [" in text
+    assert "BLOB_QG_200 - Interval Attack" not in text
+    # 5 rows against PGD, the 2 BLOB_QG rows against BLOB, the Surrogate against PGD and BLOB_QG_200.
+    assert data["comparisons"]["total"] == 5 + 2 + 2
+
+
 def test_table3_counts_the_compute_of_its_baseline_cells(tmp_path):
     n = 10
     sizes = plan.sizes_for("table3", num_examples=n, table3_baselines=True)
