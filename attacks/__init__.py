@@ -19,7 +19,8 @@ formats. The public seam an attack is made of (shapes ``(M, *S)`` float32 images
   (``w . logits``, ``w = aux``);
 - the driver: :class:`StepRunner` (``run(x, x_nat, y, n)``), the one compiled step loop;
 - compute dtype: ``compute_dtype="auto"`` picks bfloat16 only where a cached calibration
-  on this machine shows it faster (:func:`resolve_compute_dtype`, ``attacks.calibration``);
+  on this machine shows it faster (:func:`resolve_compute_dtype`, ``attacks.calibration``;
+  the machine is named by :func:`cpu_model`, which experiment reports record too);
   :func:`model_in_dtype` is the reduced-precision copy the loop attacks (weights refreshed
   from the float32 model on every call, so a model trained in between is attacked as it is);
 - restarts: ``skip_broken`` (``AttackConfig``) attacks only the unbroken examples after the
@@ -62,7 +63,7 @@ passes it spent.
 from attacks.apgd import APGDStep, checkpoints, top_targets
 from attacks.api import (RestartState, Runners, attack, attack_model, make_runner, make_runners,
                          model_input_shape, perturb, predict, random_targets, run_restart)
-from attacks.calibration import resolve_compute_dtype
+from attacks.calibration import cpu_model, resolve_compute_dtype
 from attacks.config import APGD_METHODS, KEEP, METHODS, NORMS, STARTS, AttackConfig
 from attacks.distribute import (all_gather_bytes, check_groups, check_strategy, is_chief,
                                 is_multi_worker, pack_arrays, run_schedule, unpack_arrays,
@@ -82,7 +83,7 @@ __all__ = ["DEFAULT_BUDGET", "DEFAULT_PLAN", "EnsembleState", "Member",
            "Loss", "METHODS", "NORMS", "Objective", "RestartState", "Runners", "RunsState",
            "STARTS", "StepRule", "StepRunner",
            "UnitFn", "attack", "attack_model", "attack_runs", "blob_direction",
-           "all_gather_bytes", "blob_direction_fn", "check_groups", "check_strategy", "checkpoints", "is_chief", "is_multi_worker", "pack_arrays", "unpack_arrays",
+           "all_gather_bytes", "blob_direction_fn", "check_groups", "check_strategy", "checkpoints", "cpu_model", "is_chief", "is_multi_worker", "pack_arrays", "unpack_arrays",
            "gradient_direction", "make_loss", "make_runner", "make_runners",
            "model_in_dtype", "model_input_shape", "per_example_loss", "perturb", "predict", "quantize",
            "quantized_unit", "random_targets", "raw_unit", "resolve_compute_dtype", "resolve_xla", "run_restart", "run_schedule", "worker_count", "worker_rank",

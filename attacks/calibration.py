@@ -74,15 +74,24 @@ def cache_dir() -> Path:
     return Path(base) / "qg-attacks"
 
 
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``, as ``lscpu`` shows it), else what Python knows."""
+def cpu_model(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str:
+    """The CPU as ``lscpu`` names it, with its family and model numbers where the system gives
+    them (``"AMD EPYC, family 26 model 2"``): a virtual machine's model name can be as generic
+    as "AMD EPYC", and generations under one name differ in speed several-fold. Else what
+    Python knows."""
+    fields: dict[str, str] = {}
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        for line in Path(cpuinfo).read_text().splitlines():
+            if not line.strip():
+                break  # the first processor's block is enough
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip().lower(), value.strip())
     except OSError:
         pass
-    return platform.processor() or platform.machine() or "unknown"
+    name = fields.get("model name") or platform.processor() or platform.machine() or "unknown"
+    if fields.get("cpu family") and fields.get("model"):
+        name += f", family {fields['cpu family']} model {fields['model']}"
+    return name
 
 
 def machine() -> dict[str, object]:

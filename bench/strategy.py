@@ -13,21 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
-import subprocess
 import time
-
-
-def _cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-    except OSError:
-        return platform.processor() or "unknown"
-    for line in out.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def main() -> None:
@@ -60,7 +47,7 @@ def main() -> None:
         names = [f"/cpu:{i}" for i in range(max(counts))]
     import numpy as np
 
-    from attacks import AttackConfig, attack
+    from attacks import AttackConfig, attack, cpu_model
     from mnist_challenge_compat import load_dataset, load_model
 
     model = load_model(args.model_dir)
@@ -70,7 +57,7 @@ def main() -> None:
     for count in counts:
         configs[f"mirrored x{count}"] = tf.distribute.MirroredStrategy(names[:count])
     example_steps = args.num_examples * args.steps
-    record = {"cpu_model": _cpu_model(), "cores": __import__("os").cpu_count(),
+    record = {"cpu_model": cpu_model(), "cores": __import__("os").cpu_count(),
               "gpus": len(gpus), "devices": names, "tensorflow": tf.__version__,
               "num_examples": args.num_examples, "batch_size": args.batch_size,
               "steps": args.steps, "repeats": args.repeats, "methods": {}}

@@ -4,39 +4,28 @@ from __future__ import annotations
 import io
 import json
 import os
-import platform
 from pathlib import Path
 from typing import Sequence
 
+from attacks import cpu_model
 from mnist_challenge_compat.atomic import write_file_atomic
 from workflow.plots import pyplot
 
 
 def machine(cpuinfo: str | Path = "/proc/cpuinfo", meminfo: str | Path = "/proc/meminfo") -> str:
-    """``"AMD EPYC, family 26 model 2 (2 cores, 24 GiB)"``: the CPU model with its family and
-    model numbers (a virtual machine's model name can be as generic as "AMD EPYC", and two
-    generations under that name differ in speed several-fold), the cores this process may use
-    and the memory (where the files tell them)."""
-    name = platform.processor() or platform.machine()
-    fields: dict[str, str] = {}
+    """``"AMD EPYC, family 26 model 2 (2 cores, 24 GiB)"``: the CPU (see
+    :func:`attacks.cpu_model`), the cores this process may use and the memory
+    (where ``meminfo`` tells it)."""
     memory = ""
     try:
-        for line in Path(cpuinfo).read_text().splitlines():
-            if not line.strip():
-                break  # the first processor's block is enough
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
         for line in Path(meminfo).read_text().splitlines():
             if line.startswith("MemTotal:"):
                 memory = f", {round(int(line.split()[1]) / 2 ** 20)} GiB"
                 break
     except (OSError, ValueError, IndexError):
         pass
-    name = fields.get("model name", name)
-    if fields.get("cpu family") and fields.get("model"):
-        name += f", family {fields['cpu family']} model {fields['model']}"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{name} ({cores} cores{memory})"
+    return f"{cpu_model(cpuinfo)} ({cores} cores{memory})"
 
 
 def display_path(path: str | Path) -> str:

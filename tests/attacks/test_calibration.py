@@ -142,3 +142,13 @@ def test_auto_runs_the_attack_in_the_calibrated_dtype(tiny_model, monkeypatch, t
 def test_an_unknown_compute_dtype_is_refused_before_compute():
     with pytest.raises(ValueError, match="compute_dtype must be one of auto, float32, bfloat16"):
         AttackConfig(method="pgd", epsilon=0.1, steps=1, step_size=0.1, compute_dtype="float16")
+
+
+def test_cpu_model_adds_the_family_and_model_numbers_of_the_first_processor(tmp_path):
+    block = ("processor\t: {i}\nvendor_id\t: AuthenticAMD\ncpu family\t: {f}\nmodel\t\t: {m}\n"
+             "model name\t: AMD EPYC\n\n")
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(block.format(i=0, f=26, m=2) + block.format(i=1, f=25, m=17))
+    assert calibration.cpu_model(cpuinfo) == "AMD EPYC, family 26 model 2"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Some CPU\n")  # no family numbers
+    assert calibration.cpu_model(cpuinfo) == "Some CPU"

@@ -8,19 +8,16 @@ def _cores():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def test_machine_names_the_cpu_family_and_model_beside_a_generic_model_name(tmp_path):
+def test_machine_names_the_cpu_with_its_family_and_model_then_cores_and_memory(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
-    block = "processor\t: {i}\nvendor_id\t: AuthenticAMD\ncpu family\t: {f}\nmodel\t\t: {m}\n" \
-            "model name\t: AMD EPYC\n\n"
-    # The first processor's block is the one read, even when a later one says otherwise.
-    cpuinfo.write_text(block.format(i=0, f=26, m=2) + block.format(i=1, f=25, m=17))
+    cpuinfo.write_text("processor\t: 0\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\n")
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal:       24670000 kB\nMemFree:        1000 kB\n")
     assert report.machine(cpuinfo, meminfo) == \
         f"AMD EPYC, family 26 model 2 ({_cores()} cores, 24 GiB)"
 
 
-def test_machine_without_family_numbers_keeps_the_model_name_alone(tmp_path):
+def test_machine_without_memory_figures_names_cpu_and_cores(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nmodel name\t: Some CPU\n")
     assert report.machine(cpuinfo, tmp_path / "missing") == f"Some CPU ({_cores()} cores)"
