@@ -367,8 +367,8 @@ def _table_artifact(name: str, title: str) -> Artifact:
         rival = specs[labels.index(TABLE3_RIVAL)] if TABLE3_RIVAL in labels else None
         vs_rival = {}
         for label, c in baselines.items():
-            acc = results[c].accuracies(steps, sizes.runs, sizes.restarts)
             baseline_outcomes = results[c].outcomes(steps, sizes.runs, sizes.restarts)
+            acc = baseline_outcomes.mean(axis=1)
             diff = paired_difference(baseline_outcomes, base)
             comparisons += 1
             if rival is not None:

@@ -83,6 +83,14 @@ def test_provenance_lists_each_machine_once_with_its_time():
                        "seconds": 150.0}]
 
 
+def _mnist_target(n):
+    """An MNIST target of ``n`` images with no model behind it: the tables read only its clean
+    accuracy (1.0) and digests."""
+    target = Target("mnist", None, "elsewhere", np.zeros(n), None, "m", {}, "d")
+    target.__dict__["clean_accuracy"] = 1.0
+    return target
+
+
 def _synthetic_results(name, sizes, correct_of):
     """Cells of artifact ``name`` whose outcomes are ``correct_of(label)`` ((K, N) bool) at
     every milestone, computed nowhere."""
@@ -147,8 +155,7 @@ def test_table2_puts_the_papers_numbers_beside_ours_with_exact_tests_and_holm(tm
 def test_tables_mark_the_papers_attacks_we_do_not_run(tmp_path):
     n = 10
     sizes = plan.sizes_for("table3", num_examples=n)
-    target = Target("mnist", None, "elsewhere", np.zeros(n), None, "m", {}, "d")
-    target.__dict__["clean_accuracy"] = 1.0
+    target = _mnist_target(n)
     ARTIFACTS["table3"].render({"mnist": target},
                                _synthetic_results("table3", sizes, lambda l: np.ones((5, n), bool)),
                                sizes, tmp_path)
@@ -234,8 +241,7 @@ def test_table6_and_figure5_render_the_cells_of_one_set_of_cifar10_attacks(tmp_p
 def test_table3_shows_stored_baseline_cells_as_rows_and_marks_missing_ones_pending(tmp_path):
     n = 10
     sizes = plan.sizes_for("table3", num_examples=n, table3_baselines=True)
-    target = Target("mnist", None, "elsewhere", np.zeros(n), None, "m", {}, "d")
-    target.__dict__["clean_accuracy"] = 1.0
+    target = _mnist_target(n)
 
     def correct_of(label):
         out = np.ones((5, n), bool)
@@ -267,8 +273,7 @@ def test_table3_shows_stored_baseline_cells_as_rows_and_marks_missing_ones_pendi
 def test_table3_tests_the_papers_claim_that_blob_qg_200_is_below_each_baseline(tmp_path):
     n = 10
     sizes = plan.sizes_for("table3", num_examples=n, table3_baselines=True)
-    target = Target("mnist", None, "elsewhere", np.zeros(n), None, "m", {}, "d")
-    target.__dict__["clean_accuracy"] = 1.0
+    target = _mnist_target(n)
 
     def correct_of(label):
         out = np.ones((5, n), bool)
@@ -299,8 +304,7 @@ def test_table3_tests_the_papers_claim_that_blob_qg_200_is_below_each_baseline(t
 def test_table3_counts_the_compute_of_its_baseline_cells(tmp_path):
     n = 10
     sizes = plan.sizes_for("table3", num_examples=n, table3_baselines=True)
-    target = Target("mnist", None, "elsewhere", np.zeros(n), None, "m", {}, "d")
-    target.__dict__["clean_accuracy"] = 1.0
+    target = _mnist_target(n)
     results = _synthetic_results("table3", sizes, lambda label: np.ones((5, n), bool))
     where = {"machine": "Baseline CPU", "tensorflow": "9.9"}
     surrogate = plan.table3_baseline_specs(sizes)["Surrogate"]
@@ -317,8 +321,7 @@ def test_table3_counts_the_compute_of_its_baseline_cells(tmp_path):
 def test_a_table_marks_the_rows_whose_cells_are_not_finished_as_pending(tmp_path):
     n = 20
     sizes = plan.sizes_for("table2", num_examples=n)
-    target = Target("mnist", None, "elsewhere", np.zeros(n), None, "m", {}, "d")
-    target.__dict__["clean_accuracy"] = 1.0
+    target = _mnist_target(n)
 
     def correct_of(label):
         out = np.ones((5, n), bool)
@@ -370,8 +373,7 @@ def test_a_rerender_reports_the_cells_recorded_machine_not_the_rendering_one(tmp
                                                                              monkeypatch):
     n = 8
     sizes = plan.sizes_for("table2", num_examples=n)
-    target = Target("mnist", None, "elsewhere", np.zeros(n), None, "m", {}, "d")
-    target.__dict__["clean_accuracy"] = 1.0
+    target = _mnist_target(n)
     where = {"machine": "Machine A (3 cores, 8 GiB)", "tensorflow": "2.20.0"}
     results = {spec: CellResult(spec, np.ones((attacks, len(spec.milestones), n), bool), 60.0,
                                 [{**where, "first_date": "2026-11-02", "last_date": "2026-11-03",
